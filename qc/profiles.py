@@ -1,0 +1,138 @@
+"""Instrument profiles: keyword names, extension names, geometry and product categories.
+
+Nothing else in ``qc`` hard-wires the number of detectors, their shape or a keyword name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from qc.config import CRIRES_PLUS_CONFIG, QCConfig
+
+
+def _crires_setting_key(header: Mapping[str, Any]) -> str:
+    """``f"{cwlen:.3f}_{baffle:.3f}_{lamp}"``, e.g. ``2199.100_15.000_Halogen`` (contract 3)."""
+    cwlen = float(header["ESO INS WLEN CWLEN"])
+    baffle = float(header["ESO INS BAFFLE POS"])
+    lamp = str(header["ESO INS LAMP1 NAME"]).strip()
+    return f"{cwlen:.3f}_{baffle:.3f}_{lamp}"
+
+
+def _crires_plus_setting_key(header: Mapping[str, Any]) -> str:
+    """``<INS WLEN ID>_<INS OPTI8 ID>``, e.g. ``K2166_w_0.2`` (contract 8)."""
+    return f"{str(header['ESO INS WLEN ID']).strip()}_{str(header['ESO INS OPTI8 ID']).strip()}"
+
+
+@dataclass(frozen=True)
+class InstrumentProfile:
+    """What differs between instruments; pass one around instead of constants."""
+
+    name: str
+    """Profile id used in settings and the database (``crires``, ``crires+``)."""
+    table: str
+    """QC1 table name (contract 4 and 8)."""
+    reference_prefix: str
+    """Reference files are ``<prefix>_FLAT_<key>.fits`` / ``<prefix>_BPM_<key>.fits`` (contract 6)."""
+    n_detectors: int
+    full_ny: int
+    """Rows of a full frame (numpy axis 0)."""
+    nx: int
+    """Columns (numpy axis 1, dispersion)."""
+    master_catg: str
+    bpm_catg: str
+    raw_dpr: tuple[str, str, str]
+    """``(DPR CATG, DPR TYPE, DPR TECH)`` of a raw flat."""
+    dit_key: str
+    ndit_key: str
+    setting_keywords: tuple[str, ...]
+    """Keywords the setting key is made of; all must be present on raws and agree within a set."""
+    setting_key: Callable[[Mapping[str, Any]], str]
+    window_ny_key: str | None
+    window_starty_key: str | None
+    default_config: QCConfig
+    chip_extname_pattern: str = "CHIP{n}.INT1"
+    error_extname_pattern: str | None = None
+    """Error extensions of the master (CRIRES+ only); not used by the QC1 definitions."""
+    bpm_bits: Mapping[str, int] | None = None
+    """Named bits of a bit-mask BPM (CRIRES+); None for a 0/1 BPM."""
+    lamp_keyword: str | None = None
+
+    def chip_extname(self, detector: int) -> str:
+        return self.chip_extname_pattern.format(n=detector)
+
+    @property
+    def detectors(self) -> range:
+        """Detector numbers, 1-based."""
+        return range(1, self.n_detectors + 1)
+
+    def raw_type(self, window_ny: int) -> str:
+        """``FLAT`` for a full frame, ``FLT_WIN`` for a windowed read-out (contract 3)."""
+        return "FLAT" if window_ny >= self.full_ny else "FLT_WIN"
+
+
+CRIRES = InstrumentProfile(
+    name="crires",
+    table="crires_flat",
+    reference_prefix="CRIRES",
+    n_detectors=4,
+    full_ny=512,
+    nx=1024,
+    master_catg="CALPRO_FLAT",
+    bpm_catg="CALPRO_BPM",
+    raw_dpr=("CALIB", "FLAT", "SPECTRUM"),
+    dit_key="ESO DET DIT",
+    ndit_key="ESO DET NDIT",
+    setting_keywords=("ESO INS WLEN CWLEN", "ESO INS BAFFLE POS", "ESO INS LAMP1 NAME"),
+    setting_key=_crires_setting_key,
+    window_ny_key="ESO DET WINDOW NY",
+    window_starty_key="ESO DET WINDOW STARTY",
+    default_config=QCConfig(),
+    lamp_keyword="ESO INS LAMP1 NAME",
+)
+
+CRIRES_PLUS = InstrumentProfile(
+    name="crires+",
+    table="criresp_flat",
+    reference_prefix="CRIRESP",
+    n_detectors=3,
+    full_ny=2048,
+    nx=2048,
+    master_catg="CAL_FLAT_MASTER",
+    bpm_catg="CAL_FLAT_BPM",
+    raw_dpr=("CALIB", "FLAT", "SPECTRUM"),
+    dit_key="ESO DET SEQ1 DIT",
+    ndit_key="ESO DET NDIT",
+    setting_keywords=("ESO INS WLEN ID", "ESO INS OPTI8 ID"),
+    setting_key=_crires_plus_setting_key,
+    window_ny_key=None,
+    window_starty_key=None,
+    default_config=CRIRES_PLUS_CONFIG,
+    error_extname_pattern="CHIP{n}ERR.INT1",
+    bpm_bits={"dark": 1, "flat": 2, "detlin": 4, "outoforder": 8, "edge": 16},
+)
+
+PROFILES: dict[str, InstrumentProfile] = {p.name: p for p in (CRIRES, CRIRES_PLUS)}
+
+
+def profile_named(name: str) -> InstrumentProfile:
+    """The profile called ``name`` (``crires`` or ``crires+``); ValueError names the choices."""
+    try:
+        return PROFILES[name.lower()]
+    except KeyError:
+        raise ValueError(f"unknown instrument profile {name!r}; choose one of {sorted(PROFILES)}") from None
+
+
+def detect_profile(header: Mapping[str, Any]) -> InstrumentProfile | None:
+    """The profile a primary header belongs to, from its product category or its keywords; None if foreign."""
+    catg = str(header.get("ESO PRO CATG", "")).strip()
+    for profile in PROFILES.values():
+        if catg in (profile.master_catg, profile.bpm_catg):
+            return profile
+    if catg:
+        return None
+    for profile in PROFILES.values():
+        if profile.dit_key in header or any(k in header for k in profile.setting_keywords):
+            return profile
+    return None

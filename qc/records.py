@@ -1,0 +1,137 @@
+"""Typed records the QC produces: one :class:`DetectorQC` per detector, checks, verdict, and the set result."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+QC1_NAMES: tuple[str, ...] = (
+    "mean_level", "mean_flux", "rms_master", "badpix", "median_snr", "max_flux", "num_overexp",
+    "level_overexp", "bpm_count", "ref_ratio_median", "ref_ratio_std", "bpm_new", "bpm_fixed",
+)
+"""QC1 column names of contract section 4 (fixed: the database columns carry these names)."""
+
+
+@dataclass(frozen=True)
+class DetectorQC:
+    """QC1 parameters of one detector of one set (contract 4). None stands for SQL NULL."""
+
+    detector: int
+    mean_level: float
+    """Mean over raws of the median of finite pixels [ADU]."""
+    mean_flux: float
+    """mean_level / (NDIT * DIT) [ADU/s]."""
+    rms_master: float
+    """Population std of the finite master pixels (master is normalised, dimensionless)."""
+    badpix: int
+    """Finite pixels of master/median(master) outside [badpix_low, badpix_high]."""
+    median_snr: float | None
+    """Median over unvignetted pixels of mean/std(ddof=1) across raws; None when N < 3."""
+    max_flux: float
+    """Max over raws of the max of finite, BPM-good pixels [ADU]."""
+    num_overexp: int
+    """Max over raws of the number of finite, BPM-good pixels above overexp_level."""
+    level_overexp: float | None
+    """Median of those pixels in the frame with the most; None when num_overexp == 0 [ADU]."""
+    bpm_count: int
+    """Non-zero BPM pixels."""
+    ref_ratio_median: float | None
+    ref_ratio_std: float | None
+    bpm_new: int | None
+    """Bad in BPM, good in reference BPM; None without reference."""
+    bpm_fixed: int | None
+    """Good in BPM, bad in reference BPM; None without reference."""
+    vignetted_pixels: int
+    """Pixels of the read-out area outside the unvignetted mask."""
+    bpm_bits: Mapping[str, int] = field(default_factory=dict)
+    """Per-bit BPM counts for bit-mask BPMs (CRIRES+: ``bpm_flat`` ...); empty for CRIRES."""
+
+    def qc1(self) -> dict[str, float | int | None]:
+        """The QC1 columns as a plain dict (database row / JSON)."""
+        return {name: getattr(self, name) for name in QC1_NAMES} | dict(self.bpm_bits)
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """One certification check of one detector (contract 5)."""
+
+    name: str
+    """QC1 parameter checked, e.g. ``median_snr``."""
+    detector: int
+    value: float | None
+    limit: float
+    passed: bool | None
+    """None when the check cannot be assessed (e.g. S/N with N < 3)."""
+    message: str
+    """Human-readable, names detector, parameter, value and limit."""
+
+
+@dataclass(frozen=True)
+class Certification:
+    """Verdict of a set: ``passed``, ``failed`` or ``not_assessable`` (contract 5)."""
+
+    verdict: str
+    checks: tuple[CheckResult, ...]
+    reasons: tuple[str, ...]
+    """Failure reasons (empty when passed); notes such as "S/N not assessable (N < 3)" go to ``notes``."""
+    notes: tuple[str, ...] = ()
+
+    @property
+    def certified(self) -> bool:
+        """True unless the set failed (a set that cannot be assessed on S/N is not a failure)."""
+        return self.verdict != "failed"
+
+
+@dataclass
+class DetectorView:
+    """Display-resolution images and curves of one detector for the plots (block-averaged, never decimated)."""
+
+    detector: int
+    block: int
+    """Block size of the downsampling (1 = full resolution)."""
+    starty: int
+    """First row (1-based) of the read-out window on the full detector."""
+    master: np.ndarray
+    ratio: np.ndarray | None
+    """master / reference master (window rows), None without reference."""
+    bpm: np.ndarray
+    """Fraction of bad pixels per display block (0..1)."""
+    bpm_diff: np.ndarray | None
+    """(B != 0) - (B_ref != 0) averaged per block, in [-1, 1]; None without reference."""
+    snr: np.ndarray | None
+    unvignetted: np.ndarray
+    """Boolean mask per display block: True where the whole block is unvignetted."""
+    raw_cut: np.ndarray
+    """Mean raw (averaged over raws) along the columns, median over the central rows [ADU], full resolution."""
+    master_cut: np.ndarray
+    ref_cut: np.ndarray | None
+    master_hist: tuple[np.ndarray, np.ndarray]
+    """(counts, edges) of the normalised master values."""
+    ref_hist: tuple[np.ndarray, np.ndarray] | None
+    ratio_hist: tuple[np.ndarray, np.ndarray] | None
+
+
+@dataclass
+class SetResult:
+    """Everything computed for one set: QC1 per detector, verdict, provenance and display material."""
+
+    set_id: str
+    night: str
+    profile: str
+    setting_key: str
+    raw_type: str
+    n_raw: int
+    dit: float
+    ndit: int
+    window_ny: int
+    window_starty: int
+    mjd_obs: float | None
+    reference: str | None
+    """Reference master file name used, or None."""
+    reference_note: str
+    """"reference <file>" or "no reference for <key>"."""
+    detectors: list[DetectorQC]
+    certification: Certification
+    views: list[DetectorView] = field(default_factory=list)
