@@ -1,0 +1,84 @@
+"""``flatqc synth`` and ``flatqc process``: the science without any queue."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.progress import Progress
+
+from flatqc.db import connect
+from flatqc.process import ProcessReport, process_paths
+from flatqc.report import print_report
+from flatqc.settings import Settings
+
+
+@click.command()
+@click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Folder to write dfs_product/, dfs_raw/, reference/ and manifest.json into.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Random seed (same seed, same bytes).")
+@click.option("--night", default="2010-05-12", show_default=True, help="Night DATE (YYYY-MM-DD).")
+@click.option("--profile", type=click.Choice(["crires", "crires+"]), default="crires", show_default=True)
+def synth(out: Path, seed: int, night: str, profile: str) -> None:
+    """Write a synthetic night (raws, masters, BPMs, references, junk) for tests and the demo."""
+    from qc.synth import write_night
+
+    manifest = write_night(out, seed=seed, night=night, profile=profile)
+    console = Console()
+    console.print(f"wrote {len(manifest.sets)} sets and {len(manifest.junk)} junk files under {out}")
+    console.print(f"products: {out / 'dfs_product'}  raws: {out / 'dfs_raw'}  references: {out / 'reference'}")
+
+
+@click.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--db", "db_url", default=None, help="Database URL (default: FLATQC_DB_URL, sqlite:///./var/flatqc.db).")
+@click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder for the PNGs (default: FLATQC_QC_OUTPUT).")
+@click.option("--reference", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Reference folder (default: FLATQC_QC_REFERENCE).")
+@click.option("--raw", "raw_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Raw folder to look up raws in (default: FLATQC_DFS_RAW).")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON instead of tables.")
+def process(paths: tuple[Path, ...], db_url: str | None, out: Path | None, reference: Path | None,
+            raw_dir: Path | None, as_json: bool) -> None:
+    """Process every complete flat set found under PATHS now, without a queue.
+
+    Writes QC1 rows (replacing earlier ones of the same set), PNGs and cover sheets, and prints
+    the results and every rejected, incomplete or ignored file with its reason. Failed certification
+    is a result, not an error: the exit code is 0.
+    """
+    overrides = {"db_url": db_url, "qc_output": out, "qc_reference": reference, "dfs_raw": raw_dir}
+    settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
+    if settings.db_url.startswith("sqlite:///"):
+        Path(settings.db_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    engine = connect(settings.db_url)
+    console = Console(stderr=as_json)
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task("processing sets", total=None)
+        report: ProcessReport = process_paths(
+            paths, settings, engine, on_set=lambda sid: progress.update(task, advance=1, description=f"set {sid}"),
+        )
+    if as_json:
+        click.echo(json.dumps(report_as_dict(report), indent=2, default=str))
+    else:
+        print_report(report, Console())
+
+
+def report_as_dict(report: ProcessReport) -> dict:
+    """The report as plain data (for ``--json`` and scripts)."""
+    return {
+        "sets": [
+            {"set_id": fs.set_id, "night": fs.night, "setting_key": fs.setting_key, "n_raw": fs.n_raw,
+             "raw_type": o.result.raw_type, "verdict": o.result.certification.verdict,
+             "reasons": list(o.result.certification.reasons), "notes": list(o.result.certification.notes),
+             "reference": o.result.reference_note,
+             "detectors": [d.qc1() | {"detector": d.detector} for d in o.result.detectors],
+             "plots": {k: str(v) for k, v in o.plots.items()}}
+            for fs, o in report.done
+        ],
+        "rejected_sets": [{"set_id": s, "reason": r} for s, r in report.failed_sets],
+        "incomplete_sets": [{"set_id": s, "missing": r} for s, r in report.incomplete],
+        "files": [{"path": str(n.path), "state": n.state, "reason": n.reason} for n in report.files],
+    }

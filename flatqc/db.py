@@ -1,0 +1,258 @@
+"""The database: schema (SQLAlchemy Core), engine set-up and the few writes that must be atomic.
+
+SQLite (WAL mode) by default, PostgreSQL by URL. Table and QC1 column names are fixed (design.md);
+``create_schema`` creates missing tables and adds missing columns, so an older database is migrated on start.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    Engine,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    delete,
+    event,
+    insert,
+    inspect,
+    text,
+)
+from sqlalchemy.engine import Connection
+
+from qc.records import QC1_NAMES, SetResult
+
+metadata = MetaData()
+
+FILE_STATES = ("seen", "waiting", "queued", "done", "ignored", "rejected")
+SET_STATES = ("waiting", "incomplete", "queued", "running", "done", "failed", "rejected")
+ALERT_STATES = ("open", "acknowledged", "resolved")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+files = Table(
+    "files", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("path", Text, nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("mtime", Float, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("kind", String(16)),
+    Column("profile", String(16)),
+    Column("arcfile", Text),
+    Column("set_id", String(32)),
+    Column("night", String(10)),
+    Column("state", String(16), nullable=False, default="seen"),
+    Column("reason", Text),
+    Column("first_seen", DateTime, nullable=False, default=utcnow),
+    Column("last_seen", DateTime, nullable=False, default=utcnow),
+    UniqueConstraint("path", "sha256", name="uq_files_path_sha"),
+    Index("ix_files_night", "night"),
+    Index("ix_files_set", "set_id"),
+    Index("ix_files_arcfile", "arcfile"),
+)
+"""The ledger: one row per file version (path + content hash)."""
+
+sets = Table(
+    "sets", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("set_id", String(32), nullable=False),
+    Column("version", String(64), nullable=False, unique=True),
+    Column("night", String(10)),
+    Column("profile", String(16)),
+    Column("setting_key", Text),
+    Column("raw_type", String(16)),
+    Column("n_raw", Integer),
+    Column("members", JSON),
+    Column("state", String(16), nullable=False, default="waiting"),
+    Column("reason", Text),
+    Column("verdict", String(16)),
+    Column("job_id", String(128)),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("first_arrival", DateTime),
+    Column("created_at", DateTime, nullable=False, default=utcnow),
+    Column("queued_at", DateTime),
+    Column("started_at", DateTime),
+    Column("finished_at", DateTime),
+    Index("ix_sets_night", "night"),
+    Index("ix_sets_set_id", "set_id"),
+)
+"""One row per set version (the hashes of its members)."""
+
+job_events = Table(
+    "job_events", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("version", String(64), nullable=False),
+    Column("job_id", String(128)),
+    Column("event", String(16), nullable=False),
+    Column("detail", Text),
+    Column("at", DateTime, nullable=False, default=utcnow),
+    Index("ix_job_events_version", "version"),
+)
+"""History of each set version's job: queued, started, finished, failed, retried."""
+
+alerts = Table(
+    "alerts", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("set_id", String(32), nullable=False),
+    Column("version", String(64)),
+    Column("night", String(10)),
+    Column("profile", String(16)),
+    Column("setting_key", Text),
+    Column("reasons", Text, nullable=False),
+    Column("state", String(16), nullable=False, default="open"),
+    Column("created_at", DateTime, nullable=False, default=utcnow),
+    Column("updated_at", DateTime, nullable=False, default=utcnow),
+    Column("acknowledged_by", Text),
+    Column("acknowledged_at", DateTime),
+    Column("comment", Text),
+    Column("resolved_at", DateTime),
+    Column("notify_attempts", Integer, nullable=False, default=0),
+    Column("notified_at", DateTime),
+    Column("notify_error", Text),
+    Index("ix_alerts_set", "set_id"),
+    Index("ix_alerts_state", "state"),
+)
+"""One alert per failing set (contract 5)."""
+
+
+def _qc1_table(name: str, setting_columns: Iterable[Column], extra_qc1: Iterable[str] = ()) -> Table:
+    """A QC1 table: keys, the contract's QC1 columns, provenance; one row per (set_id, detector)."""
+    int_names = {"badpix", "num_overexp", "bpm_count", "bpm_new", "bpm_fixed", *extra_qc1}
+    qc1_columns = [Column(n, Integer if n in int_names else Float) for n in (*QC1_NAMES, *extra_qc1)]
+    return Table(
+        name, metadata,
+        Column("id", Integer, primary_key=True),
+        Column("set_id", String(32), nullable=False),
+        Column("version", String(64)),
+        Column("night", String(10), nullable=False),
+        Column("mjd_obs", Float),
+        Column("setting_key", Text, nullable=False),
+        *setting_columns,
+        Column("dit", Float),
+        Column("ndit", Integer),
+        Column("n_raw", Integer, nullable=False),
+        Column("ny", Integer),
+        Column("window_starty", Integer),
+        Column("raw_type", String(16), nullable=False),
+        Column("detector", Integer, nullable=False),
+        *qc1_columns,
+        Column("vignetted_pixels", Integer),
+        Column("certified", Boolean, nullable=False),
+        Column("verdict", String(16), nullable=False),
+        Column("reasons", Text),
+        Column("master_file", Text, nullable=False),
+        Column("master_sha256", String(64)),
+        Column("bpm_file", Text),
+        Column("bpm_sha256", String(64)),
+        Column("raw_files", JSON),
+        Column("raw_sha256", JSON),
+        Column("reference", Text),
+        Column("thresholds_version", String(64)),
+        Column("software_version", String(32)),
+        Column("processed_at", DateTime, nullable=False, default=utcnow),
+        UniqueConstraint("set_id", "detector", name=f"uq_{name}_set_det"),
+        Index(f"ix_{name}_night", "night"),
+        Index(f"ix_{name}_key_mjd", "setting_key", "mjd_obs"),
+    )
+
+
+crires_flat = _qc1_table(
+    "crires_flat",
+    [Column("cwlen", Float), Column("baffle_pos", Float), Column("lamp", String(32))],
+)
+criresp_flat = _qc1_table(
+    "criresp_flat",
+    [Column("wlen_id", String(32)), Column("decker", String(32))],
+    extra_qc1=("bpm_dark", "bpm_flat", "bpm_detlin", "bpm_outoforder", "bpm_edge"),
+)
+QC1_TABLES: dict[str, Table] = {"crires_flat": crires_flat, "criresp_flat": criresp_flat}
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for ``url``; SQLite gets WAL mode, a busy timeout and foreign keys."""
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def create_schema(engine: Engine) -> None:
+    """Create missing tables and add columns that a newer version of the schema has (additive migration)."""
+    metadata.create_all(engine)
+    inspector = inspect(engine)
+    with engine.begin() as conn:
+        for table in metadata.sorted_tables:
+            present = {c["name"] for c in inspector.get_columns(table.name)}
+            for column in table.columns:
+                if column.name not in present:
+                    ddl = column.type.compile(dialect=engine.dialect)
+                    conn.execute(text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {ddl}'))
+
+
+def connect(url: str) -> Engine:
+    """Engine with the schema in place: the one call services make at start."""
+    engine = make_engine(url)
+    create_schema(engine)
+    return engine
+
+
+def qc1_rows(result: SetResult, provenance: dict[str, Any], software_version: str,
+             thresholds_version: str, setting_columns: dict[str, Any]) -> list[dict[str, Any]]:
+    """The QC1 rows (one per detector) of one set result, ready to insert."""
+    base = {
+        "set_id": result.set_id,
+        "night": result.night,
+        "mjd_obs": result.mjd_obs,
+        "setting_key": result.setting_key,
+        **setting_columns,
+        "dit": result.dit,
+        "ndit": result.ndit,
+        "n_raw": result.n_raw,
+        "ny": result.window_ny,
+        "window_starty": result.window_starty,
+        "raw_type": result.raw_type,
+        "certified": result.certification.certified,
+        "verdict": result.certification.verdict,
+        "reasons": json.dumps(list(result.certification.reasons + result.certification.notes)),
+        "reference": result.reference,
+        "thresholds_version": thresholds_version,
+        "software_version": software_version,
+        "processed_at": utcnow(),
+        **provenance,
+    }
+    return [base | {"detector": d.detector, "vignetted_pixels": d.vignetted_pixels} | d.qc1()
+            for d in result.detectors]
+
+
+def replace_qc1_rows(conn: Connection, table: Table, set_id: str, rows: list[dict[str, Any]]) -> None:
+    """Replace the rows of ``set_id`` (delete + insert in the caller's transaction: no duplicates, no half sets)."""
+    conn.execute(delete(table).where(table.c.set_id == set_id))
+    if rows:
+        conn.execute(insert(table), rows)

@@ -1,0 +1,104 @@
+"""Run one complete set: ``qc`` analysis, plots, cover sheet, then the QC1 rows in one transaction.
+
+Shared by ``flatqc process`` (no queue) and the rq job, so both produce identical rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.engine import Connection
+
+from flatqc import __version__
+from flatqc.db import QC1_TABLES, qc1_rows, replace_qc1_rows
+from flatqc.files import sha256_file
+from flatqc.settings import Settings
+from qc.analysis import analyse_set
+from qc.cover import write_cover
+from qc.fitsio import FrameInfo
+from qc.plots import write_plots
+from qc.profiles import profile_named
+from qc.records import SetResult
+from qc.sets import FlatSet
+
+
+@dataclass
+class SetOutcome:
+    """A computed set: its result (views dropped), where its pictures are, and its provenance."""
+
+    result: SetResult
+    plots: dict[str, Path]
+    provenance: dict[str, Any]
+
+
+def _crires_setting_columns(raw: FrameInfo) -> dict[str, Any]:
+    values = dict(raw.setting_values)
+    return {
+        "cwlen": float(values["ESO INS WLEN CWLEN"]),
+        "baffle_pos": float(values["ESO INS BAFFLE POS"]),
+        "lamp": values["ESO INS LAMP1 NAME"],
+    }
+
+
+def _crires_plus_setting_columns(raw: FrameInfo) -> dict[str, Any]:
+    values = dict(raw.setting_values)
+    return {"wlen_id": values["ESO INS WLEN ID"], "decker": values["ESO INS OPTI8 ID"]}
+
+
+SETTING_COLUMNS: dict[str, Callable[[FrameInfo], dict[str, Any]]] = {
+    "crires": _crires_setting_columns,
+    "crires+": _crires_plus_setting_columns,
+}
+"""Per profile: the setting keywords of the first raw as QC1 table columns."""
+
+
+def provenance_of(flatset: FlatSet, hashes: dict[Path, str] | None = None) -> dict[str, Any]:
+    """File names and content hashes of master, BPM and raws (hashes computed unless given, e.g. by the ledger)."""
+    hashes = hashes or {}
+
+    def digest(path: Path) -> str:
+        return hashes.get(path) or sha256_file(path)
+
+    return {
+        "master_file": str(flatset.master.path),
+        "master_sha256": digest(flatset.master.path),
+        "bpm_file": str(flatset.bpm.path),
+        "bpm_sha256": digest(flatset.bpm.path),
+        "raw_files": [str(r.path) for r in flatset.raws],
+        "raw_sha256": [digest(r.path) for r in flatset.raws],
+    }
+
+
+def output_dir(settings: Settings, night: str, set_id: str) -> Path:
+    """``$QC_OUTPUT/<DATE>/<set_id>/`` (design.md)."""
+    return settings.qc_output / night / set_id
+
+
+def compute_set(flatset: FlatSet, settings: Settings, hashes: dict[Path, str] | None = None) -> SetOutcome:
+    """Analyse the set and draw flat1..flat5 and the cover sheet; touches no database."""
+    profile = profile_named(flatset.profile)
+    result = analyse_set(flatset, profile, settings.qc_config(profile.name), settings.qc_reference)
+    out = output_dir(settings, flatset.night, flatset.set_id)
+    out.mkdir(parents=True, exist_ok=True)
+    plots = write_plots(result, out)
+    plots["cover"] = write_cover(result, plots, out / "cover.png")
+    result.views = []
+    return SetOutcome(result=result, plots=plots, provenance=provenance_of(flatset, hashes))
+
+
+def store_qc1(conn: Connection, flatset: FlatSet, outcome: SetOutcome, settings: Settings,
+              version: str | None = None) -> int:
+    """Replace the set's QC1 rows in the caller's transaction; returns the number of rows written."""
+    profile = profile_named(flatset.profile)
+    rows = qc1_rows(
+        outcome.result,
+        provenance=outcome.provenance | {"version": version},
+        software_version=__version__,
+        thresholds_version=settings.qc_config(profile.name).thresholds_version,
+        setting_columns=SETTING_COLUMNS[profile.name](flatset.raws[0]),
+    )
+    replace_qc1_rows(conn, QC1_TABLES[profile.table], flatset.set_id, rows)
+    return len(rows)

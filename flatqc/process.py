@@ -1,0 +1,160 @@
+"""``flatqc process``: find the sets under some paths and process them at once, without any queue."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import delete, insert
+from sqlalchemy.engine import Engine
+
+from flatqc.db import sets as sets_table
+from flatqc.db import utcnow
+from flatqc.files import inside, is_candidate_name, locate_raw, sha256_file, walk_files
+from flatqc.pipeline import SetOutcome, compute_set, store_qc1
+from flatqc.settings import Settings
+from qc.errors import FlatQCError, NotAFlatProduct
+from qc.fitsio import FrameInfo, inspect_file
+from qc.sets import FlatSet, Grouping, group_sets
+
+
+@dataclass
+class FileNote:
+    """A file that was not used, and why (state ``ignored`` or ``rejected``)."""
+
+    path: Path
+    state: str
+    reason: str
+
+
+@dataclass
+class ProcessReport:
+    """What one ``flatqc process`` run did."""
+
+    done: list[tuple[FlatSet, SetOutcome]] = field(default_factory=list)
+    failed_sets: list[tuple[str, str]] = field(default_factory=list)
+    """``(set_id, reason)`` of complete sets that could not be processed or were inconsistent."""
+    incomplete: list[tuple[str, str]] = field(default_factory=list)
+    """``(set_id, what is missing)``."""
+    files: list[FileNote] = field(default_factory=list)
+
+
+def set_version(member_hashes: Iterable[str]) -> str:
+    """Id of a set version: sha256 over the sorted content hashes of its members."""
+    return hashlib.sha256("\n".join(sorted(member_hashes)).encode()).hexdigest()
+
+
+def inspect_tree(paths: Iterable[Path], settings: Settings, notes: list[FileNote]) -> list[FrameInfo]:
+    """Classify every file under ``paths``; unusable ones go to ``notes`` with their reason."""
+    frames: list[FrameInfo] = []
+    for root in paths:
+        if not root.exists():
+            notes.append(FileNote(root, "rejected", "path does not exist"))
+            continue
+        top = root if root.is_dir() else root.parent
+        for path in walk_files(root):
+            frame = _inspect_one(path, top, settings, notes)
+            if frame is not None:
+                frames.append(frame)
+    return frames
+
+
+def _inspect_one(path: Path, top: Path, settings: Settings, notes: list[FileNote]) -> FrameInfo | None:
+    if not is_candidate_name(path.name):
+        notes.append(FileNote(path, "ignored", "hidden or temporary file name"))
+        return None
+    if path.is_symlink() and not inside(path, top):
+        notes.append(FileNote(path, "ignored", "symlink leads outside the watched tree"))
+        return None
+    try:
+        frame = inspect_file(path, settings.crires.default_window_starty)
+    except NotAFlatProduct as exc:
+        notes.append(FileNote(path, "ignored", str(exc)))
+        return None
+    except FlatQCError as exc:
+        notes.append(FileNote(path, "rejected", str(exc)))
+        return None
+    if settings.instrument not in ("auto", frame.profile):
+        notes.append(FileNote(path, "ignored", f"instrument {frame.profile} not handled (FLATQC_INSTRUMENT)"))
+        return None
+    return frame
+
+
+def _add_missing_raws(grouping: Grouping, frames: list[FrameInfo], settings: Settings,
+                      notes: list[FileNote]) -> bool:
+    """Look up the raws partial sets miss in ``$DFS_RAW`` (contract 1); True if any was found."""
+    known = {f.path.resolve() for f in frames}
+    found = False
+    for partial in grouping.partial:
+        product = next((f for f in partial.present if f.kind != "raw"), None)
+        if product is None:
+            continue
+        for missing in partial.missing:
+            if not missing.startswith("raw "):
+                continue
+            path = locate_raw(missing.removeprefix("raw "), product.path, partial.night, settings.dfs_raw)
+            if path is not None and path.resolve() not in known:
+                frame = _inspect_one(path, path.parent, settings, notes)
+                if frame is not None:
+                    frames.append(frame)
+                    known.add(path.resolve())
+                    found = True
+    return found
+
+
+def _record_set(engine: Engine, flatset: FlatSet | None, set_id: str, version: str, state: str,
+                reason: str | None, outcome: SetOutcome | None, settings: Settings) -> None:
+    """Write the set's row (and its QC1 rows when done) in one transaction; replaces earlier rows."""
+    now = utcnow()
+    with engine.begin() as conn:
+        if outcome is not None and flatset is not None:
+            store_qc1(conn, flatset, outcome, settings, version)
+        conn.execute(delete(sets_table).where(sets_table.c.version == version))
+        conn.execute(insert(sets_table).values(
+            set_id=set_id, version=version, state=state, reason=reason,
+            night=flatset.night if flatset else None,
+            profile=flatset.profile if flatset else None,
+            setting_key=flatset.setting_key if flatset else None,
+            raw_type=outcome.result.raw_type if outcome else None,
+            n_raw=flatset.n_raw if flatset else None,
+            members=json.loads(json.dumps(outcome.provenance)) if outcome else None,
+            verdict=outcome.result.certification.verdict if outcome else None,
+            created_at=now, finished_at=now,
+        ))
+
+
+def process_paths(paths: Iterable[Path], settings: Settings, engine: Engine,
+                  on_set: Callable[[str], None] | None = None) -> ProcessReport:
+    """Process every complete set found under ``paths``; report sets, incomplete sets and unusable files."""
+    report = ProcessReport()
+    frames = inspect_tree(list(paths), settings, report.files)
+    grouping = group_sets(frames, {f.path: f.path.stat().st_mtime for f in frames})
+    if _add_missing_raws(grouping, frames, settings, report.files):
+        grouping = group_sets(frames, {f.path: f.path.stat().st_mtime for f in frames})
+    for frame, reason in grouping.superseded:
+        report.files.append(FileNote(frame.path, "ignored", reason))
+    for frame in grouping.unused_raws:
+        report.files.append(FileNote(frame.path, "ignored", "raw flat not listed by any master or BPM here"))
+    for partial in grouping.partial:
+        report.incomplete.append((partial.set_id, "missing " + ", ".join(partial.missing)))
+    for set_id, reason, members in grouping.rejected:
+        report.failed_sets.append((set_id, reason))
+        for member in members:
+            report.files.append(FileNote(member.path, "rejected", f"set {set_id}: {reason}"))
+    for flatset in grouping.complete:
+        if on_set:
+            on_set(flatset.set_id)
+        hashes = {f.path: sha256_file(f.path) for f in (flatset.master, flatset.bpm, *flatset.raws)}
+        version = set_version(hashes.values())
+        try:
+            outcome = compute_set(flatset, settings, hashes)
+        except FlatQCError as exc:
+            report.failed_sets.append((flatset.set_id, str(exc)))
+            _record_set(engine, flatset, flatset.set_id, version, "rejected", str(exc), None, settings)
+            continue
+        _record_set(engine, flatset, flatset.set_id, version, "done", None, outcome, settings)
+        report.done.append((flatset, outcome))
+    return report

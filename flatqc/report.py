@@ -1,0 +1,58 @@
+"""Terminal rendering (rich) of a ``flatqc process`` report."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from flatqc.process import ProcessReport
+from qc.records import QC1_NAMES
+
+VERDICT_STYLE = {"passed": "bold green", "failed": "bold red", "not_assessable": "bold yellow"}
+
+
+def format_value(value: float | int | None) -> str:
+    """QC1 value for a table cell: NULL as an em dash, floats with 4 significant digits."""
+    if value is None:
+        return "—"
+    if isinstance(value, int):
+        return str(value)
+    return f"{value:.4g}"
+
+
+def print_report(report: ProcessReport, console: Console) -> None:
+    """Sets with verdicts, QC1 values per detector, then every unusable file or set with its reason."""
+    verdicts = Table(title="Flat sets", show_lines=False)
+    for name in ("set", "night", "setting key", "type", "N", "verdict", "reasons / notes"):
+        verdicts.add_column(name)
+    for flatset, outcome in report.done:
+        cert = outcome.result.certification
+        verdicts.add_row(
+            flatset.set_id, flatset.night, flatset.setting_key, outcome.result.raw_type, str(flatset.n_raw),
+            f"[{VERDICT_STYLE[cert.verdict]}]{cert.verdict.upper()}[/]",
+            "\n".join((*cert.reasons, *cert.notes, outcome.result.reference_note)),
+        )
+    console.print(verdicts)
+
+    qc1 = Table(title="QC1 parameters (crires_flat / criresp_flat)")
+    qc1.add_column("set")
+    qc1.add_column("det", justify="right")
+    for name in QC1_NAMES:
+        qc1.add_column(name, justify="right")
+    for flatset, outcome in report.done:
+        for det in outcome.result.detectors:
+            qc1.add_row(flatset.set_id, str(det.detector), *(format_value(getattr(det, n)) for n in QC1_NAMES))
+    console.print(qc1)
+
+    for set_id, reason in report.failed_sets:
+        console.print(f"[red]rejected set[/] {set_id}: {reason}")
+    for set_id, missing in report.incomplete:
+        console.print(f"[yellow]incomplete set[/] {set_id}: {missing}")
+    for note in report.files:
+        style = "red" if note.state == "rejected" else "dim"
+        console.print(f"[{style}]{note.state} file[/] {note.path}: {note.reason}")
+    console.print(
+        f"{len(report.done)} sets processed "
+        f"({sum(o.result.certification.verdict == 'failed' for _, o in report.done)} failed certification), "
+        f"{len(report.failed_sets)} rejected, {len(report.incomplete)} incomplete, {len(report.files)} files not used"
+    )

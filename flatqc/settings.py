@@ -1,0 +1,100 @@
+"""All settings of the service, in one frozen object built once at the edge (CLI, worker start, web app).
+
+Sources, highest priority first: explicit arguments, environment variables ``FLATQC_*`` (ESO-style
+``DFS_PRODUCT``, ``DFS_RAW``, ``QC_REFERENCE``, ``QC_OUTPUT`` are honoured when the prefixed ones are unset),
+the TOML file named by ``FLATQC_CONFIG``, then the defaults below (design.md, data contract).
+Nested QC limits per profile: ``FLATQC_CRIRES__SNR_LIMIT=200`` or a ``[crires]`` table in the TOML file.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from qc.config import QCConfig
+from qc.profiles import CRIRES, CRIRES_PLUS, profile_named
+
+StrList = Annotated[list[str], NoDecode]
+"""A list given in the environment as a comma- or space-separated string."""
+
+
+def _eso_path(name: str, default: str) -> Any:
+    """A path read from ``FLATQC_<name>``, else the ESO-style ``<name>``."""
+    return Field(Path(default), validation_alias=AliasChoices(f"FLATQC_{name}", name, name.lower()))
+
+
+class Settings(BaseSettings):
+    """Service settings; see README "Settings" for the table of names and defaults."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="FLATQC_", env_nested_delimiter="__", frozen=True, populate_by_name=True, extra="ignore",
+    )
+
+    dfs_product: Path = _eso_path("DFS_PRODUCT", "./var/dfs_product")
+    dfs_raw: Path = _eso_path("DFS_RAW", "./var/dfs_raw")
+    qc_reference: Path = _eso_path("QC_REFERENCE", "./var/reference")
+    qc_output: Path = _eso_path("QC_OUTPUT", "./var/qc")
+    watched_raw_types: StrList = ["DARK", "FLAT", "FLT_WIN"]
+    """RAW_TYPE folders under DFS_PRODUCT that are watched (contract 1)."""
+    db_url: str = "sqlite:///./var/flatqc.db"
+    redis_url: str | None = None
+    """Unset: ``flatqc up`` starts its own Redis. With a password: ``redis://:secret@host:6379/0``."""
+    queue_name: str = "flatqc"
+    alert_urls: StrList = []
+    """apprise URLs (mailto://, slack://, matrix://, json://...), comma or space separated."""
+    alert_retries: int = 3
+    workers: int = 2
+    instrument: str = "auto"
+    """``auto`` detects the profile from each file's headers; ``crires`` or ``crires+`` accepts only that one."""
+    incomplete_timeout_s: float = 600.0
+    """A set still incomplete after this long is reported as incomplete (contract 2)."""
+    rescan_interval_s: float = 60.0
+    """The watcher rescans the whole tree this often (the ledger is the truth)."""
+    file_settle_s: float = 1.0
+    """A file counts as complete once its size and mtime stayed the same this long and its FITS structure is whole."""
+    job_timeout_s: int = 600
+    job_retry_intervals: StrList = ["10", "60", "300"]
+    """Back-off between retries of a failed job [s]; the number of entries is the number of retries."""
+    web_host: str = "127.0.0.1"
+    web_port: int = 8080
+    web_token: str | None = None
+    """Required for state-changing web actions when the server is not bound to loopback."""
+    crires: QCConfig = CRIRES.default_config
+    crires_plus: QCConfig = CRIRES_PLUS.default_config
+
+    @field_validator("watched_raw_types", "alert_urls", "job_retry_intervals", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part for part in value.replace(",", " ").split() if part]
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = os.environ.get("FLATQC_CONFIG")
+        if config_file:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(config_file)))
+        return tuple(sources)
+
+    def qc_config(self, profile: str) -> QCConfig:
+        """The QC limits of one instrument profile."""
+        return self.crires_plus if profile_named(profile).name == "crires+" else self.crires
+
+    @property
+    def retry_intervals(self) -> list[int]:
+        return [int(v) for v in self.job_retry_intervals]
