@@ -159,9 +159,9 @@ def inspect_file(path: str | os.PathLike[str], default_window_starty: int = 1) -
     return classify(path, read_primary_header(path), default_window_starty)
 
 
-def read_chip(hdul: fits.HDUList, profile: InstrumentProfile, detector: int,
-              dtype: type = np.float32, expected_ny: int | None = None) -> np.ndarray:
-    """Chip ``detector`` of an open file as a native-endian array of ``dtype`` (one copy, from the memory map)."""
+def chip_data(hdul: fits.HDUList, profile: InstrumentProfile, detector: int,
+              expected_ny: int | None = None) -> np.ndarray:
+    """Chip ``detector`` of an open file as stored (memory-mapped, file byte order: no copy), shape-checked."""
     extname = profile.chip_extname(detector)
     try:
         hdu = hdul[extname]
@@ -173,7 +173,13 @@ def read_chip(hdul: fits.HDUList, profile: InstrumentProfile, detector: int,
     ny = expected_ny if expected_ny is not None else data.shape[0]
     if data.shape != (ny, profile.nx):
         raise BadLayout(f"extension {extname} has shape {data.shape}, expected ({ny}, {profile.nx})")
-    return np.asarray(data, dtype=dtype)
+    return data
+
+
+def read_chip(hdul: fits.HDUList, profile: InstrumentProfile, detector: int,
+              dtype: type = np.float32, expected_ny: int | None = None) -> np.ndarray:
+    """Chip ``detector`` as a native-endian array of ``dtype``: one copy, straight from the memory map."""
+    return np.asarray(chip_data(hdul, profile, detector, expected_ny), dtype=dtype)
 
 
 def open_fits(path: str | os.PathLike[str]) -> fits.HDUList:

@@ -58,6 +58,8 @@ class InstrumentProfile:
     bpm_bits: Mapping[str, int] | None = None
     """Named bits of a bit-mask BPM (CRIRES+); None for a 0/1 BPM."""
     lamp_keyword: str | None = None
+    master_dtype: str = "float32"
+    """dtype masters are read into (CRIRES+ masters are float64)."""
 
     def chip_extname(self, detector: int) -> str:
         return self.chip_extname_pattern.format(n=detector)
@@ -111,6 +113,7 @@ CRIRES_PLUS = InstrumentProfile(
     default_config=CRIRES_PLUS_CONFIG,
     error_extname_pattern="CHIP{n}ERR.INT1",
     bpm_bits={"dark": 1, "flat": 2, "detlin": 4, "outoforder": 8, "edge": 16},
+    master_dtype="float64",
 )
 
 PROFILES: dict[str, InstrumentProfile] = {p.name: p for p in (CRIRES, CRIRES_PLUS)}

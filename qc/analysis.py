@@ -1,0 +1,119 @@
+"""Analyse one complete set: read each input once, detector by detector, into QC1 records and display views."""
+
+from __future__ import annotations
+
+from contextlib import ExitStack
+from pathlib import Path
+
+import numpy as np
+
+from qc.certify import certify
+from qc.config import QCConfig
+from qc.display import block_reduce, display_block
+from qc.errors import BadLayout
+from qc.fitsio import chip_data, open_fits, read_chip
+from qc.geometry import reference_rows, unvignetted_mask
+from qc.profiles import InstrumentProfile
+from qc.records import DetectorView, SetResult
+from qc.reference import Reference, find_reference
+from qc.sets import FlatSet
+from qc.stats import detector_qc, snr_map
+
+HIST_BINS = 120
+MASTER_RANGE = (0.0, 2.0)
+"""Histogram range of normalised masters."""
+RATIO_RANGE = (0.8, 1.2)
+"""Histogram range of master / reference."""
+
+
+def central_cut(image: np.ndarray) -> np.ndarray:
+    """Column profile: median over the central fifth of the rows (NaN-aware), full resolution."""
+    ny = image.shape[0]
+    rows = slice(2 * ny // 5, max(3 * ny // 5, 2 * ny // 5 + 1))
+    return np.nanmedian(image[rows], axis=0).astype(np.float32)
+
+
+def histogram(values: np.ndarray, value_range: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
+    finite = values[np.isfinite(values)]
+    return np.histogram(finite, bins=HIST_BINS, range=value_range)
+
+
+def detector_view(detector: int, starty: int, stack: np.ndarray, master: np.ndarray, bpm: np.ndarray,
+                  ref_master: np.ndarray | None, ref_bpm: np.ndarray | None, snr: np.ndarray | None,
+                  unvignetted: np.ndarray, max_pixels: int = 1024) -> DetectorView:
+    """Block-averaged images, cuts and histograms of one detector for the plots."""
+    block = display_block(master.shape, max_pixels)
+    finite_master = master[np.isfinite(master)]
+    normalised = master / np.median(finite_master) if finite_master.size else master
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = master / ref_master if ref_master is not None else None
+    bad = (bpm != 0).astype(np.float32)
+    return DetectorView(
+        detector=detector,
+        block=block,
+        starty=starty,
+        master=block_reduce(master, block),
+        ratio=block_reduce(ratio, block) if ratio is not None else None,
+        bpm=block_reduce(bad, block, "max"),
+        bpm_diff=block_reduce(bad - (ref_bpm != 0), block) if ref_bpm is not None else None,
+        snr=block_reduce(snr, block) if snr is not None else None,
+        unvignetted=block_reduce((~unvignetted).astype(np.float32), block, "max") == 0,
+        raw_cut=central_cut(stack.mean(axis=0, dtype=np.float64)),
+        master_cut=central_cut(master),
+        ref_cut=central_cut(ref_master) if ref_master is not None else None,
+        master_hist=histogram(normalised, MASTER_RANGE),
+        ref_hist=histogram(ref_master, MASTER_RANGE) if ref_master is not None else None,
+        ratio_hist=histogram(ratio, RATIO_RANGE) if ratio is not None else None,
+    )
+
+
+def analyse_set(flatset: FlatSet, profile: InstrumentProfile, config: QCConfig, reference_dir: Path | None,
+                with_views: bool = True) -> SetResult:
+    """QC1 per detector, certification and (optionally) display views of one complete set."""
+    first = flatset.raws[0]
+    ny, starty, n_raw = first.window_ny, first.window_starty, flatset.n_raw
+    rows = reference_rows(starty, ny)
+    if starty < 1 or rows.stop > profile.full_ny:
+        raise BadLayout(f"window STARTY={starty}, NY={ny} lies outside the {profile.full_ny}-row detector")
+    reference = find_reference(reference_dir, profile, config, flatset.setting_key)
+    detectors, views = [], []
+    with ExitStack() as files:
+        raws = [files.enter_context(open_fits(r.path)) for r in flatset.raws]
+        master_file = files.enter_context(open_fits(flatset.master.path))
+        bpm_file = files.enter_context(open_fits(flatset.bpm.path))
+        ref_files = _open_reference(reference, files)
+        for det in profile.detectors:
+            stack = np.empty((n_raw, ny, profile.nx), dtype=np.float32)
+            for index, hdul in enumerate(raws):
+                stack[index] = chip_data(hdul, profile, det, ny)
+            master = read_chip(master_file, profile, det, np.dtype(profile.master_dtype).type, ny)
+            bpm = read_chip(bpm_file, profile, det, np.int32, ny)
+            ref_master = ref_bpm = None
+            if ref_files:
+                ref_master = read_chip(ref_files[0], profile, det, np.float32, profile.full_ny)[rows]
+                ref_bpm = read_chip(ref_files[1], profile, det, np.int32, profile.full_ny)[rows]
+            unvignetted = unvignetted_mask(profile, config, det, ny, starty)
+            snr = snr_map(stack) if n_raw >= config.min_flats_for_snr else None
+            detectors.append(detector_qc(
+                stack, master, bpm, ref_master, ref_bpm, first.dit or 0.0, first.ndit or 1, unvignetted,
+                config, det, snr=snr, bpm_bits=dict(profile.bpm_bits) if profile.bpm_bits else None,
+            ))
+            if with_views:
+                views.append(detector_view(det, starty, stack, master, bpm, ref_master, ref_bpm, snr, unvignetted))
+            del stack, master, bpm, snr
+    return SetResult(
+        set_id=flatset.set_id, night=flatset.night, profile=profile.name, setting_key=flatset.setting_key,
+        raw_type=profile.raw_type(ny), n_raw=n_raw, dit=first.dit or 0.0, ndit=first.ndit or 1,
+        window_ny=ny, window_starty=starty, mjd_obs=first.mjd_obs,
+        reference=reference.master.name if reference.available and reference.master else None,
+        reference_note=reference.note,
+        detectors=detectors,
+        certification=certify(detectors, n_raw, flatset.setting_key, config),
+        views=views,
+    )
+
+
+def _open_reference(reference: Reference, files: ExitStack) -> tuple | None:
+    if not reference.available or reference.master is None or reference.bpm is None:
+        return None
+    return files.enter_context(open_fits(reference.master)), files.enter_context(open_fits(reference.bpm))

@@ -1,0 +1,32 @@
+"""Downsampling for display: block averaging (NaN-aware), never decimation, so no pixel is skipped."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+
+
+def display_block(shape: tuple[int, ...], max_pixels: int = 1024) -> int:
+    """Smallest integer block so that the longest axis of ``shape`` fits in ``max_pixels``."""
+    return max(1, math.ceil(max(shape) / max_pixels))
+
+
+def block_reduce(image: np.ndarray, block: int, how: str = "mean") -> np.ndarray:
+    """Reduce ``image`` by ``block`` x ``block`` blocks with a NaN-aware mean or max (float32 result).
+
+    A remainder at the edges forms a smaller last block (padded with NaN, which the reduction ignores).
+    """
+    data = np.asarray(image, dtype=np.float32)
+    if block == 1:
+        return data.copy()
+    ny, nx = data.shape
+    py, px = -ny % block, -nx % block
+    if py or px:
+        data = np.pad(data, ((0, py), (0, px)), constant_values=np.nan)
+    blocks = data.reshape(data.shape[0] // block, block, data.shape[1] // block, block)
+    reduce = {"mean": np.nanmean, "max": np.nanmax}[how]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return reduce(blocks, axis=(1, 3)).astype(np.float32)
