@@ -5,6 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
+from flatqc.pipeline import SetOutcome
 from flatqc.process import ProcessReport
 from qc.records import QC1_NAMES
 
@@ -18,6 +19,22 @@ def format_value(value: float | int | None) -> str:
     if isinstance(value, int):
         return str(value)
     return f"{value:.4g}"
+
+
+def qc1_table(set_id: str, outcome: SetOutcome) -> Table:
+    """QC1 values of one set: a row per parameter, a column per detector (fits any terminal)."""
+    result = outcome.result
+    table = Table(title=f"QC1 {set_id}  {result.setting_key}  {result.raw_type}  N={result.n_raw}",
+                  title_justify="left")
+    table.add_column("parameter")
+    for det in result.detectors:
+        table.add_column(f"det {det.detector}", justify="right")
+    failing = {(c.name, c.detector) for c in result.certification.checks if c.passed is False}
+    for name in QC1_NAMES:
+        cells = [format_value(getattr(d, name)) for d in result.detectors]
+        table.add_row(name, *(f"[bold red]{c}[/]" if (name, d.detector) in failing else c
+                              for c, d in zip(cells, result.detectors, strict=True)))
+    return table
 
 
 def print_report(report: ProcessReport, console: Console) -> None:
@@ -34,16 +51,8 @@ def print_report(report: ProcessReport, console: Console) -> None:
         )
     console.print(verdicts)
 
-    qc1 = Table(title="QC1 parameters (crires_flat / criresp_flat)")
-    qc1.add_column("set")
-    qc1.add_column("det", justify="right")
-    for name in QC1_NAMES:
-        qc1.add_column(name, justify="right")
     for flatset, outcome in report.done:
-        for det in outcome.result.detectors:
-            qc1.add_row(flatset.set_id, str(det.detector), *(format_value(getattr(det, n)) for n in QC1_NAMES))
-    console.print(qc1)
-
+        console.print(qc1_table(flatset.set_id, outcome))
     for set_id, reason in report.failed_sets:
         console.print(f"[red]rejected set[/] {set_id}: {reason}")
     for set_id, missing in report.incomplete:

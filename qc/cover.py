@@ -1,0 +1,71 @@
+"""The cover sheet: one page per set with keys, the QC1 table, the verdict with reasons and thumbnails."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.image as mpimg
+from matplotlib.figure import Figure
+
+from qc.records import QC1_NAMES, SetResult
+
+VERDICT_COLOURS = {"passed": "#1a7f37", "failed": "#c62828", "not_assessable": "#b26a00"}
+
+
+def format_cell(value: float | int | None) -> str:
+    """A QC1 value for the table: NULL as an em dash, floats with 5 significant digits."""
+    if value is None:
+        return "—"
+    if isinstance(value, int):
+        return str(value)
+    return f"{value:.5g}"
+
+
+def write_cover(result: SetResult, plots: dict[str, Path], out_path: Path, dpi: int = 110) -> Path:
+    """Write the cover sheet PNG (A4 landscape) of one set."""
+    fig = Figure(figsize=(11.69, 8.27))
+    cert = result.certification
+    fig.text(0.03, 0.965, f"CRIRES flat QC — set {result.set_id}", fontsize=16, weight="bold", va="top")
+    keys = [
+        ("night", result.night), ("profile", result.profile), ("setting", result.setting_key),
+        ("raw type", result.raw_type), ("N raws", str(result.n_raw)),
+        ("DIT x NDIT", f"{result.dit:g} s x {result.ndit}"),
+        ("window", f"NY {result.window_ny}, STARTY {result.window_starty}"), ("reference", result.reference_note),
+    ]
+    for row, (name, value) in enumerate(keys):
+        fig.text(0.03, 0.915 - 0.024 * row, f"{name}:", fontsize=9, weight="bold", va="top")
+        fig.text(0.12, 0.915 - 0.024 * row, value, fontsize=9, va="top")
+    colour = VERDICT_COLOURS[cert.verdict]
+    fig.text(0.60, 0.955, cert.verdict.replace("_", " ").upper(), fontsize=26, weight="bold", color="white",
+             va="top", bbox={"facecolor": colour, "edgecolor": colour, "boxstyle": "round,pad=0.3"})
+    lines = [f"• {r}" for r in cert.reasons] + [f"· {n}" for n in cert.notes]
+    shown = lines[:9] + ([f"… and {len(lines) - 9} more"] if len(lines) > 9 else [])
+    for row, line in enumerate(shown or ["all checks passed"]):
+        fig.text(0.60, 0.875 - 0.021 * row, line, fontsize=8.5, va="top",
+                 color=colour if line.startswith("•") else "black")
+
+    ax = fig.add_axes((0.16, 0.30, 0.81, 0.37))
+    ax.axis("off")
+    table = ax.table(
+        cellText=[[format_cell(getattr(d, name)) for d in result.detectors] for name in QC1_NAMES],
+        rowLabels=list(QC1_NAMES), colLabels=[f"det {d.detector}" for d in result.detectors],
+        loc="center", cellLoc="right",
+    )
+    table.auto_set_font_size(False)
+    table.set_fontsize(8.5)
+    table.scale(1.0, 1.08)
+    failing = {(c.name, c.detector) for c in cert.checks if c.passed is False}
+    names = list(QC1_NAMES)
+    for (name, det) in failing:
+        col = [d.detector for d in result.detectors].index(det)
+        table[names.index(name) + 1, col].set_facecolor("#ffd7d7")
+
+    thumbs = [k for k in ("flat1", "flat2", "flat3", "flat4", "flat5") if k in plots]
+    for index, key in enumerate(thumbs):
+        tax = fig.add_axes((0.03 + index * 0.19, 0.03, 0.18, 0.23))
+        tax.imshow(mpimg.imread(plots[key]), interpolation="antialiased")
+        tax.set_title(key, fontsize=9)
+        tax.axis("off")
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out_path, dpi=dpi)
+    return out_path

@@ -1,0 +1,294 @@
+"""Synthetic CRIRES night: the one fixture for tests, demo and benchmarks (deterministic for a seed).
+
+Physics of a raw flat, per detector (numpy rows = along the slit, columns = dispersion):
+``level * band(y) * blaze(x) * prnu * vignetting`` [ADU], then shot noise (gain [e-/ADU]) and read noise,
+hot pixels (saturated) and cold pixels, both flagged in the BPM. The band is one illuminated echelle order
+across the 4-chip mosaic; the blaze falls off towards the mosaic ends; short wavelengths are vignetted on the
+outer columns of the first and last detector. Masters are the mean raw divided by the smooth illumination
+model and normalised to median 1, as a pipeline would make them.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from astropy.time import Time
+
+from qc.config import CRIRES_REFERENCE_KEYS
+from qc.profiles import CRIRES, InstrumentProfile
+from qc.sets import set_id_for
+from qc.synth_fits import product_cards, write_mef
+
+GAIN = 30.0
+"""Conversion gain [e-/ADU] of the synthetic detectors."""
+READ_NOISE = 4.0
+"""Read noise [ADU]."""
+SATURATION = 60000.0
+"""Raw values are clipped here [ADU]."""
+HOT_FACTOR = 20.0
+"""Hot pixels see this many times their illumination (clipped at saturation)."""
+PRNU_SEED = 20100512
+"""Pixel response is a property of the detector: the same for every set and the references."""
+HEALTHY = {1090.4: (517.0, 0.091), 2199.1: (400.0, 0.09), 3218.6: (255.0, 0.125), 4092.9: (400.0, 0.078)}
+"""Typical mean_flux [ADU/s] and rms_master per wavelength (contract 7; 2199.1 nm assumed)."""
+
+
+@dataclass(frozen=True)
+class SetSpec:
+    """Knobs of one synthetic set."""
+
+    name: str
+    cwlen: float
+    baffle: float
+    lamp: str
+    n_raw: int
+    peak: float
+    """Peak illumination [ADU] of the band centre at the blaze peak."""
+    expected_verdict: str
+    expected_reason: str = ""
+    window: tuple[int, int] | None = None
+    """``(NY, STARTY)`` of a windowed read-out."""
+    dit_override: tuple[int, float] | None = None
+    """``(raw index, DIT)`` to make one raw inconsistent."""
+    drop_raw: int | None = None
+    """Index of a raw that is not written (incomplete set)."""
+
+    @property
+    def setting_key(self) -> str:
+        return f"{self.cwlen:.3f}_{self.baffle:.3f}_{self.lamp}"
+
+
+@dataclass
+class SynthSet:
+    """A set as written, with its expected outcome under the contract's definitions."""
+
+    name: str
+    set_id: str
+    setting_key: str
+    n_raw: int
+    raw_type: str
+    master: str
+    bpm: str
+    raws: list[str]
+    expected_verdict: str
+    expected_reason: str
+    has_reference: bool
+    missing: list[str] = field(default_factory=list)
+
+
+@dataclass
+class JunkFile:
+    path: str
+    expected_state: str
+    """``rejected`` or ``ignored``."""
+    expected_reason: str
+
+
+@dataclass
+class NightManifest:
+    night: str
+    seed: int
+    sets: list[SynthSet]
+    junk: list[JunkFile]
+    references: list[str]
+
+
+CRIRES_NIGHT: tuple[SetSpec, ...] = (
+    SetSpec("no_reference", 2340.0, 25.0, "Halogen", 1, 6000.0, "not_assessable", "no reference"),
+    SetSpec("single_flat", 1090.4, 25.0, "Halogen", 1, 6000.0, "not_assessable", "N = 1"),
+    SetSpec("snr_pass", 3218.6, 25.0, "Halogen", 4, 6000.0, "passed"),
+    SetSpec("snr_fail", 4092.9, 25.0, "Halogen", 3, 900.0, "failed", "median_snr"),
+    SetSpec("overexposed", 1090.4, 25.0, "Halogen", 1, 14000.0, "failed", "max_flux"),
+    SetSpec("windowed", 2199.1, 15.0, "Halogen", 3, 6000.0, "passed", window=(256, 129)),
+    SetSpec("emitter", 2199.1, 15.0, "Emitter", 1, 5000.0, "not_assessable"),
+    SetSpec("inconsistent_dit", 3218.6, 25.0, "Halogen", 3, 6000.0, "rejected", "DIT", dit_override=(1, 7.5)),
+    SetSpec("incomplete", 4092.9, 25.0, "Halogen", 2, 6000.0, "incomplete", "missing", drop_raw=1),
+)
+
+
+def illumination(profile: InstrumentProfile, det: int, cwlen: float, rows: slice) -> np.ndarray:
+    """Noise-free relative illumination (peak 1) of detector ``det``: band x blaze x vignetting."""
+    y = np.arange(profile.full_ny, dtype=np.float64)[rows]
+    half, centre, soft = 0.40 * profile.full_ny, 0.5 * profile.full_ny, 0.02 * profile.full_ny
+    band = 0.03 + 0.97 / (1 + np.exp((np.abs(y - centre) - half) / soft))
+    x = (det - 1) * profile.nx + np.arange(profile.nx, dtype=np.float64)
+    mosaic = profile.n_detectors * profile.nx
+    blaze = 1.0 - 0.45 * ((x - mosaic / 2) / (mosaic / 2)) ** 2
+    vignetting = np.ones(profile.nx)
+    if cwlen < 1500:
+        ramp = np.clip(np.arange(profile.nx) / 256.0, 0, 1)
+        if det == 1:
+            vignetting = 0.35 + 0.65 * ramp
+        elif det == profile.n_detectors:
+            vignetting = (0.35 + 0.65 * ramp)[::-1]
+    return band[:, None] * (blaze * vignetting)[None, :]
+
+
+def prnu(profile: InstrumentProfile, det: int, sigma: float) -> np.ndarray:
+    """Fixed pixel response non-uniformity (mean 1, std ``sigma``) of detector ``det``."""
+    rng = np.random.default_rng(PRNU_SEED + det)
+    return 1.0 + sigma * rng.standard_normal((profile.full_ny, profile.nx))
+
+
+def defects(profile: InstrumentProfile, det: int, n: int = 6) -> tuple[np.ndarray, np.ndarray]:
+    """Fixed hot and cold pixel coordinates (flat indices) of detector ``det``."""
+    rng = np.random.default_rng(PRNU_SEED * 7 + det)
+    picks = rng.choice(profile.full_ny * profile.nx, size=2 * n, replace=False)
+    return picks[:n], picks[n:]
+
+
+def raw_chip(model: np.ndarray, hot: np.ndarray, cold: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One noisy raw chip [ADU] from a noise-free model [ADU]: shot + read noise, hot and cold pixels."""
+    signal = model.copy()
+    signal.flat[hot] *= HOT_FACTOR
+    signal.flat[cold] *= 0.02
+    noise = np.sqrt(signal / GAIN + READ_NOISE**2) * rng.standard_normal(signal.shape)
+    return np.clip(signal + noise, -100.0, SATURATION).astype(np.float32)
+
+
+def _master_and_bpm(raws: list[list[np.ndarray]], models: list[np.ndarray], hot_cold: list[np.ndarray],
+                    rows: slice) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Per detector: normalised master (mean raw / smooth illumination ``models``, median 1: the pixel
+    response remains) and 0/1 BPM (int16)."""
+    masters, bpms = [], []
+    for det_index, model in enumerate(models):
+        mean = np.mean([frames[det_index] for frames in raws], axis=0, dtype=np.float64)
+        flat = mean / model[rows]
+        masters.append((flat / np.median(flat)).astype(np.float32))
+        bpm = np.zeros(model.shape, dtype=np.int16)
+        bpm.flat[hot_cold[det_index]] = 1
+        bpms.append(bpm[rows])
+    return masters, bpms
+
+
+def write_set(spec: SetSpec, product_dir: Path, raw_dir: Path, night: str, rng: np.random.Generator,
+              start_mjd: float, profile: InstrumentProfile = CRIRES) -> tuple[SynthSet, float]:
+    """Write raws, master and BPM of one set; return its manifest entry and the MJD after its last raw."""
+    flux, rms = HEALTHY.get(spec.cwlen, (400.0, 0.09))
+    ny, starty = spec.window or (profile.full_ny, 1)
+    rows = slice(starty - 1, starty - 1 + ny)
+    illum = [illumination(profile, det, spec.cwlen, slice(None)) for det in profile.detectors]
+    models = [spec.peak * i * prnu(profile, det, rms) for det, i in zip(profile.detectors, illum, strict=True)]
+    spots = [defects(profile, det) for det in profile.detectors]
+    dit = round(float(np.median(np.concatenate([m[rows].ravel() for m in models]))) / flux, 3)
+    names, raw_paths, raws, headers, mjd = [], [], [], [], start_mjd
+    for index in range(spec.n_raw):
+        iso = Time(mjd, format="mjd").isot
+        name = f"CRIRE.{iso}.fits"
+        cards = {
+            "INSTRUME": "CRIRES", "ARCFILE": name, "DATE-OBS": iso, "MJD-OBS": mjd,
+            "ESO DET DIT": spec.dit_override[1] if spec.dit_override and spec.dit_override[0] == index else dit,
+            "ESO DET NDIT": 1, "ESO DET WINDOW NY": ny, "ESO DET WINDOW STARTY": starty,
+            "ESO INS WLEN CWLEN": spec.cwlen, "ESO INS BAFFLE POS": spec.baffle, "ESO INS LAMP1 NAME": spec.lamp,
+            "ESO DPR CATG": "CALIB", "ESO DPR TYPE": "FLAT", "ESO DPR TECH": "SPECTRUM",
+        }
+        headers.append(cards)
+        chips = [raw_chip(m, hot, cold, rng)[rows] for m, (hot, cold) in zip(models, spots, strict=True)]
+        raws.append(chips)
+        names.append(name)
+        if index != spec.drop_raw:
+            raw_paths.append(write_mef(raw_dir / name, profile, cards, chips))
+        mjd += 45.0 / 86400
+    masters, bpms = _master_and_bpm(raws, [spec.peak * i for i in illum], [np.concatenate(s) for s in spots], rows)
+    stem = f"crires_spec_flat_{spec.name}"
+    master = write_mef(product_dir / f"{stem}.fits", profile,
+                       product_cards(headers[0], profile.master_catg, names), masters)
+    bpm = write_mef(product_dir / f"{stem}_bpm.fits", profile,
+                    product_cards(headers[0], profile.bpm_catg, names), bpms)
+    entry = SynthSet(
+        name=spec.name, set_id=set_id_for(names), setting_key=spec.setting_key, n_raw=spec.n_raw,
+        raw_type=profile.raw_type(ny), master=str(master), bpm=str(bpm), raws=[str(p) for p in raw_paths],
+        expected_verdict=spec.expected_verdict, expected_reason=spec.expected_reason,
+        has_reference=spec.setting_key in CRIRES_REFERENCE_KEYS,
+        missing=[names[spec.drop_raw]] if spec.drop_raw is not None else [],
+    )
+    return entry, mjd + 600.0 / 86400
+
+
+def write_reference(key: str, out: Path, profile: InstrumentProfile = CRIRES, seed: int = 0) -> list[Path]:
+    """Reference master flat and BPM of ``key`` (full frame): a good product with slightly different bad pixels."""
+    cwlen, baffle, lamp = key.split("_")
+    spec = SetSpec(f"ref_{key}", float(cwlen), float(baffle), lamp, 3, 6000.0, "passed")
+    rng = np.random.default_rng(seed)
+    scratch = out / ".scratch"
+    entry, _ = write_set(spec, scratch, scratch, "reference", rng, 55000.0, profile)
+    master = out / f"{profile.reference_prefix}_FLAT_{key}.fits"
+    bpm = out / f"{profile.reference_prefix}_BPM_{key}.fits"
+    Path(entry.master).replace(master)
+    from astropy.io import fits  # local: only the reference BPM is edited in place
+
+    with fits.open(entry.bpm) as hdul:
+        for det in profile.detectors:
+            data = hdul[profile.chip_extname(det)].data
+            hot, _ = defects(profile, det)
+            data.flat[hot[:3]] = 0
+            data[10 + det, 500:502] = 1
+        hdul.writeto(bpm, overwrite=True)
+    for leftover in scratch.iterdir():
+        leftover.unlink()
+    scratch.rmdir()
+    return [master, bpm]
+
+
+def _write_junk(product_dir: Path, good_file: Path) -> list[tuple[Path, str, str]]:
+    """Files that must be ignored or rejected with a reason, never crash anything."""
+    truncated = product_dir / "r.CRIRE.2010-05-13T11:00:00.000_0000.fits"
+    data = good_file.read_bytes()
+    truncated.write_bytes(data[: len(data) // 2 + 1234])
+    text = product_dir / "QC_notes.fits"
+    text.write_text("not a FITS file: shift notes\n")
+    empty = product_dir / "empty_0000.fits"
+    empty.write_bytes(b"")
+    dark = product_dir / "crires_spec_dark_master.fits"
+    from astropy.io import fits
+
+    header = fits.Header()
+    header["INSTRUME"] = "CRIRES"
+    header["HIERARCH ESO PRO CATG"] = "CALPRO_DARK"
+    fits.PrimaryHDU(header=header).writeto(dark, overwrite=True)
+    return [(truncated, "rejected", "truncated"), (text, "rejected", "not a FITS file"),
+            (empty, "rejected", "empty"), (dark, "ignored", "CALPRO_DARK")]
+
+
+def write_night(out: Path, seed: int = 0, night: str = "2010-05-12", profile: str = "crires") -> NightManifest:
+    """Write a whole night under ``out`` (``dfs_product/``, ``dfs_raw/``, ``reference/``, ``manifest.json``)."""
+    if profile != "crires":
+        raise ValueError(f"synthetic nights for profile {profile!r} are not available yet")
+    out = Path(out)
+    rng = np.random.default_rng(seed)
+    raw_dir = out / "dfs_raw" / night
+    mjd = Time(f"{night}T00:00:00").mjd + 1 + 10 / 24
+    entries = []
+    for spec in CRIRES_NIGHT:
+        raw_type = CRIRES.raw_type(spec.window[0] if spec.window else CRIRES.full_ny)
+        product_dir = out / "dfs_product" / ("FLT_WIN" if raw_type == "FLT_WIN" else "DARK") / night
+        entry, mjd = write_set(spec, product_dir, raw_dir, night, rng, mjd)
+        entries.append(entry)
+    references = [p for key in CRIRES_REFERENCE_KEYS for p in write_reference(key, out / "reference", seed=seed)]
+    junk = _write_junk(out / "dfs_product" / "DARK" / night, Path(entries[0].master))
+
+    def rel(path: str | Path) -> str:
+        return str(Path(path).relative_to(out))
+
+    for entry in entries:
+        entry.master, entry.bpm, entry.raws = rel(entry.master), rel(entry.bpm), [rel(r) for r in entry.raws]
+    manifest = NightManifest(
+        night=night, seed=seed, sets=entries,
+        junk=[JunkFile(rel(p), state, reason) for p, state, reason in junk],
+        references=[rel(p) for p in references],
+    )
+    (out / "manifest.json").write_text(json.dumps(asdict(manifest), indent=2))
+    return manifest
+
+
+def load_manifest(path: Path) -> NightManifest:
+    """Read a ``manifest.json`` written by :func:`write_night`."""
+    data = json.loads(Path(path).read_text())
+    return NightManifest(
+        night=data["night"], seed=data["seed"],
+        sets=[SynthSet(**s) for s in data["sets"]], junk=[JunkFile(**j) for j in data["junk"]],
+        references=data["references"],
+    )
