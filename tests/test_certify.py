@@ -1,0 +1,58 @@
+"""Certification edge cases (contract 5)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from qc.certify import certify
+from qc.config import QCConfig
+from qc.records import DetectorQC
+
+BASE = DetectorQC(
+    detector=1, mean_level=5000.0, mean_flux=500.0, rms_master=0.09, badpix=3, median_snr=400.0,
+    max_flux=8000.0, num_overexp=0, level_overexp=None, bpm_count=3, ref_ratio_median=None,
+    ref_ratio_std=None, bpm_new=None, bpm_fixed=None, vignetted_pixels=0,
+)
+KEY = "1090.400_25.000_Halogen"
+
+
+def test_snr_exactly_at_limit_fails_with_named_reason() -> None:
+    cert = certify([replace(BASE, detector=2, median_snr=250.0)], 3, KEY, QCConfig())
+    assert cert.verdict == "failed" and not cert.certified
+    assert cert.reasons == ("detector 2: median_snr = 250.0 <= 250",)
+
+
+def test_snr_just_above_limit_passes() -> None:
+    assert certify([replace(BASE, median_snr=250.01)], 3, KEY, QCConfig()).verdict == "passed"
+
+
+def test_max_flux_exactly_at_limit_passes_and_above_fails() -> None:
+    assert certify([replace(BASE, max_flux=10000.0)], 3, KEY, QCConfig()).verdict == "passed"
+    cert = certify([replace(BASE, detector=4, max_flux=10000.5)], 3, KEY, QCConfig())
+    assert cert.verdict == "failed"
+    assert cert.reasons == ("detector 4: max_flux = 10000.5 ADU > 10000 ADU",)
+
+
+def test_two_flats_are_not_assessable_not_failed() -> None:
+    cert = certify([replace(BASE, median_snr=None)], 2, KEY, QCConfig())
+    assert cert.verdict == "not_assessable" and cert.certified
+    assert cert.reasons == ()
+    assert "S/N not assessable (N = 2 < 3)" in cert.notes
+
+
+def test_two_flats_overexposed_still_fail() -> None:
+    cert = certify([replace(BASE, median_snr=None, max_flux=12000.0)], 2, KEY, QCConfig())
+    assert cert.verdict == "failed" and len(cert.reasons) == 1
+
+
+def test_healthcheck_only_setting_skips_snr() -> None:
+    config = QCConfig(healthcheck_only_settings=(KEY,))
+    cert = certify([replace(BASE, median_snr=100.0)], 3, KEY, config)
+    assert cert.verdict == "passed"
+    assert any("HealthCheck-only" in n for n in cert.notes)
+
+
+def test_every_failing_detector_is_reported() -> None:
+    dets = [replace(BASE, detector=d, median_snr=100.0 + d) for d in (1, 2, 3, 4)]
+    cert = certify(dets, 3, KEY, QCConfig(snr_limit=102.5))
+    assert [c.detector for c in cert.checks if c.passed is False] == [1, 2]

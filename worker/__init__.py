@@ -1,0 +1,1 @@
+"""rq workers: run the QC of one set version, store QC1 rows, trend reports and alerts."""
