@@ -1,1 +1,1 @@
-"""The watcher: notices new files in the DFS tree, keeps the ledger, groups sets and enqueues one job per set version."""
+"""The watcher: notices new files in the DFS tree, keeps the ledger and enqueues one job per set version."""
