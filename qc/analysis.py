@@ -9,7 +9,7 @@ import numpy as np
 
 from qc.certify import certify
 from qc.config import QCConfig
-from qc.display import block_reduce, display_block
+from qc.display import DISPLAY_PIXELS, block_reduce, display_block
 from qc.errors import BadLayout
 from qc.fitsio import chip_data, open_fits, read_chip
 from qc.geometry import reference_rows, unvignetted_mask
@@ -40,7 +40,7 @@ def histogram(values: np.ndarray, value_range: tuple[float, float]) -> tuple[np.
 
 def detector_view(detector: int, starty: int, stack: np.ndarray, master: np.ndarray, bpm: np.ndarray,
                   ref_master: np.ndarray | None, ref_bpm: np.ndarray | None, snr: np.ndarray | None,
-                  unvignetted: np.ndarray, max_pixels: int = 1024) -> DetectorView:
+                  unvignetted: np.ndarray, max_pixels: int = DISPLAY_PIXELS) -> DetectorView:
     """Block-averaged images, cuts and histograms of one detector for the plots."""
     block = display_block(master.shape, max_pixels)
     finite_master = master[np.isfinite(master)]

@@ -4,12 +4,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib.image as mpimg
+import numpy as np
 from matplotlib.figure import Figure
+from PIL import Image
 
+from qc.display import PNG_OPTIONS
 from qc.records import QC1_NAMES, SetResult
 
 VERDICT_COLOURS = {"passed": "#1a7f37", "failed": "#c62828", "not_assessable": "#b26a00"}
+THUMBNAIL_PIXELS = (480, 360)
+"""Largest size of a thumbnail on the cover [px]; about twice its printed size, so it stays sharp."""
+
+
+def thumbnail(path: Path) -> np.ndarray:
+    """A plot reduced with PIL's area-averaging filter (fast, no aliasing) to at most THUMBNAIL_PIXELS."""
+    with Image.open(path) as image:
+        image.thumbnail(THUMBNAIL_PIXELS, Image.Resampling.BOX)
+        return np.asarray(image.convert("RGB"))
 
 
 def format_cell(value: float | int | None) -> str:
@@ -63,9 +74,9 @@ def write_cover(result: SetResult, plots: dict[str, Path], out_path: Path, dpi: 
     thumbs = [k for k in ("flat1", "flat2", "flat3", "flat4", "flat5") if k in plots]
     for index, key in enumerate(thumbs):
         tax = fig.add_axes((0.03 + index * 0.19, 0.03, 0.18, 0.23))
-        tax.imshow(mpimg.imread(plots[key]), interpolation="antialiased")
+        tax.imshow(thumbnail(plots[key]), interpolation="antialiased")
         tax.set_title(key, fontsize=9)
         tax.axis("off")
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out_path, dpi=dpi)
+    fig.savefig(out_path, dpi=dpi, pil_kwargs=PNG_OPTIONS)
     return out_path

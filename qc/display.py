@@ -7,8 +7,13 @@ import warnings
 
 import numpy as np
 
+DISPLAY_PIXELS = 512
+"""Longest axis of a detector image as stored for the plots; each detector is drawn about 350 px wide."""
+PNG_OPTIONS = {"compress_level": 3}
+"""zlib level of the PNGs: noisy images barely compress further, and level 3 writes several times faster than 6."""
 
-def display_block(shape: tuple[int, ...], max_pixels: int = 1024) -> int:
+
+def display_block(shape: tuple[int, ...], max_pixels: int = DISPLAY_PIXELS) -> int:
     """Smallest integer block so that the longest axis of ``shape`` fits in ``max_pixels``."""
     return max(1, math.ceil(max(shape) / max_pixels))
 

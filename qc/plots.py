@@ -14,6 +14,7 @@ from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.gridspec import SubplotSpec
 
+from qc.display import PNG_OPTIONS
 from qc.records import DetectorView, SetResult
 
 GREY_SHADE = ListedColormap([(0.5, 0.5, 0.5, 0.55)])
@@ -120,7 +121,7 @@ def _image_pair(result: SetResult, path: Path, dpi: int, crop: Callable | None, 
                    limits=percentile_limits([v.ratio for v in result.views], symmetric_about=1.0), crop=crop)
     else:
         message_panel(fig, bottom, f"current / reference: {result.reference_note}")
-    fig.savefig(path, dpi=dpi)
+    fig.savefig(path, dpi=dpi, pil_kwargs=PNG_OPTIONS)
     return path
 
 
@@ -134,7 +135,7 @@ def flat3(result: SetResult, path: Path, dpi: int) -> Path:
                    limits=(-1.0, 1.0))
     else:
         message_panel(fig, bottom, f"current - reference map: {result.reference_note}")
-    fig.savefig(path, dpi=dpi)
+    fig.savefig(path, dpi=dpi, pil_kwargs=PNG_OPTIONS)
     return path
 
 
@@ -149,7 +150,7 @@ def flat4(result: SetResult, path: Path, dpi: int) -> Path:
                    cmap="magma", shade_vignetted=True)
     else:
         message_panel(fig, grid[0, 0], f"S/N not available: fewer than 3 flats (N = {result.n_raw})")
-    fig.savefig(path, dpi=dpi)
+    fig.savefig(path, dpi=dpi, pil_kwargs=PNG_OPTIONS)
     return path
 
 
@@ -190,7 +191,7 @@ def flat5(result: SetResult, path: Path, dpi: int) -> Path:
         ax.legend(fontsize=7, loc="upper right")
         for axis in fig.axes[-3:]:
             axis.tick_params(labelsize=7)
-    fig.savefig(path, dpi=dpi)
+    fig.savefig(path, dpi=dpi, pil_kwargs=PNG_OPTIONS)
     return path
 
 

@@ -97,7 +97,7 @@ class DetectorView:
     ratio: np.ndarray | None
     """master / reference master (window rows), None without reference."""
     bpm: np.ndarray
-    """Fraction of bad pixels per display block (0..1)."""
+    """1 where any pixel of the display block is bad (block max), else 0: no bad pixel disappears."""
     bpm_diff: np.ndarray | None
     """(B != 0) - (B_ref != 0) averaged per block, in [-1, 1]; None without reference."""
     snr: np.ndarray | None

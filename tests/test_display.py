@@ -1,0 +1,65 @@
+"""Display reduction (block averaging, never decimation) and what the pictures show."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from qc.display import block_reduce, display_block
+
+
+def test_block_mean_equals_hand_computed_means() -> None:
+    image = np.arange(16, dtype=np.float32).reshape(4, 4)
+    expected = np.array([[(0 + 1 + 4 + 5) / 4, (2 + 3 + 6 + 7) / 4], [(8 + 9 + 12 + 13) / 4, (10 + 11 + 14 + 15) / 4]])
+    np.testing.assert_allclose(block_reduce(image, 2), expected)
+
+
+def test_block_max_keeps_a_single_bad_pixel_anywhere() -> None:
+    for y, x in [(0, 0), (1023, 1023), (517, 3)]:
+        bpm = np.zeros((1024, 1024), dtype=np.float32)
+        bpm[y, x] = 1
+        reduced = block_reduce(bpm, display_block(bpm.shape), "max")
+        assert reduced.sum() == 1 and reduced[y // 2, x // 2] == 1
+
+
+def test_remainder_block_ignores_padding_and_nan() -> None:
+    image = np.ones((5, 5), dtype=np.float32)
+    image[4, 3] = np.nan
+    reduced = block_reduce(image, 2)
+    assert reduced.shape == (3, 3)
+    np.testing.assert_allclose(reduced, 1.0)
+
+
+@pytest.mark.parametrize(("shape", "block"), [((1024, 1024), 2), ((2048, 2048), 4), ((256, 1024), 2), ((10, 10), 1)])
+def test_display_block(shape: tuple[int, int], block: int) -> None:
+    assert display_block(shape) == block
+
+
+def distinct_colours(path: Path) -> int:
+    with Image.open(path) as image:
+        return len(image.convert("RGB").getcolors(maxcolors=1 << 20) or [])
+
+
+def test_flat4_is_a_message_panel_when_fewer_than_three_flats(synth_night: Path, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from flatqc.cli import main
+
+    result = CliRunner().invoke(main, [
+        "process", str(synth_night / "dfs_product"), "--db", f"sqlite:///{tmp_path / 'qc1.db'}",
+        "--out", str(tmp_path / "qc"), "--raw", str(synth_night / "dfs_raw"),
+        "--reference", str(synth_night / "reference"), "--json",
+    ])
+    assert result.exit_code == 0, result.output
+    plots = {s["n_raw"]: s["plots"] for s in json.loads(result.stdout)["sets"]}
+    few, many = plots[1], plots[4]
+    # The S/N map uses the colour map's 256 colours and more; the "not available" panel is text on a flat background.
+    print(distinct_colours(Path(many["flat4"])), distinct_colours(Path(few["flat4"])))
+    assert distinct_colours(Path(many["flat4"])) > 4 * distinct_colours(Path(few["flat4"]))
+    for name in ("flat1", "flat2", "flat3", "flat4", "flat5", "cover"):
+        with Image.open(few[name]) as image:
+            assert image.width >= 1000 and image.height >= 400, name
