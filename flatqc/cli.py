@@ -7,7 +7,7 @@ import logging
 import click
 
 from flatqc import __version__
-from flatqc.commands import science
+from flatqc.commands import science, service
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -22,5 +22,6 @@ def main(verbose: int) -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
-for command in (science.synth, science.process):
+for command in (science.synth, science.process, service.up, service.watch, service.worker, service.status,
+                service.backfill, service.alerts):
     main.add_command(command)

@@ -49,6 +49,28 @@ def deliver_file(src: Path, dst: Path, mode: str, chunk_pause_s: float = 0.2, ch
             shutil.copyfile(src, dst)
 
 
+def delivery_plan(night: Path, set_names: Iterable[str] | None = None, junk: bool = True) -> list[Delivery]:
+    """The files of a synthetic night (paths relative to ``night``) in an order and with modes that exercise a
+    watcher: the first set's products before its raws, the others raws first; in-place, slow and renamed writes
+    in turn; the junk files; finally the first file delivered again with the same bytes."""
+    from qc.synth import load_manifest
+
+    manifest = load_manifest(night / "manifest.json")
+    chosen = [s for s in manifest.sets if set_names is None or s.name in set_names]
+    plan: list[Delivery] = []
+    modes = ("in_place", "slow", "rename")
+    for index, entry in enumerate(chosen):
+        raws = [Delivery(Path(p), modes[(index + k) % 3]) for k, p in enumerate(entry.raws)]
+        products = [Delivery(Path(p), modes[(index + k + 1) % 3]) for k, p in enumerate((entry.master, entry.bpm))
+                    if p]
+        plan += products + raws if index == 0 else raws + products
+    if junk:
+        plan += [Delivery(Path(j.path)) for j in manifest.junk]
+    if plan:
+        plan.append(Delivery(plan[0].relative, "duplicate"))
+    return plan
+
+
 def deliver_all(src_root: Path, dst_root: Path, plan: Iterable[Delivery], pause_s: float = 0.0,
                 on_file: Callable[[Delivery], None] | None = None) -> None:
     """Deliver every file of ``plan`` from ``src_root`` to ``dst_root`` in order, ``pause_s`` apart."""

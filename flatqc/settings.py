@@ -46,6 +46,8 @@ class Settings(BaseSettings):
     qc_output: Path = _eso_path("QC_OUTPUT", "./var/qc")
     watched_raw_types: StrList = ["DARK", "FLAT", "FLT_WIN"]
     """RAW_TYPE folders under DFS_PRODUCT that are watched (contract 1)."""
+    run_dir: Path = Path("./var/run")
+    """Working folder of ``flatqc up``: its own Redis data and the URL file other commands read."""
     db_url: str = "sqlite:///./var/flatqc.db"
     redis_url: str | None = None
     """Unset: ``flatqc up`` starts its own Redis. With a password: ``redis://:secret@host:6379/0``."""
@@ -63,6 +65,12 @@ class Settings(BaseSettings):
     file_settle_s: float = 1.0
     """A file counts as complete once its size and mtime stayed the same this long and its FITS structure is whole."""
     job_timeout_s: int = 600
+    job_heartbeat_s: int = 5
+    """Workers refresh the heartbeat of a running job this often [s]."""
+    stale_job_s: float = 60.0
+    """A running job without heartbeat for this long belongs to a dead worker and is queued again [s]."""
+    truncated_after_s: float = 10.0
+    """A file whose size stays the same this long but whose FITS structure is still incomplete is rejected [s]."""
     job_retry_intervals: StrList = ["10", "60", "300"]
     """Back-off between retries of a failed job [s]; the number of entries is the number of retries."""
     web_host: str = "127.0.0.1"

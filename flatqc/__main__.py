@@ -1,0 +1,5 @@
+"""``python -m flatqc``: the same as the ``flatqc`` command."""
+
+from flatqc.cli import main
+
+main()

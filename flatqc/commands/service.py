@@ -1,0 +1,197 @@
+"""``flatqc up | watch | worker | status | backfill | alerts``: the running service and its operators' views."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import signal
+import threading
+from datetime import date, timedelta
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+from sqlalchemy import select
+
+from flatqc import ledger
+from flatqc.db import alerts as alerts_table
+from flatqc.db import connect, sets, utcnow
+from flatqc.files import walk_files
+from flatqc.queue import job_id_for, job_queue, redis_connection, resolve_redis_url
+from flatqc.service import Service, ensure_sqlite_folder
+from flatqc.settings import Settings
+from flatqc.status import SET_COLUMNS, nights, problem_files, queue_status
+from watcher.core import Watcher
+
+console = Console()
+
+
+def need_redis(settings: Settings) -> str:
+    url = resolve_redis_url(settings)
+    if not url:
+        raise click.UsageError("no Redis: set FLATQC_REDIS_URL (or run `flatqc up` on this machine)")
+    return url
+
+
+@click.command()
+@click.option("--workers", type=int, default=None, help="Worker processes (default FLATQC_WORKERS, 2).")
+def up(workers: int | None) -> None:
+    """Run everything here: Redis (own one unless FLATQC_REDIS_URL), the watcher, N workers. Ctrl-C stops."""
+    service = Service(Settings(), workers)
+    service.start()
+    console.print(f"flatqc up: watching {service.settings.dfs_product} and {service.settings.dfs_raw}, "
+                  f"{service.n_workers} workers; Ctrl-C to stop")
+    service.wait()
+
+
+@click.command()
+def watch() -> None:
+    """Run only the watcher (FLATQC_REDIS_URL required)."""
+    from watcher.service import run_watcher
+
+    settings = Settings()
+    ensure_sqlite_folder(settings.db_url)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    run_watcher(settings, connect(settings.db_url), redis_connection(need_redis(settings)), stop)
+
+
+@click.command()
+@click.option("--name", default=None, help="Worker name (unique per host).")
+@click.option("--burst", is_flag=True, help="Exit when the queue is empty.")
+def worker(name: str | None, burst: bool) -> None:
+    """Run one rq worker on the service queue (FLATQC_REDIS_URL required)."""
+    from worker.run import run_worker
+
+    settings = Settings()
+    ensure_sqlite_folder(settings.db_url)
+    run_worker(settings, need_redis(settings), burst=burst, name=name)
+
+
+@click.command()
+@click.option("--night", default=None, help="Show rejected files and open sets of this night (default: newest).")
+@click.option("--nights", "n_nights", type=int, default=14, show_default=True, help="Nights in the summary.")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+def status(night: str | None, n_nights: int, as_json: bool) -> None:
+    """Per night: sets done/queued/running/failed/incomplete, rejected files with reasons; queue and workers."""
+    settings = Settings()
+    engine = connect(settings.db_url)
+    url = resolve_redis_url(settings)
+    queue = queue_status(settings, redis_connection(url) if url else None)
+    summary = nights(engine, n_nights)
+    night = night or (summary[0].night if summary else None)
+    problems = problem_files(engine, night)
+    with engine.connect() as conn:
+        open_sets = list(conn.execute(select(sets).where(sets.c.night == night,
+                                                         sets.c.state.in_(("waiting", "incomplete", "failed")))))
+    if as_json:
+        click.echo(json.dumps({
+            "nights": [vars(n) for n in summary], "queue": vars(queue),
+            "files": [dict(r._mapping) for r in problems],
+            "open_sets": [{"set_id": r.set_id, "state": r.state, "reason": r.reason} for r in open_sets],
+        }, indent=2, default=str))
+        return
+    table = Table(title="nights")
+    for column in ("night", *SET_COLUMNS, "passed", "failed cert.", "n/a", "files rejected", "ignored"):
+        table.add_column(column, justify="right")
+    for n in summary:
+        table.add_row(n.night, *(str(n.sets.get(s, 0)) for s in SET_COLUMNS),
+                      *(str(n.verdicts.get(v, 0)) for v in ("passed", "failed", "not_assessable")),
+                      str(n.files_rejected), str(n.files_ignored))
+    console.print(table)
+    if queue.reachable:
+        oldest = f"{queue.oldest_waiting_s:.0f} s" if queue.oldest_waiting_s is not None else "none"
+        console.print(f"queue: {queue.depth} waiting, {queue.running} running, {queue.scheduled} scheduled retries, "
+                      f"{queue.failed} failed; workers alive {queue.workers} (busy {queue.workers_busy}); "
+                      f"oldest waiting job {oldest}")
+    else:
+        console.print(f"[yellow]queue: {queue.error}[/]")
+    for row in open_sets:
+        console.print(f"set {row.set_id} [bold]{row.state}[/]: {row.reason or ''}")
+    for row in problems:
+        console.print(f"{row.state:8s} {row.path}: {row.reason}", markup=False, highlight=False)
+
+
+def night_folders(settings: Settings, night: str) -> list[Path]:
+    return [*(settings.dfs_product / t / night for t in settings.watched_raw_types), settings.dfs_raw / night]
+
+
+@click.command()
+@click.option("--from", "date_from", type=click.DateTime(["%Y-%m-%d"]), required=True, help="First night.")
+@click.option("--to", "date_to", type=click.DateTime(["%Y-%m-%d"]), required=True, help="Last night (inclusive).")
+@click.option("--force", is_flag=True, help="Reprocess sets that are already done, failed or rejected.")
+def backfill(date_from: date, date_to: date, force: bool) -> None:
+    """(Re)process the nights FROM..TO through the queue: record their files, queue complete sets."""
+    settings = Settings()
+    engine = connect(settings.db_url)
+    redis = redis_connection(need_redis(settings))
+    watcher = Watcher(settings, engine, lambda: job_queue(settings, redis))
+    days = [(date_from + timedelta(days=i)).strftime("%Y-%m-%d") for i in range((date_to - date_from).days + 1)]
+    paths = [p for night in days for folder in night_folders(settings, night) if folder.is_dir()
+             for p in walk_files(folder)]
+    with Progress(console=console) as progress:
+        task = progress.add_task("recording files", total=len(paths))
+        for path in paths:
+            watcher.notice(path)
+            if path in watcher.noticed:
+                del watcher.noticed[path]
+                watcher.take(path)
+            progress.advance(task)
+        nights_task = progress.add_task("grouping nights", total=len(watcher.dirty_nights))
+        for night in sorted(watcher.dirty_nights):
+            watcher.regroup(night)
+            progress.advance(nights_task)
+        watcher.dirty_nights.clear()
+    forced = 0
+    if force:
+        with engine.begin() as conn:
+            rows = list(conn.execute(select(sets).where(sets.c.night.in_(days),
+                                                        sets.c.state.in_(("done", "failed", "rejected")))))
+            for row in rows:
+                job_id = job_id_for(row.version, row.attempts + 1)
+                ledger.update_set(conn, row.version, state="queued", job_id=job_id, queued_at=utcnow())
+                ledger.log_job_event(conn, row.version, job_id, "queued", "backfill --force")
+        for row in rows:
+            forced += watcher.enqueue(row.version, job_id_for(row.version, row.attempts + 1))
+    console.print(f"backfill {days[0]}..{days[-1]}: {len(paths)} files looked at, "
+                  f"{forced} done sets queued again" + ("" if force else " (use --force to reprocess done sets)"))
+
+
+@click.group(invoke_without_command=True)
+@click.option("--open", "only_open", is_flag=True, help="Only open alerts.")
+@click.pass_context
+def alerts(ctx: click.Context, only_open: bool) -> None:
+    """List alerts of failed certification; `flatqc alerts ack ID` acknowledges one."""
+    if ctx.invoked_subcommand:
+        return
+    engine = connect(Settings().db_url)
+    query = select(alerts_table).order_by(alerts_table.c.id.desc())
+    if only_open:
+        query = query.where(alerts_table.c.state == "open")
+    table = Table(title="alerts")
+    for column in ("id", "state", "night", "set", "setting", "reasons", "notified", "by"):
+        table.add_column(column)
+    with engine.connect() as conn:
+        for row in conn.execute(query):
+            notified = "yes" if row.notified_at else (row.notify_error or "no")
+            table.add_row(str(row.id), row.state, row.night, row.set_id, row.setting_key,
+                          "\n".join(json.loads(row.reasons)), notified, row.acknowledged_by or "")
+    console.print(table)
+
+
+@alerts.command("ack")
+@click.argument("alert_id", type=int)
+@click.option("--by", "by", default=getpass.getuser, show_default="current user", help="Who acknowledges.")
+@click.option("--comment", default=None)
+def ack(alert_id: int, by: str, comment: str | None) -> None:
+    """Acknowledge open alert ALERT_ID."""
+    from worker.alerts import acknowledge
+
+    engine = connect(Settings().db_url)
+    with engine.begin() as conn:
+        if not acknowledge(conn, alert_id, by, comment):
+            raise click.UsageError(f"no open alert #{alert_id}")
+    console.print(f"alert #{alert_id} acknowledged by {by}")

@@ -1,0 +1,102 @@
+"""Ledger operations on the ``files``, ``sets`` and ``job_events`` tables, shared by watcher, worker and commands.
+
+The ledger, not the event stream, is the truth: a file version is (path, sha256); a set version is the hash of its
+members' hashes. Claiming a set version is an INSERT on a unique column, so two watchers or a restart cannot queue
+it twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, func, insert, select, update
+from sqlalchemy.engine import Connection, Row
+from sqlalchemy.exc import IntegrityError
+
+from flatqc.db import files, job_events, sets, utcnow
+
+
+def pending_version(set_id: str) -> str:
+    """Version key of the row of a set that is not complete yet (one per set_id, updated in place)."""
+    return f"pending-{set_id}"
+
+
+def latest_version(conn: Connection, path: str) -> Row | None:
+    """The newest ledger row of ``path``."""
+    return conn.execute(select(files).where(files.c.path == path).order_by(files.c.id.desc()).limit(1)).first()
+
+
+def record_version(conn: Connection, path: str, size: int, mtime: float, sha256: str) -> tuple[int, bool]:
+    """Record a file version; returns ``(file id, True)`` if new, ``(id, False)`` if these bytes were seen here."""
+    row = conn.execute(select(files.c.id).where(files.c.path == path, files.c.sha256 == sha256)).first()
+    if row is not None:
+        conn.execute(update(files).where(files.c.id == row.id).values(last_seen=utcnow(), size=size, mtime=mtime))
+        return row.id, False
+    try:
+        with conn.begin_nested():
+            file_id = conn.execute(insert(files).values(
+                path=path, size=size, mtime=mtime, sha256=sha256, state="seen", first_seen=utcnow(),
+                last_seen=utcnow(),
+            )).inserted_primary_key[0]
+    except IntegrityError:  # another watcher recorded it a moment ago
+        row = conn.execute(select(files.c.id).where(files.c.path == path, files.c.sha256 == sha256)).one()
+        return row.id, False
+    return file_id, True
+
+
+def set_file_state(conn: Connection, file_ids: Iterable[int], state: str, reason: str | None = None,
+                   **values: Any) -> None:
+    ids = list(file_ids)
+    if ids:
+        conn.execute(update(files).where(files.c.id.in_(ids)).values(state=state, reason=reason, **values))
+
+
+def set_member_files_state(conn: Connection, members: dict[str, Any], state: str, reason: str | None = None) -> None:
+    """Update the ledger rows of a set version's members (matched by path and hash)."""
+    pairs = list(zip(members["paths"], members["sha256"], strict=True))
+    condition = [and_(files.c.path == p, files.c.sha256 == h) for p, h in pairs]
+    for clause in condition:
+        conn.execute(update(files).where(clause).values(state=state, reason=reason))
+
+
+def current_files(conn: Connection, night: str) -> list[Row]:
+    """The newest version of every classified file of ``night`` (kind master/bpm/raw)."""
+    newest = select(func.max(files.c.id)).where(files.c.night == night).group_by(files.c.path)
+    return list(conn.execute(select(files).where(files.c.id.in_(newest), files.c.kind.is_not(None))))
+
+
+def first_seen(conn: Connection, file_ids: Sequence[int]) -> datetime | None:
+    """When the earliest of these files was first seen (a set's arrival time, for latency figures)."""
+    return conn.execute(select(func.min(files.c.first_seen)).where(files.c.id.in_(list(file_ids)))).scalar()
+
+
+def claim_set(conn: Connection, version: str, state: str, **values: Any) -> bool:
+    """Insert the row of a set version; False if it exists already (someone else claimed it)."""
+    try:
+        with conn.begin_nested():
+            conn.execute(insert(sets).values(version=version, state=state, created_at=utcnow(), **values))
+    except IntegrityError:
+        return False
+    return True
+
+
+def set_row(conn: Connection, version: str) -> Row | None:
+    return conn.execute(select(sets).where(sets.c.version == version)).first()
+
+
+def update_set(conn: Connection, version: str, **values: Any) -> None:
+    conn.execute(update(sets).where(sets.c.version == version).values(**values))
+
+
+def log_job_event(conn: Connection, version: str, job_id: str | None, event: str, detail: str | None = None) -> None:
+    conn.execute(insert(job_events).values(version=version, job_id=job_id, event=event, detail=detail, at=utcnow()))
+
+
+def sets_in_states(conn: Connection, states: Sequence[str]) -> list[Row]:
+    return list(conn.execute(select(sets).where(sets.c.state.in_(states)).order_by(sets.c.id)))
+
+
+def older_than(moment: datetime | None, seconds: float) -> bool:
+    return moment is not None and (utcnow() - moment).total_seconds() > seconds

@@ -1,0 +1,125 @@
+"""``flatqc up``: Redis (its own unless FLATQC_REDIS_URL is set), the watcher and N rq worker processes.
+
+Workers are separate processes (``python -m flatqc worker``) exactly as in a real deployment; the watcher runs in a
+thread of this process. ``stop()`` (Ctrl-C / SIGTERM) stops the watcher, asks workers to finish their current job
+(rq's warm shutdown), then stops Redis.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+from flatqc.db import connect
+from flatqc.queue import redis_connection, redis_url_file
+from flatqc.redis_server import EmbeddedRedis
+from flatqc.settings import Settings
+from watcher.service import run_watcher
+
+log = logging.getLogger(__name__)
+
+PASSED_ON = ("dfs_product", "dfs_raw", "qc_reference", "qc_output", "run_dir", "db_url", "queue_name", "alert_urls",
+             "alert_retries", "instrument", "job_timeout_s", "job_heartbeat_s", "job_retry_intervals")
+"""Settings handed to worker processes explicitly (the rest they read from the same environment)."""
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """Environment variables that reproduce ``settings`` in a child process."""
+    env = {}
+    for name in PASSED_ON:
+        value = getattr(settings, name)
+        env[f"FLATQC_{name.upper()}"] = ",".join(value) if isinstance(value, list) else str(value)
+    return env
+
+
+def ensure_sqlite_folder(db_url: str) -> None:
+    if db_url.startswith("sqlite:///"):
+        Path(db_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+
+
+class Service:
+    """Everything on one machine; usable from tests as the ``flatqc up`` equivalent."""
+
+    def __init__(self, settings: Settings, workers: int | None = None) -> None:
+        self.settings = settings
+        self.n_workers = settings.workers if workers is None else workers
+        self.redis: EmbeddedRedis | None = None
+        self.redis_url = settings.redis_url
+        self.workers: list[subprocess.Popen[bytes]] = []
+        self.stop_event = threading.Event()
+        self.watcher_thread: threading.Thread | None = None
+        self.engine = None
+
+    def start(self) -> None:
+        ensure_sqlite_folder(self.settings.db_url)
+        self.engine = connect(self.settings.db_url)
+        if not self.redis_url:
+            self.redis = EmbeddedRedis(self.settings.run_dir / "redis")
+            self.redis.start()
+            self.redis_url = self.redis.url
+            url_file = redis_url_file(self.settings)
+            url_file.touch(mode=0o600)
+            url_file.write_text(self.redis_url)
+            log.info("started redis-server on 127.0.0.1:%s", self.redis.port)
+        for index in range(self.n_workers):
+            self.start_worker(index)
+        self.start_watcher()
+
+    def start_worker(self, index: int) -> subprocess.Popen[bytes]:
+        env = os.environ | settings_env(self.settings) | {"FLATQC_REDIS_URL": self.redis_url or ""}
+        name = f"flatqc-{socket.gethostname()}-{os.getpid()}-{index}-{secrets.token_hex(3)}"
+        process = subprocess.Popen([sys.executable, "-m", "flatqc", "worker", "--name", name], env=env)
+        if index < len(self.workers):
+            self.workers[index] = process
+        else:
+            self.workers.append(process)
+        return process
+
+    def start_watcher(self) -> None:
+        self.stop_event = threading.Event()
+        self.watcher_thread = threading.Thread(
+            target=run_watcher, name="watcher", daemon=True,
+            args=(self.settings, self.engine, redis_connection(self.redis_url), self.stop_event),
+        )
+        self.watcher_thread.start()
+
+    def stop_watcher(self) -> None:
+        self.stop_event.set()
+        if self.watcher_thread:
+            self.watcher_thread.join(30)
+
+    def stop(self, grace_s: float = 30.0) -> None:
+        self.stop_watcher()
+        for process in self.workers:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in self.workers:
+            try:
+                process.wait(grace_s)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        if self.redis:
+            self.redis.stop()
+            redis_url_file(self.settings).unlink(missing_ok=True)
+        if self.engine is not None:
+            self.engine.dispose()
+
+    def wait(self) -> None:
+        """Block until SIGINT or SIGTERM, then stop everything."""
+        stopping = threading.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stopping.set())
+        while not stopping.wait(1.0):
+            for index, process in enumerate(self.workers):
+                if process.poll() is not None:
+                    log.warning("worker %d exited with %s; starting it again", index, process.returncode)
+                    self.start_worker(index)
+        self.stop()

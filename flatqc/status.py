@@ -1,0 +1,102 @@
+"""What ``flatqc status`` (and the web pages) show: per-night counts from the ledger, queue figures from Redis."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from redis import Redis
+from redis.exceptions import RedisError
+from rq import Worker
+from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
+from sqlalchemy import func, select
+from sqlalchemy.engine import Engine
+
+from flatqc.db import files, sets
+from flatqc.queue import job_queue
+from flatqc.settings import Settings
+
+SET_COLUMNS = ("done", "queued", "running", "failed", "incomplete", "waiting", "rejected")
+
+
+@dataclass
+class NightStatus:
+    night: str
+    sets: dict[str, int] = field(default_factory=dict)
+    """Set versions per state (superseded pending rows are not counted)."""
+    verdicts: dict[str, int] = field(default_factory=dict)
+    files_rejected: int = 0
+    files_ignored: int = 0
+
+
+def nights(engine: Engine, limit: int | None = None) -> list[NightStatus]:
+    """Per night, newest first: set states and verdicts, rejected and ignored files."""
+    by_night: dict[str, NightStatus] = {}
+    with engine.connect() as conn:
+        for night, state, verdict, count in conn.execute(
+                select(sets.c.night, sets.c.state, sets.c.verdict, func.count())
+                .where(sets.c.state != "superseded").group_by(sets.c.night, sets.c.state, sets.c.verdict)):
+            entry = by_night.setdefault(night or "unknown", NightStatus(night or "unknown"))
+            entry.sets[state] = entry.sets.get(state, 0) + count
+            if verdict:
+                entry.verdicts[verdict] = entry.verdicts.get(verdict, 0) + count
+        newest = select(func.max(files.c.id)).group_by(files.c.path)
+        for night, state, count in conn.execute(
+                select(files.c.night, files.c.state, func.count()).where(
+                    files.c.id.in_(newest), files.c.state.in_(("rejected", "ignored")))
+                .group_by(files.c.night, files.c.state)):
+            entry = by_night.setdefault(night or "unknown", NightStatus(night or "unknown"))
+            setattr(entry, f"files_{state}", count)
+    ordered = sorted(by_night.values(), key=lambda n: n.night, reverse=True)
+    return ordered[:limit] if limit else ordered
+
+
+def problem_files(engine: Engine, night: str | None = None) -> list[Any]:
+    """Current versions of rejected and ignored files (path, state, reason), optionally of one night."""
+    newest = select(func.max(files.c.id)).group_by(files.c.path)
+    query = (select(files.c.path, files.c.night, files.c.state, files.c.reason)
+             .where(files.c.id.in_(newest), files.c.state.in_(("rejected", "ignored"))).order_by(files.c.path))
+    if night:
+        query = query.where(files.c.night == night)
+    with engine.connect() as conn:
+        return list(conn.execute(query))
+
+
+@dataclass
+class QueueStatus:
+    reachable: bool
+    error: str | None = None
+    depth: int = 0
+    running: int = 0
+    failed: int = 0
+    scheduled: int = 0
+    workers: int = 0
+    workers_busy: int = 0
+    oldest_waiting_s: float | None = None
+
+
+def queue_status(settings: Settings, redis: Redis | None) -> QueueStatus:
+    """Depth, running, failed and scheduled jobs, workers alive and busy, age of the oldest waiting job."""
+    if redis is None:
+        return QueueStatus(False, "no Redis URL (FLATQC_REDIS_URL unset and no local `flatqc up` running)")
+    try:
+        queue = job_queue(settings, redis)
+        workers = Worker.all(queue=queue)
+        oldest = None
+        first = queue.get_job_ids(0, 0)
+        if first:
+            job = queue.fetch_job(first[0])
+            if job is not None and job.enqueued_at is not None:
+                enqueued = job.enqueued_at.replace(tzinfo=UTC) if job.enqueued_at.tzinfo is None else job.enqueued_at
+                oldest = (datetime.now(UTC) - enqueued).total_seconds()
+        return QueueStatus(
+            True, None, depth=queue.count,
+            running=StartedJobRegistry(queue=queue).count,
+            failed=FailedJobRegistry(queue=queue).count,
+            scheduled=ScheduledJobRegistry(queue=queue).count,
+            workers=len(workers), workers_busy=sum(1 for w in workers if w.get_state() == "busy"),
+            oldest_waiting_s=oldest,
+        )
+    except RedisError as exc:
+        return QueueStatus(False, f"Redis not reachable: {exc}")

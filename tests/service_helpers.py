@@ -1,0 +1,91 @@
+"""Helpers of the service tests: settings for a temporary tree, a webhook receiver, waiting on the ledger."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+from sqlalchemy import create_engine, func, select
+
+from flatqc.db import crires_flat, sets
+from flatqc.redis_server import free_port
+from flatqc.settings import Settings
+
+FINAL = ("done", "rejected", "incomplete", "failed")
+
+
+def service_settings(tree: Path, db_url: str, redis_url: str, **overrides: object) -> Settings:
+    """Settings of a service on ``tree`` with short timings, so that tests take seconds."""
+    values = dict(
+        dfs_product=tree / "dfs_product", dfs_raw=tree / "dfs_raw", qc_reference=tree / "reference",
+        qc_output=tree / "qc", run_dir=tree / "run", db_url=db_url, redis_url=redis_url,
+        file_settle_s=0.5, truncated_after_s=3.0, incomplete_timeout_s=8.0, rescan_interval_s=2.0,
+        job_heartbeat_s=1, stale_job_s=6.0, job_retry_intervals=["1", "2"], alert_retries=2,
+    )
+    return Settings(**(values | overrides))
+
+
+class Webhook:
+    """A local HTTP receiver that records every JSON body POSTed to it (apprise ``json://`` target)."""
+
+    def __init__(self) -> None:
+        self.bodies: list[dict] = []
+        received = self.bodies
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+                length = int(self.headers.get("Content-Length", 0))
+                received.append(json.loads(self.rfile.read(length) or b"{}"))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                return
+
+        self.port = free_port()
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"json://127.0.0.1:{self.port}/alerts"
+
+    @contextmanager
+    def running(self) -> Iterator[Webhook]:
+        self.thread.start()
+        try:
+            yield self
+        finally:
+            self.server.shutdown()
+
+
+def wait_for(condition: Callable[[], bool], timeout_s: float, what: str, interval_s: float = 0.5) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(interval_s)
+    raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
+
+
+def set_states(db_url: str) -> dict[str, str]:
+    """State of the newest row of every set_id (pending rows that were superseded are left out)."""
+    engine = create_engine(db_url)
+    with engine.connect() as conn:
+        rows = conn.execute(select(sets.c.set_id, sets.c.state).where(sets.c.state != "superseded")
+                            .order_by(sets.c.id)).all()
+    engine.dispose()
+    return {r.set_id: r.state for r in rows}
+
+
+def qc1_count(db_url: str) -> int:
+    engine = create_engine(db_url)
+    with engine.connect() as conn:
+        count = conn.execute(select(func.count()).select_from(crires_flat)).scalar()
+    engine.dispose()
+    return count

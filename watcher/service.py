@@ -1,0 +1,78 @@
+"""The running watcher: a watchdog observer feeding :class:`watcher.core.Watcher`, plus the periodic rescan.
+
+watchdog events (close-after-write, create, modify, move into place, new ``<DATE>`` folders) only make the watcher
+look sooner; the rescan at start and every ``rescan_interval_s`` finds whatever the events missed.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from pathlib import Path
+
+from redis import Redis
+from sqlalchemy.engine import Engine
+from watchdog.events import DirCreatedEvent, DirMovedEvent, FileSystemEvent, FileSystemEventHandler
+from watchdog.observers import Observer
+
+from flatqc.files import walk_files
+from flatqc.queue import job_queue
+from flatqc.settings import Settings
+from watcher.core import Watcher
+
+log = logging.getLogger(__name__)
+
+TICK_S = 0.2
+"""How often noticed files are checked for completeness [s]."""
+
+
+class TreeEvents(FileSystemEventHandler):
+    """Hands every path an event names to the watcher (thread-safe through a lock)."""
+
+    def __init__(self, watcher: Watcher, lock: threading.Lock) -> None:
+        self.watcher = watcher
+        self.lock = lock
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        paths = [getattr(event, "dest_path", None) or event.src_path]
+        if isinstance(event, DirCreatedEvent | DirMovedEvent):
+            folder = Path(str(paths[0]))
+            paths = [str(p) for p in walk_files(folder)] if folder.is_dir() else []
+        elif event.is_directory or event.event_type in ("deleted", "opened", "closed_no_write"):
+            return
+        with self.lock:
+            for path in paths:
+                self.watcher.notice(Path(str(path)))
+
+
+def run_watcher(settings: Settings, engine: Engine, redis: Redis, stop: threading.Event) -> None:
+    """Watch until ``stop`` is set. Missing watched folders are created so that they can be observed."""
+    watcher = Watcher(settings, engine, lambda: job_queue(settings, redis))
+    lock = threading.Lock()
+    observer = Observer()
+    for root in watcher.roots():
+        root.mkdir(parents=True, exist_ok=True)
+        observer.schedule(TreeEvents(watcher, lock), str(root), recursive=True)
+    observer.start()
+    log.info("watching %s", ", ".join(str(r) for r in watcher.roots()))
+    next_rescan = 0.0
+    try:
+        while not stop.is_set():
+            try:
+                if time.monotonic() >= next_rescan:
+                    with lock:
+                        found = watcher.rescan()
+                    if found:
+                        log.info("rescan: %d new or changed files", found)
+                    watcher.reconcile()
+                    next_rescan = time.monotonic() + settings.rescan_interval_s
+                with lock:
+                    watcher.tick()
+            except Exception:  # noqa: BLE001 - database or disk trouble: log, wait, go on
+                log.exception("watcher round failed; retrying")
+                stop.wait(1.0)
+            stop.wait(TICK_S)
+    finally:
+        observer.stop()
+        observer.join(10)

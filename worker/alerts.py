@@ -1,0 +1,95 @@
+"""Alerts on failed certification: one row per failing set in ``alerts``, sent through apprise.
+
+Recording happens in the job's result transaction; sending happens after the commit, with retries, and a failed
+delivery is logged on the alert, never undoing the QC1 rows.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+
+import apprise
+from sqlalchemy import insert, select, update
+from sqlalchemy.engine import Connection, Engine
+
+from flatqc.db import alerts, utcnow
+from qc.records import SetResult
+
+log = logging.getLogger(__name__)
+
+ACTIVE = ("open", "acknowledged")
+
+
+def record_alert(conn: Connection, result: SetResult, version: str) -> int | None:
+    """Open, update or resolve the alert of ``result``'s set; returns the id of an alert to send, else None.
+
+    A failing set opens an alert unless one with the same reasons is active (nothing new to say);
+    different reasons update the alert and send again; a set that no longer fails resolves its alert.
+    """
+    active = conn.execute(select(alerts).where(alerts.c.set_id == result.set_id, alerts.c.state.in_(ACTIVE))
+                          .order_by(alerts.c.id.desc())).first()
+    cert = result.certification
+    now = utcnow()
+    if cert.verdict != "failed":
+        if active is not None:
+            conn.execute(update(alerts).where(alerts.c.id == active.id)
+                         .values(state="resolved", resolved_at=now, updated_at=now, version=version))
+        return None
+    reasons = json.dumps(list(cert.reasons))
+    if active is not None:
+        if active.reasons == reasons:
+            return None
+        conn.execute(update(alerts).where(alerts.c.id == active.id)
+                     .values(reasons=reasons, version=version, state="open", updated_at=now))
+        return active.id
+    return conn.execute(insert(alerts).values(
+        set_id=result.set_id, version=version, night=result.night, profile=result.profile,
+        setting_key=result.setting_key, reasons=reasons, state="open", created_at=now, updated_at=now,
+    )).inserted_primary_key[0]
+
+
+def alert_message(row: object) -> tuple[str, str]:
+    """Title and body of the notification of one alert row."""
+    reasons = json.loads(row.reasons)
+    title = f"CRIRES flat QC FAILED: set {row.set_id} ({row.setting_key}, night {row.night})"
+    body = "\n".join([f"Set {row.set_id} failed certification:", *(f"- {r}" for r in reasons),
+                      f"Night {row.night}, setting {row.setting_key}, alert #{row.id}."])
+    return title, body
+
+
+def send_alert(engine: Engine, alert_id: int, urls: list[str], retries: int = 3, backoff_s: float = 1.0) -> bool:
+    """Send alert ``alert_id`` to every apprise URL; retry with back-off; record the outcome on the alert."""
+    if not urls:
+        return False
+    with engine.connect() as conn:
+        row = conn.execute(select(alerts).where(alerts.c.id == alert_id)).one()
+    title, body = alert_message(row)
+    notifier = apprise.Apprise()
+    for url in urls:
+        if not notifier.add(url):
+            log.error("alert #%s: apprise cannot use URL %s", alert_id, url.split("://")[0] + "://...")
+    error, attempts = None, 0
+    for attempt in range(1, retries + 1):
+        attempts = attempt
+        if notifier.notify(title=title, body=body, notify_type=apprise.NotifyType.FAILURE):
+            error = None
+            break
+        error = f"delivery failed on attempt {attempt} of {retries}"
+        log.warning("alert #%s: %s", alert_id, error)
+        time.sleep(backoff_s * 2 ** (attempt - 1))
+    with engine.begin() as conn:
+        conn.execute(update(alerts).where(alerts.c.id == alert_id).values(
+            notify_attempts=alerts.c.notify_attempts + attempts, notify_error=error,
+            notified_at=utcnow() if error is None else None,
+        ))
+    return error is None
+
+
+def acknowledge(conn: Connection, alert_id: int, by: str, comment: str | None = None) -> bool:
+    """Acknowledge an open alert; False if there is no open alert with that id."""
+    now = utcnow()
+    done = conn.execute(update(alerts).where(alerts.c.id == alert_id, alerts.c.state == "open").values(
+        state="acknowledged", acknowledged_by=by, acknowledged_at=now, comment=comment, updated_at=now))
+    return done.rowcount == 1

@@ -1,0 +1,102 @@
+"""The rq job: QC of one set version. Thin: load members from the ledger, run ``qc``, persist in one transaction,
+then trends and alert delivery.
+
+The only argument is the set version (a hex string); everything else comes from the ledger and the files.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from pathlib import Path
+from typing import Any
+
+from rq import get_current_job
+from sqlalchemy.engine import Engine
+
+from flatqc import ledger
+from flatqc.db import QC1_TABLES, connect, utcnow
+from flatqc.files import sha256_file
+from flatqc.pipeline import compute_set, store_qc1
+from flatqc.settings import Settings
+from qc.errors import FlatQCError, InconsistentSet
+from qc.fitsio import inspect_file
+from qc.profiles import profile_named
+from qc.sets import FlatSet, group_sets
+from worker.alerts import record_alert, send_alert
+from worker.trends import update_trends
+
+log = logging.getLogger(__name__)
+
+
+@functools.cache
+def service() -> tuple[Settings, Engine]:
+    """Settings and database engine of this worker process (read once from the environment)."""
+    settings = Settings()
+    return settings, connect(settings.db_url)
+
+
+def load_set(members: dict[str, Any], settings: Settings) -> FlatSet:
+    """Re-read the members' headers and check they still hold the bytes that were queued."""
+    for path, sha in zip(members["paths"], members["sha256"], strict=True):
+        if sha256_file(Path(path)) != sha:
+            raise InconsistentSet(f"{Path(path).name} changed after the set was queued (the new version is "
+                                  "processed separately)")
+    frames = [inspect_file(Path(p), settings.crires.default_window_starty) for p in members["paths"]]
+    grouping = group_sets(frames)
+    if len(grouping.complete) != 1:
+        problems = [reason for _, reason, _ in grouping.rejected] or ["members no longer form one complete set"]
+        raise InconsistentSet("; ".join(problems))
+    return grouping.complete[0]
+
+
+def process_set(version: str) -> dict[str, Any]:
+    """Process set ``version`` unless it is done already; returns a small summary (stored by rq as JSON)."""
+    settings, engine = service()
+    job = get_current_job()
+    job_id = job.id if job else None
+    with engine.begin() as conn:
+        row = ledger.set_row(conn, version)
+        if row is None:
+            raise LookupError(f"no set version {version} in the ledger")
+        if row.state == "done":
+            return {"set_id": row.set_id, "state": "done", "skipped": "already done"}
+        ledger.update_set(conn, version, state="running", started_at=utcnow(), attempts=row.attempts + 1)
+        ledger.log_job_event(conn, version, job_id, "started", f"attempt {row.attempts + 1}")
+    members = row.members
+    try:
+        flatset = load_set(members, settings)
+        outcome = compute_set(flatset, settings, dict(zip(map(Path, members["paths"]), members["sha256"],
+                                                          strict=True)))
+    except FlatQCError as exc:
+        with engine.begin() as conn:
+            ledger.update_set(conn, version, state="rejected", reason=str(exc), finished_at=utcnow())
+            ledger.set_member_files_state(conn, members, "rejected", f"set {row.set_id}: {exc}")
+            ledger.log_job_event(conn, version, job_id, "rejected", str(exc))
+        return {"set_id": row.set_id, "state": "rejected", "reason": str(exc)}
+    except Exception as exc:
+        retrying = bool(job and job.retries_left)
+        with engine.begin() as conn:
+            ledger.update_set(conn, version, state="queued" if retrying else "failed",
+                              reason=f"{type(exc).__name__}: {exc}")
+            ledger.log_job_event(conn, version, job_id, "error", f"{type(exc).__name__}: {exc}"
+                                 + (" (will retry)" if retrying else " (no retries left)"))
+        raise
+    result = outcome.result
+    with engine.begin() as conn:  # rows + set state + alert: all or nothing
+        store_qc1(conn, flatset, outcome, settings, version)
+        ledger.update_set(conn, version, state="done", verdict=result.certification.verdict, reason=None,
+                          raw_type=result.raw_type, finished_at=utcnow())
+        ledger.set_member_files_state(conn, members, "done")
+        ledger.log_job_event(conn, version, job_id, "finished", result.certification.verdict)
+        alert_id = record_alert(conn, result, version)
+    profile = profile_named(flatset.profile)
+    try:
+        update_trends(engine, QC1_TABLES[profile.table], settings.qc_config(profile.name),
+                      settings.qc_output / "trends", flatset.setting_key)
+    except Exception:  # noqa: BLE001 - the QC1 rows are stored; a trend page can be redrawn next time
+        log.exception("trend reports of %s not updated", flatset.setting_key)
+    if alert_id is not None:
+        send_alert(engine, alert_id, settings.alert_urls, settings.alert_retries)
+    return {"set_id": flatset.set_id, "state": "done", "verdict": result.certification.verdict,
+            "reasons": list(result.certification.reasons)}
