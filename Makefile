@@ -22,10 +22,7 @@ test: $(STAMP) lint
 	$(BIN)/python -m pytest
 
 demo: $(STAMP)
-	rm -rf $(DEMO)
-	$(BIN)/flatqc synth --out $(DEMO)/night --seed 1
-	FLATQC_DB_URL=sqlite:///$(DEMO)/flatqc.db $(BIN)/flatqc process $(DEMO)/night/dfs_product \
-		--raw $(DEMO)/night/dfs_raw --reference $(DEMO)/night/reference --out $(DEMO)/qc
+	$(BIN)/python -m flatqc.demo --root $(DEMO)
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_set.py

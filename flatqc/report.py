@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+import sys
+
 from rich.console import Console
 from rich.table import Table
 
 from flatqc.pipeline import SetOutcome
 from flatqc.process import ProcessReport
 from qc.records import QC1_NAMES
+
+PIPE_WIDTH = 160
+"""Line width when output goes to a pipe or file (rich would otherwise wrap at 80 columns)."""
+
+
+def make_console(stderr: bool = False) -> Console:
+    """A rich console: the terminal's width on a terminal, PIPE_WIDTH otherwise."""
+    stream = sys.stderr if stderr else sys.stdout
+    return Console(stderr=stderr, width=None if stream.isatty() else PIPE_WIDTH)
+
 
 VERDICT_STYLE = {"passed": "bold green", "failed": "bold red", "not_assessable": "bold yellow"}
 

@@ -62,6 +62,9 @@ def alert_message(row: object) -> tuple[str, str]:
 def send_alert(engine: Engine, alert_id: int, urls: list[str], retries: int = 3, backoff_s: float = 1.0) -> bool:
     """Send alert ``alert_id`` to every apprise URL; retry with back-off; record the outcome on the alert."""
     if not urls:
+        with engine.begin() as conn:
+            conn.execute(update(alerts).where(alerts.c.id == alert_id)
+                         .values(notify_error="not sent: FLATQC_ALERT_URLS is empty"))
         return False
     with engine.connect() as conn:
         row = conn.execute(select(alerts).where(alerts.c.id == alert_id)).one()

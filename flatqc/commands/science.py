@@ -6,12 +6,11 @@ import json
 from pathlib import Path
 
 import click
-from rich.console import Console
 from rich.progress import Progress
 
 from flatqc.db import connect
 from flatqc.process import ProcessReport, process_paths
-from flatqc.report import print_report
+from flatqc.report import make_console, print_report
 from flatqc.settings import Settings
 
 
@@ -26,7 +25,7 @@ def synth(out: Path, seed: int, night: str, profile: str) -> None:
     from qc.synth import write_night
 
     manifest = write_night(out, seed=seed, night=night, profile=profile)
-    console = Console()
+    console = make_console()
     console.print(f"wrote {len(manifest.sets)} sets and {len(manifest.junk)} junk files under {out}")
     console.print(f"products: {out / 'dfs_product'}  raws: {out / 'dfs_raw'}  references: {out / 'reference'}")
 
@@ -54,7 +53,7 @@ def process(paths: tuple[Path, ...], db_url: str | None, out: Path | None, refer
     if settings.db_url.startswith("sqlite:///"):
         Path(settings.db_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     engine = connect(settings.db_url)
-    console = Console(stderr=as_json)
+    console = make_console(stderr=as_json)
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("processing sets", total=None)
         report: ProcessReport = process_paths(
@@ -63,7 +62,7 @@ def process(paths: tuple[Path, ...], db_url: str | None, out: Path | None, refer
     if as_json:
         click.echo(json.dumps(report_as_dict(report), indent=2, default=str))
     else:
-        print_report(report, Console())
+        print_report(report, make_console())
 
 
 def report_as_dict(report: ProcessReport) -> dict:

@@ -10,7 +10,6 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import click
-from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 from sqlalchemy import select
@@ -20,12 +19,13 @@ from flatqc.db import alerts as alerts_table
 from flatqc.db import connect, sets, utcnow
 from flatqc.files import walk_files
 from flatqc.queue import job_id_for, job_queue, redis_connection, resolve_redis_url
+from flatqc.report import make_console
 from flatqc.service import Service, ensure_sqlite_folder
 from flatqc.settings import Settings
 from flatqc.status import SET_COLUMNS, nights, problem_files, queue_status
 from watcher.core import Watcher
 
-console = Console()
+console = make_console()
 
 
 def need_redis(settings: Settings) -> str:
@@ -178,7 +178,7 @@ def alerts(ctx: click.Context, only_open: bool) -> None:
         for row in conn.execute(query):
             notified = "yes" if row.notified_at else (row.notify_error or "no")
             table.add_row(str(row.id), row.state, row.night, row.set_id, row.setting_key,
-                          "\n".join(json.loads(row.reasons)), notified, row.acknowledged_by or "")
+                          "; ".join(json.loads(row.reasons)), notified, row.acknowledged_by or "")
     console.print(table)
 
 
