@@ -23,5 +23,5 @@ def main(verbose: int) -> None:
 
 
 for command in (science.synth, science.process, service.up, service.watch, service.worker, service.status,
-                service.backfill, service.alerts):
+                service.backfill, service.alerts, service.web):
     main.add_command(command)

@@ -47,7 +47,7 @@ def ensure_sqlite_folder(db_url: str) -> None:
 class Service:
     """Everything on one machine; usable from tests as the ``flatqc up`` equivalent."""
 
-    def __init__(self, settings: Settings, workers: int | None = None) -> None:
+    def __init__(self, settings: Settings, workers: int | None = None, web: bool = False) -> None:
         self.settings = settings
         self.n_workers = settings.workers if workers is None else workers
         self.redis: EmbeddedRedis | None = None
@@ -56,6 +56,8 @@ class Service:
         self.stop_event = threading.Event()
         self.watcher_thread: threading.Thread | None = None
         self.engine = None
+        self.with_web = web
+        self.web = None
 
     def start(self) -> None:
         ensure_sqlite_folder(self.settings.db_url)
@@ -71,6 +73,11 @@ class Service:
         for index in range(self.n_workers):
             self.start_worker(index)
         self.start_watcher()
+        if self.with_web:
+            from flatqc.web import start_web
+
+            self.web = start_web(self.settings, self.engine, redis_connection(self.redis_url))
+            log.info("dashboard on http://%s:%s/", self.settings.web_host, self.web.server_port)
 
     def start_worker(self, index: int) -> subprocess.Popen[bytes]:
         env = os.environ | settings_env(self.settings) | {"FLATQC_REDIS_URL": self.redis_url or ""}
@@ -96,6 +103,8 @@ class Service:
             self.watcher_thread.join(30)
 
     def stop(self, grace_s: float = 30.0) -> None:
+        if self.web is not None:
+            self.web.shutdown()
         self.stop_watcher()
         for process in self.workers:
             if process.poll() is None:

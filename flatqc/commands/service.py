@@ -39,10 +39,11 @@ def need_redis(settings: Settings) -> str:
 @click.option("--workers", type=int, default=None, help="Worker processes (default FLATQC_WORKERS, 2).")
 def up(workers: int | None) -> None:
     """Run everything here: Redis (own one unless FLATQC_REDIS_URL), the watcher, N workers. Ctrl-C stops."""
-    service = Service(Settings(), workers)
+    service = Service(Settings(), workers, web=True)
     service.start()
     console.print(f"flatqc up: watching {service.settings.dfs_product} and {service.settings.dfs_raw}, "
-                  f"{service.n_workers} workers; Ctrl-C to stop")
+                  f"{service.n_workers} workers, dashboard http://{service.settings.web_host}:"
+                  f"{service.settings.web_port}/; Ctrl-C to stop")
     service.wait()
 
 
@@ -57,6 +58,25 @@ def watch() -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     run_watcher(settings, connect(settings.db_url), redis_connection(need_redis(settings)), stop)
+
+
+@click.command()
+@click.option("--host", default=None, help="Address to bind (default FLATQC_WEB_HOST, 127.0.0.1).")
+@click.option("--port", type=int, default=None, help="Port (default FLATQC_WEB_PORT, 8080).")
+def web(host: str | None, port: int | None) -> None:
+    """Serve the dashboard alone (reads the database, and Redis when reachable)."""
+    from flatqc.web.app import create_app
+
+    overrides = {k: v for k, v in {"web_host": host, "web_port": port}.items() if v is not None}
+    settings = Settings(**overrides)
+    if settings.web_host not in ("127.0.0.1", "localhost", "::1") and not settings.web_token:
+        console.print("[yellow]not on loopback and FLATQC_WEB_TOKEN unset: actions (ack, reprocess, retry) are "
+                      "refused[/]")
+    url = resolve_redis_url(settings)
+    app = create_app(settings, connect(settings.db_url), redis_connection(url) if url else None)
+    from werkzeug.serving import run_simple
+
+    run_simple(settings.web_host, settings.web_port, app, threaded=True)
 
 
 @click.command()

@@ -1,0 +1,212 @@
+"""The dashboard: nights, night, set, trends, alerts, queue; the same data as JSON under /api; /metrics; /healthz.
+
+Server-rendered Flask + Jinja (autoescaped: header values and file names render as text). State-changing actions are
+POST with a per-session CSRF token, and need ``FLATQC_WEB_TOKEN`` when the server is bound to anything but loopback.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from typing import Any
+
+from flask import Flask, abort, jsonify, redirect, render_template, request, send_from_directory, session, url_for
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from redis import Redis
+from redis.exceptions import RedisError
+from rq.job import Job
+from rq.registry import FailedJobRegistry
+from rq.serializers import JSONSerializer
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+
+from flatqc import ledger
+from flatqc.db import utcnow
+from flatqc.queue import enqueue_set, job_id_for, job_queue
+from flatqc.settings import Settings
+from flatqc.status import nights, queue_status
+from flatqc.web import queries
+from flatqc.web.metrics import registry_for
+from flatqc.web.svg import trend_svg
+from worker.alerts import acknowledge
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def create_app(settings: Settings, engine: Engine, redis: Redis | None) -> Flask:
+    """The WSGI app reading ``engine`` (and ``redis`` for the queue pages, if given)."""
+    app = Flask(__name__)
+    app.config["SECRET_KEY"] = secrets.token_hex(32)
+    metrics_registry = registry_for(settings, engine, redis)
+
+    def csrf_token() -> str:
+        if "csrf" not in session:
+            session["csrf"] = secrets.token_hex(16)
+        return session["csrf"]
+
+    app.jinja_env.globals["csrf_token"] = csrf_token
+
+    @app.before_request
+    def protect_actions() -> None:
+        if request.method != "POST":
+            return
+        sent = request.form.get("csrf_token") or request.headers.get("X-CSRF-Token", "")
+        expected = session.get("csrf", "")
+        if not expected or not hmac.compare_digest(sent, expected):
+            abort(400, "missing or wrong CSRF token: reload the page and try again")
+        if settings.web_host not in LOOPBACK:
+            given = request.form.get("token") or request.headers.get("X-Flatqc-Token", "")
+            if not settings.web_token or not hmac.compare_digest(given, settings.web_token):
+                abort(403, "this action needs FLATQC_WEB_TOKEN")
+
+    def wants_json() -> bool:
+        return request.path.startswith("/api/")
+
+    # -- pages and their JSON twins ---------------------------------------------------------------------------------
+    @app.get("/")
+    @app.get("/api/nights")
+    def nights_page() -> Any:
+        summary = [vars(n) for n in nights(engine)]
+        with engine.connect() as conn:
+            open_alerts = dict(conn.execute(text(
+                "SELECT night, count(*) FROM alerts WHERE state = 'open' GROUP BY night")).all())
+        for entry in summary:
+            entry["open_alerts"] = open_alerts.get(entry["night"], 0)
+        if wants_json():
+            return jsonify(summary)
+        in_progress = any(n["sets"].get(s) for n in summary[:1] for s in ("queued", "running", "waiting"))
+        return render_template("nights.html", nights=summary, refresh=in_progress)
+
+    @app.get("/nights/<night>")
+    @app.get("/api/nights/<night>")
+    def night_page(night: str) -> Any:
+        detail = queries.night_detail(engine, night)
+        if wants_json():
+            return jsonify(detail)
+        return render_template("night.html", **detail)
+
+    @app.get("/sets/<set_id>")
+    @app.get("/api/sets/<set_id>")
+    def set_page(set_id: str) -> Any:
+        detail = queries.set_detail(engine, set_id)
+        if detail is None:
+            abort(404, f"no set {set_id}")
+        if wants_json():
+            return jsonify(detail)
+        return render_template("set.html", thresholds=settings.qc_config(detail["set"]["profile"] or "crires"),
+                               **detail)
+
+    @app.get("/trends")
+    @app.get("/api/trends")
+    def trends_page() -> Any:
+        table = request.args.get("table", "crires_flat")
+        if table not in ("crires_flat", "criresp_flat"):
+            abort(400, "table must be crires_flat or criresp_flat")
+        days_arg = request.args.get("days", "90")
+        days = None if days_arg == "all" else int(days_arg)
+        config = settings.qc_config("crires+" if table == "criresp_flat" else "crires")
+        keys = queries.setting_keys(engine, table)
+        charts = []
+        for report, parameters in queries.TREND_PARAMETERS.items():
+            for key in keys:
+                if report == "FLAT_IRHa" and "Halogen" not in key:
+                    continue
+                for parameter in parameters:
+                    limits = queries.trend_limits(config, key, parameter) if parameter != "badpix" else None
+                    series = queries.trend_data(engine, table, parameter, key, days)
+                    charts.append({"report": report, "key": key, "parameter": parameter, "limits": limits,
+                                   "series": series})
+        if wants_json():
+            return jsonify([c | {"series": [{"detector": s.detector, "points": s.points} for s in c["series"]]}
+                            for c in charts])
+        for chart in charts:
+            chart["svg"] = trend_svg(chart["series"], chart["limits"], f"{chart['parameter']} ({chart['key']})")
+        return render_template("trends.html", charts=charts, days=days_arg, table=table)
+
+    @app.get("/alerts")
+    @app.get("/api/alerts")
+    def alerts_page() -> Any:
+        state = request.args.get("state") or None
+        rows = queries.alert_list(engine, state)
+        if wants_json():
+            return jsonify(rows)
+        return render_template("alerts.html", alerts=rows, state=state)
+
+    @app.get("/queue")
+    @app.get("/api/queue")
+    def queue_page() -> Any:
+        status = vars(queue_status(settings, redis))
+        failed = []
+        if redis is not None and status["reachable"]:
+            registry = FailedJobRegistry(queue=job_queue(settings, redis))
+            for job in Job.fetch_many(registry.get_job_ids()[:50], connection=redis, serializer=JSONSerializer):
+                if job is not None:
+                    result = job.latest_result()
+                    failed.append({"id": job.id, "args": job.args, "ended_at": job.ended_at,
+                                   "error": (result.exc_string or "").strip().splitlines()[-1:] if result else []})
+        if wants_json():
+            return jsonify(status | {"failed_jobs": failed})
+        return render_template("queue.html", status=status, failed=failed)
+
+    # -- actions ------------------------------------------------------------------------------------------------------
+    @app.post("/alerts/<int:alert_id>/ack")
+    def ack_alert(alert_id: int) -> Any:
+        by = (request.form.get("by") or "").strip() or "anonymous"
+        with engine.begin() as conn:
+            if not acknowledge(conn, alert_id, by, request.form.get("comment") or None):
+                abort(409, f"alert #{alert_id} is not open")
+        return redirect(request.form.get("next") or url_for("alerts_page"))
+
+    @app.post("/sets/<set_id>/reprocess")
+    def reprocess(set_id: str) -> Any:
+        if redis is None:
+            abort(503, "no Redis configured: cannot queue")
+        detail = queries.set_detail(engine, set_id)
+        if detail is None:
+            abort(404)
+        row = detail["set"]
+        if not str(row["version"]).startswith("pending-"):
+            job_id = job_id_for(row["version"], row["attempts"] + 1)
+            with engine.begin() as conn:
+                ledger.update_set(conn, row["version"], state="queued", job_id=job_id, queued_at=utcnow())
+                ledger.log_job_event(conn, row["version"], job_id, "queued", "reprocess requested in the dashboard")
+            enqueue_set(job_queue(settings, redis), row["version"], settings, job_id)
+        return redirect(url_for("set_page", set_id=set_id))
+
+    @app.post("/queue/failed/<job_id>/retry")
+    def retry_job(job_id: str) -> Any:
+        if redis is None:
+            abort(503)
+        FailedJobRegistry(queue=job_queue(settings, redis)).requeue(job_id)
+        return redirect(url_for("queue_page"))
+
+    # -- files, metrics, health ------------------------------------------------------------------------------------
+    @app.get("/files/<path:relative>")
+    def output_file(relative: str) -> Any:
+        return send_from_directory(settings.qc_output.resolve(), relative)  # safe_join: no way out of QC_OUTPUT
+
+    @app.get("/metrics")
+    def metrics() -> Any:
+        return generate_latest(metrics_registry), 200, {"Content-Type": CONTENT_TYPE_LATEST}
+
+    @app.get("/healthz")
+    def healthz() -> Any:
+        checks: dict[str, str] = {}
+        try:
+            with engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+            checks["database"] = "ok"
+        except Exception as exc:  # noqa: BLE001 - report, do not crash
+            checks["database"] = f"error: {exc}"
+        if redis is None:
+            checks["redis"] = "not configured"
+        else:
+            try:
+                redis.ping()
+                checks["redis"] = "ok"
+            except RedisError as exc:
+                checks["redis"] = f"error: {exc}"
+        healthy = all(v in ("ok", "not configured") for v in checks.values())
+        return jsonify(checks | {"healthy": healthy}), 200 if healthy else 503
+
+    return app

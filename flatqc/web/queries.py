@@ -1,0 +1,140 @@
+"""Read-only queries behind the dashboard and its JSON API (the web never computes QC itself)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.engine import Engine
+
+from flatqc.db import QC1_TABLES, alerts, files, job_events, sets
+from qc.config import QCConfig
+from qc.records import QC1_NAMES
+
+TREND_PARAMETERS = {"FLATSTAB": ("mean_flux", "rms_master"), "FLAT_IRHa": ("mean_flux",), "BADPIX": ("badpix",)}
+
+
+def rows_as_dicts(rows: Any) -> list[dict[str, Any]]:
+    return [dict(r._mapping) for r in rows]
+
+
+def decode_reasons(text: str | None) -> list[str]:
+    if not text:
+        return []
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return [text]
+    return value if isinstance(value, list) else [str(value)]
+
+
+def night_detail(engine: Engine, night: str) -> dict[str, Any]:
+    """Sets of a night (newest version per set_id) with QC1 rows, plus unused files and open alerts."""
+    with engine.connect() as conn:
+        set_rows = rows_as_dicts(conn.execute(
+            select(sets).where(sets.c.night == night, sets.c.state != "superseded").order_by(sets.c.id)))
+        latest: dict[str, dict[str, Any]] = {}
+        for row in set_rows:
+            latest[row["set_id"]] = row
+        qc1: dict[str, list[dict[str, Any]]] = {}
+        for table in QC1_TABLES.values():
+            for row in rows_as_dicts(conn.execute(select(table).where(table.c.night == night)
+                                                  .order_by(table.c.set_id, table.c.detector))):
+                qc1.setdefault(row["set_id"], []).append(row)
+        newest = select(func.max(files.c.id)).where(files.c.night == night).group_by(files.c.path)
+        problems = rows_as_dicts(conn.execute(select(files).where(
+            files.c.id.in_(newest), files.c.state.in_(("rejected", "ignored"))).order_by(files.c.path)))
+        open_alerts = rows_as_dicts(conn.execute(select(alerts).where(alerts.c.night == night,
+                                                                      alerts.c.state == "open")))
+    for entry in latest.values():
+        entry["qc1"] = qc1.get(entry["set_id"], [])
+        entry["reasons"] = decode_reasons(entry["qc1"][0]["reasons"]) if entry["qc1"] else (
+            [entry["reason"]] if entry["reason"] else [])
+    return {"night": night, "sets": list(latest.values()), "files": problems, "open_alerts": open_alerts}
+
+
+def set_detail(engine: Engine, set_id: str) -> dict[str, Any] | None:
+    """The newest version of a set with its QC1 rows, provenance, versions and job history."""
+    with engine.connect() as conn:
+        versions = rows_as_dicts(conn.execute(select(sets).where(sets.c.set_id == set_id,
+                                                                 sets.c.state != "superseded").order_by(sets.c.id)))
+        if not versions:
+            return None
+        current = versions[-1]
+        qc1 = []
+        for table in QC1_TABLES.values():
+            qc1 += rows_as_dicts(conn.execute(select(table).where(table.c.set_id == set_id)
+                                              .order_by(table.c.detector)))
+        history = rows_as_dicts(conn.execute(select(job_events).where(
+            job_events.c.version.in_([v["version"] for v in versions])).order_by(job_events.c.id)))
+        set_alerts = rows_as_dicts(conn.execute(select(alerts).where(alerts.c.set_id == set_id)))
+    for alert in set_alerts:
+        alert["reasons"] = decode_reasons(alert["reasons"])
+    return {"set": current, "versions": versions, "qc1": qc1, "history": history, "alerts": set_alerts,
+            "reasons": decode_reasons(qc1[0]["reasons"]) if qc1 else ([current["reason"]] if current["reason"] else []),
+            "qc1_names": list(QC1_NAMES)}
+
+
+def alert_list(engine: Engine, state: str | None = None) -> list[dict[str, Any]]:
+    query = select(alerts).order_by(alerts.c.id.desc())
+    if state:
+        query = query.where(alerts.c.state == state)
+    with engine.connect() as conn:
+        rows = rows_as_dicts(conn.execute(query))
+    for row in rows:
+        row["reasons"] = decode_reasons(row["reasons"])
+    return rows
+
+
+@dataclass
+class TrendSeries:
+    detector: int
+    points: list[tuple[float, float]]
+    """(mjd_obs, value) in time order."""
+
+
+def trend_data(engine: Engine, table_name: str, parameter: str, key: str, days: int | None) -> list[TrendSeries]:
+    """One parameter of one setting key per detector; the last ``days`` days before the newest point, or all."""
+    table = QC1_TABLES[table_name]
+    query = select(table.c.detector, table.c.mjd_obs, table.c[parameter]).where(
+        table.c.setting_key == key, table.c.mjd_obs.is_not(None), table.c[parameter].is_not(None))
+    with engine.connect() as conn:
+        if days:
+            newest = conn.execute(select(func.max(table.c.mjd_obs)).where(table.c.setting_key == key)).scalar()
+            if newest is not None:
+                query = query.where(table.c.mjd_obs >= newest - days)
+        rows = conn.execute(query.order_by(table.c.detector, table.c.mjd_obs)).all()
+    series: dict[int, TrendSeries] = {}
+    for det, mjd, value in rows:
+        series.setdefault(det, TrendSeries(det, [])).points.append((float(mjd), float(value)))
+    return list(series.values())
+
+
+def setting_keys(engine: Engine, table_name: str) -> list[str]:
+    table = QC1_TABLES[table_name]
+    with engine.connect() as conn:
+        return list(conn.execute(select(table.c.setting_key).distinct().order_by(table.c.setting_key)).scalars())
+
+
+def trend_limits(config: QCConfig, key: str, parameter: str) -> tuple[float, float] | None:
+    limits = config.trend_limits.get(key)
+    return getattr(limits, parameter, None) if limits else None
+
+
+def metrics_figures(engine: Engine) -> dict[str, Any]:
+    """Counters and durations for ``/metrics``, read from the ledger."""
+    with engine.connect() as conn:
+        file_states = dict(conn.execute(select(files.c.state, func.count()).group_by(files.c.state)).all())
+        set_states = dict(conn.execute(select(sets.c.state, func.count()).group_by(sets.c.state)).all())
+        verdicts = dict(conn.execute(select(sets.c.verdict, func.count()).where(sets.c.verdict.is_not(None))
+                                     .group_by(sets.c.verdict)).all())
+        timing = conn.execute(select(sets.c.started_at, sets.c.finished_at, sets.c.first_arrival).where(
+            sets.c.state == "done", sets.c.finished_at.is_not(None))).all()
+        open_alerts = conn.execute(select(func.count()).where(alerts.c.state == "open")).scalar()
+    durations = [(f - s).total_seconds() for s, f, _ in timing if s and f]
+    latencies = [(f - a).total_seconds() for _, f, a in timing if a and f]
+    return {"file_states": file_states, "set_states": set_states, "verdicts": verdicts, "durations": durations,
+            "latencies": latencies, "open_alerts": open_alerts, "files_seen": sum(file_states.values())}
+

@@ -1,0 +1,167 @@
+"""The dashboard: JSON API, metrics, health, CSRF/token rules, escaping; pages in a real headless Chromium."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from flatqc.db import connect
+from flatqc.queue import job_queue, redis_connection
+from flatqc.redis_server import EmbeddedRedis, free_port
+from flatqc.service import settings_env
+from flatqc.web import start_web
+from flatqc.web.app import create_app
+from qc.synth import load_manifest
+from tests.conftest import unavailable
+from tests.service_helpers import service_settings
+from watcher.core import Watcher
+
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+EVIL_NAME = "<img src=x onerror=alert(1)>.fits"
+"""A file name that would run a script if a page did not escape it (no "/" possible in a name)."""
+
+pytestmark = [pytest.mark.service, pytest.mark.slow]
+
+
+def metric_values(client) -> dict[str, float]:  # noqa: ANN001 - Flask test client
+    text = client.get("/metrics").get_data(as_text=True)
+    return {s.name: s.value for f in text_string_to_metric_families(text) for s in f.samples if not s.labels}
+
+
+@pytest.fixture(scope="module")
+def site(synth_night: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+    """A night recorded by the watcher and processed by a real rq worker; metrics scraped before and after."""
+    work = tmp_path_factory.mktemp("web")
+    redis_server = EmbeddedRedis(work / "redis")
+    if not redis_server.binary:
+        unavailable("no redis-server")
+    redis_server.start()
+    tree = work / "tree"
+    for sub in ("dfs_product", "dfs_raw", "reference"):
+        shutil.copytree(synth_night / sub, tree / sub)
+    (tree / "dfs_product/DARK/2010-05-12" / EVIL_NAME).write_text("not a FITS file")
+    settings = service_settings(tree, f"sqlite:///{work / 'flatqc.db'}", redis_server.url)
+    engine = connect(settings.db_url)
+    redis = redis_connection(redis_server.url)
+    client = create_app(settings, engine, redis).test_client()
+    before = metric_values(client)
+    watcher = Watcher(settings, engine, lambda: job_queue(settings, redis))
+    for path in sorted(tree.rglob("*")):
+        if path.is_file() and "reference" not in path.parts:
+            watcher.take(path)
+    for night in list(watcher.dirty_nights):
+        watcher.regroup(night)
+    env = os.environ | settings_env(settings) | {"FLATQC_REDIS_URL": redis_server.url}
+    subprocess.run([sys.executable, "-m", "flatqc", "worker", "--burst"], env=env, check=True, timeout=300)
+    yield {"settings": settings, "engine": engine, "redis": redis, "client": client, "before": before,
+           "manifest": load_manifest(synth_night / "manifest.json")}
+    redis_server.stop()
+
+
+def test_api_endpoints(site: dict) -> None:
+    client, manifest = site["client"], site["manifest"]
+    (night,) = client.get("/api/nights").get_json()
+    assert night["night"] == "2010-05-12" and night["verdicts"]["failed"] == 2 and night["open_alerts"] == 2
+    detail = client.get("/api/nights/2010-05-12").get_json()
+    by_id = {s["set_id"]: s for s in detail["sets"]}
+    for entry in manifest.sets:
+        if entry.expected_verdict in ("passed", "failed", "not_assessable"):
+            assert by_id[entry.set_id]["verdict"] == entry.expected_verdict
+            assert len(by_id[entry.set_id]["qc1"]) == 4
+    assert any(Path(f["path"]).name == EVIL_NAME for f in detail["files"])
+    failing = next(s for s in manifest.sets if s.name == "snr_fail")
+    one = client.get(f"/api/sets/{failing.set_id}").get_json()
+    assert one["set"]["verdict"] == "failed" and any("median_snr" in r for r in one["reasons"])
+    assert [e["event"] for e in one["history"]] == ["queued", "started", "finished"]
+    assert client.get("/api/sets/doesnotexist").status_code == 404
+    charts = client.get("/api/trends?days=all").get_json()
+    assert {c["report"] for c in charts} == {"FLATSTAB", "FLAT_IRHa", "BADPIX"}
+    flatstab = next(c for c in charts if c["key"] == "3218.600_25.000_Halogen" and c["parameter"] == "mean_flux")
+    assert flatstab["limits"] == [75.0, 500.0] and len(flatstab["series"]) == 4
+    assert len(client.get("/api/alerts?state=open").get_json()) == 2
+    queue = client.get("/api/queue").get_json()
+    assert queue["reachable"] and queue["depth"] == 0 and queue["failed_jobs"] == []
+    assert client.get("/healthz").get_json() == {"database": "ok", "redis": "ok", "healthy": True}
+
+
+def test_metrics_change_as_sets_are_processed(site: dict) -> None:
+    before, after = site["before"], metric_values(site["client"])
+    done = sum(1 for s in site["manifest"].sets if s.expected_verdict in ("passed", "failed", "not_assessable"))
+    assert before["flatqc_sets_processed_total"] == 0 and after["flatqc_sets_processed_total"] == done
+    assert before["flatqc_alerts_open"] == 0 and after["flatqc_alerts_open"] == 2
+    assert after["flatqc_sets_failed_certification_total"] == 2
+    assert after["flatqc_files_rejected_total"] > before["flatqc_files_rejected_total"]
+    assert after["flatqc_job_duration_seconds_count"] == done
+
+
+def test_names_from_files_render_as_text(site: dict) -> None:
+    page = site["client"].get("/nights/2010-05-12").get_data(as_text=True)
+    assert "&lt;img src=x onerror=alert(1)&gt;.fits" in page and "<img src=x" not in page
+
+
+def test_actions_need_csrf_and_off_loopback_a_token(site: dict) -> None:
+    client = site["client"]
+    assert client.post("/alerts/1/ack", data={"by": "x"}).status_code == 400
+    exposed = create_app(site["settings"].model_copy(update={"web_host": "0.0.0.0", "web_token": "s3cret"}),
+                         site["engine"], site["redis"]).test_client()
+    exposed.get("/alerts")
+    with exposed.session_transaction() as session:
+        token = session["csrf"]
+    assert exposed.post("/alerts/1/ack", data={"by": "x", "csrf_token": token}).status_code == 403
+
+
+@pytest.fixture()
+def browser_page(site: dict) -> Iterator:
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not chromium:
+        unavailable("Debian chromium is not installed (apt install chromium chromium-driver)")
+    from playwright.sync_api import sync_playwright
+
+    port = free_port()
+    server = start_web(site["settings"], site["engine"], site["redis"], "127.0.0.1", port)
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1000}, base_url=f"http://127.0.0.1:{port}")
+        page.on("dialog", lambda dialog: pytest.fail(f"a script ran: {dialog.message}"))
+        yield page
+        browser.close()
+    server.shutdown()
+
+
+def test_click_through_and_acknowledge_in_chromium(browser_page, site: dict) -> None:  # noqa: ANN001
+    page = browser_page
+    page.goto("/")
+    page.screenshot(path=str(ARTIFACTS / "nights.png"), full_page=True)
+    page.click("text=2010-05-12")
+    assert page.locator("h1").inner_text() == "Night 2010-05-12"
+    assert page.locator(f"text={EVIL_NAME}").count() == 1  # shown as text, never executed
+    page.screenshot(path=str(ARTIFACTS / "night.png"), full_page=True)
+    failing = next(s for s in site["manifest"].sets if s.name == "overexposed")
+    page.click(f"h3 >> text=set {failing.set_id}")
+    assert "failed" in page.locator("h1").inner_text()
+    assert page.locator("img[alt=flat4]").evaluate("img => img.naturalWidth") > 1000
+    page.screenshot(path=str(ARTIFACTS / "set.png"), full_page=True)
+    page.goto("/alerts?state=open")
+    row = page.locator("tr", has=page.locator(f"a:text('{failing.set_id}')"))
+    row.locator("input[name=by]").fill("night astronomer")
+    row.locator("input[name=comment]").fill("lamp too bright, flats repeated")
+    row.locator("button:text('Acknowledge')").click()
+    page.goto("/alerts?state=acknowledged")
+    assert page.locator("td.alert-state").all_inner_texts() == ["acknowledged"]
+    assert page.locator("text=night astronomer").count() == 1
+    page.screenshot(path=str(ARTIFACTS / "alerts.png"), full_page=True)
+    page.goto("/trends?days=all")
+    assert page.locator("svg.trend").count() >= 3
+    page.screenshot(path=str(ARTIFACTS / "trends.png"), full_page=True)
+    page.goto("/queue")
+    page.screenshot(path=str(ARTIFACTS / "queue.png"), full_page=True)
+    assert "workers alive" in page.content()
+
