@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -27,15 +28,24 @@ RATIO_RANGE = (0.8, 1.2)
 
 
 def central_cut(image: np.ndarray) -> np.ndarray:
-    """Column profile: median over the central fifth of the rows (NaN-aware), full resolution."""
+    """Column profile: median over the central fifth of the rows (NaN-aware; NaN where all are NaN)."""
     ny = image.shape[0]
     rows = slice(2 * ny // 5, max(3 * ny // 5, 2 * ny // 5 + 1))
-    return np.nanmedian(image[rows], axis=0).astype(np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns (CRIRES+ edge) give NaN
+        return np.nanmedian(image[rows], axis=0).astype(np.float32)
 
 
 def histogram(values: np.ndarray, value_range: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
     finite = values[np.isfinite(values)]
     return np.histogram(finite, bins=HIST_BINS, range=value_range)
+
+
+def bpm_change_view(bad: np.ndarray, ref_bad: np.ndarray, block: int) -> np.ndarray:
+    """Per display block: +1 if any pixel is newly bad, else -1 if any was fixed, else 0 (none disappears)."""
+    new = block_reduce(bad & ~ref_bad, block, "max")
+    fixed = block_reduce(~bad & ref_bad, block, "max")
+    return np.where(new > 0, 1.0, -fixed).astype(np.float32)
 
 
 def detector_view(detector: int, starty: int, stack: np.ndarray, master: np.ndarray, bpm: np.ndarray,
@@ -55,7 +65,7 @@ def detector_view(detector: int, starty: int, stack: np.ndarray, master: np.ndar
         master=block_reduce(master, block),
         ratio=block_reduce(ratio, block) if ratio is not None else None,
         bpm=block_reduce(bad, block, "max"),
-        bpm_diff=block_reduce(bad - (ref_bpm != 0), block) if ref_bpm is not None else None,
+        bpm_diff=bpm_change_view(bpm != 0, ref_bpm != 0, block) if ref_bpm is not None else None,
         snr=block_reduce(snr, block) if snr is not None else None,
         unvignetted=block_reduce((~unvignetted).astype(np.float32), block, "max") == 0,
         raw_cut=central_cut(stack.mean(axis=0, dtype=np.float64)),

@@ -60,6 +60,9 @@ class QCConfig:
     """Bottom rows (numpy rows 0..n-1 of the full frame) outside the unvignetted area (CRIRES+: 40, contract 8)."""
     edge_width: int = 0
     """Pixels on every side outside the unvignetted area (CRIRES+: 4, contract 8)."""
+    in_order_only: bool = False
+    """Raw statistics and S/N only where the master is finite (between-order NaNs excluded); CRIRES+: True
+    (contract 8, [convention])."""
     default_window_starty: int = 1
     """First row (1-based) of a window when DET WINDOW STARTY is absent (contract 3, [convention])."""
     healthcheck_only_settings: tuple[str, ...] = ()
@@ -78,7 +81,9 @@ CRIRES_PLUS_CONFIG = QCConfig(
     vignetted_width=0,
     vignetted_bottom_rows=40,
     edge_width=4,
+    in_order_only=True,
     reference_keys=(),
     trend_limits={},
 )
-"""CRIRES+ defaults (contract 8): 37000 ADU limits, bottom 40 rows and a 4-px edge vignetted."""
+"""CRIRES+ defaults (contract 8): 37000 ADU limits, bottom 40 rows and a 4-px edge vignetted, statistics over
+in-order pixels only, no reference keys defined."""

@@ -36,7 +36,8 @@ def write_cover(result: SetResult, plots: dict[str, Path], out_path: Path, dpi: 
     """Write the cover sheet PNG (A4 landscape) of one set."""
     fig = Figure(figsize=(11.69, 8.27))
     cert = result.certification
-    fig.text(0.03, 0.965, f"CRIRES flat QC — set {result.set_id}", fontsize=16, weight="bold", va="top")
+    fig.text(0.03, 0.965, f"{result.profile.upper()} flat QC — set {result.set_id}", fontsize=16, weight="bold",
+             va="top")
     keys = [
         ("night", result.night), ("profile", result.profile), ("setting", result.setting_key),
         ("raw type", result.raw_type), ("N raws", str(result.n_raw)),
@@ -57,16 +58,16 @@ def write_cover(result: SetResult, plots: dict[str, Path], out_path: Path, dpi: 
 
     ax = fig.add_axes((0.16, 0.30, 0.81, 0.37))
     ax.axis("off")
+    names = list(QC1_NAMES) + list(result.detectors[0].bpm_bits if result.detectors else ())
     table = ax.table(
-        cellText=[[format_cell(getattr(d, name)) for d in result.detectors] for name in QC1_NAMES],
-        rowLabels=list(QC1_NAMES), colLabels=[f"det {d.detector}" for d in result.detectors],
+        cellText=[[format_cell(d.qc1()[name]) for d in result.detectors] for name in names],
+        rowLabels=names, colLabels=[f"det {d.detector}" for d in result.detectors],
         loc="center", cellLoc="right",
     )
     table.auto_set_font_size(False)
     table.set_fontsize(8.5)
     table.scale(1.0, 1.08)
     failing = {(c.name, c.detector) for c in cert.checks if c.passed is False}
-    names = list(QC1_NAMES)
     for (name, det) in failing:
         col = [d.detector for d in result.detectors].index(det)
         table[names.index(name) + 1, col].set_facecolor("#ffd7d7")

@@ -35,7 +35,7 @@ def percentile_limits(images: Sequence[np.ndarray | None], low: float = 1.0, hig
 
 
 def title_of(result: SetResult) -> str:
-    return (f"CRIRES flat QC  set {result.set_id}  night {result.night}  {result.setting_key}  "
+    return (f"{result.profile.upper()} flat QC  set {result.set_id}  night {result.night}  {result.setting_key}  "
             f"{result.raw_type}  N = {result.n_raw}")
 
 

@@ -118,6 +118,10 @@ CRIRES_PLUS = InstrumentProfile(
 
 PROFILES: dict[str, InstrumentProfile] = {p.name: p for p in (CRIRES, CRIRES_PLUS)}
 
+RAW_DETECTION_ORDER: tuple[InstrumentProfile, ...] = (CRIRES_PLUS, CRIRES)
+"""Raws are recognised by keywords; CRIRES+ first, as its headers may carry CRIRES keywords
+(e.g. ``INS WLEN CWLEN``) while ``DET SEQ1 DIT`` and ``INS WLEN ID`` are CRIRES+ only."""
+
 
 def profile_named(name: str) -> InstrumentProfile:
     """The profile called ``name`` (``crires`` or ``crires+``); ValueError names the choices."""
@@ -135,7 +139,7 @@ def detect_profile(header: Mapping[str, Any]) -> InstrumentProfile | None:
             return profile
     if catg:
         return None
-    for profile in PROFILES.values():
+    for profile in RAW_DETECTION_ORDER:
         if profile.dit_key in header or any(k in header for k in profile.setting_keywords):
             return profile
     return None

@@ -99,7 +99,8 @@ class DetectorView:
     bpm: np.ndarray
     """1 where any pixel of the display block is bad (block max), else 0: no bad pixel disappears."""
     bpm_diff: np.ndarray | None
-    """(B != 0) - (B_ref != 0) averaged per block, in [-1, 1]; None without reference."""
+    """Per block +1 where a pixel is bad now but not in the reference, else -1 where one was fixed, else 0;
+    None without reference."""
     snr: np.ndarray | None
     unvignetted: np.ndarray
     """Boolean mask per display block: True where the whole block is unvignetted."""

@@ -2,7 +2,8 @@
 
 Inputs are 2-D arrays of one detector (raws in ADU, master normalised, BPM 0 = good); "finite" means not NaN/inf;
 medians are numpy's; std is population std (ddof = 0) except the S/N's ddof = 1. None stands for SQL NULL.
-Sums and moments of stacks are accumulated in float64.
+Sums and moments of stacks are accumulated in float64. ``pixels`` (optional boolean mask) restricts a raw statistic
+to some pixels: CRIRES+ uses the in-order pixels, where the master is finite (contract 8).
 """
 
 from __future__ import annotations
@@ -15,9 +16,15 @@ from qc.config import QCConfig
 from qc.records import DetectorQC
 
 
-def mean_level(raws: Sequence[np.ndarray]) -> float:
+def _usable(raw: np.ndarray, pixels: np.ndarray | None) -> np.ndarray:
+    """Boolean mask of the finite pixels of ``raw`` (within ``pixels`` when given)."""
+    finite = np.isfinite(raw)
+    return finite if pixels is None else finite & pixels
+
+
+def mean_level(raws: Sequence[np.ndarray], pixels: np.ndarray | None = None) -> float:
     """Mean over raws of the median of each raw's finite pixels [ADU] (seed: "average of the median values")."""
-    return float(np.mean([np.median(raw[np.isfinite(raw)]) for raw in raws]))
+    return float(np.mean([np.median(raw[_usable(raw, pixels)]) for raw in raws]))
 
 
 def mean_flux(level: float, dit: float, ndit: int) -> float:
@@ -59,24 +66,25 @@ def median_snr(snr: np.ndarray, unvignetted: np.ndarray) -> float | None:
     return float(np.median(values)) if values.size else None
 
 
-def max_flux(raws: Sequence[np.ndarray], bpm: np.ndarray) -> float:
+def max_flux(raws: Sequence[np.ndarray], bpm: np.ndarray, pixels: np.ndarray | None = None) -> float:
     """Max over raws of the max of finite pixels with ``B == 0`` [ADU] ([convention]: hot pixels excluded)."""
     good = bpm == 0
     best = -np.inf
     for raw in raws:
-        values = raw[good & np.isfinite(raw)]
+        values = raw[good & _usable(raw, pixels)]
         if values.size:
             best = max(best, float(values.max()))
     return best
 
 
-def overexposure(raws: Sequence[np.ndarray], bpm: np.ndarray, level: float) -> tuple[int, float | None]:
+def overexposure(raws: Sequence[np.ndarray], bpm: np.ndarray, level: float,
+                 pixels: np.ndarray | None = None) -> tuple[int, float | None]:
     """``(num_overexp, level_overexp)``: most finite good pixels > ``level`` in one raw, and their median
     in the first raw with that many; level is None when no pixel is overexposed ([convention])."""
     good = bpm == 0
     best_count, best_values = 0, None
     for raw in raws:
-        values = raw[good & np.isfinite(raw) & (raw > level)]
+        values = raw[good & _usable(raw, pixels) & (raw > level)]
         if values.size > best_count:
             best_count, best_values = values.size, values
     return best_count, float(np.median(best_values)) if best_values is not None else None
@@ -114,11 +122,17 @@ def detector_qc(raws: np.ndarray, master: np.ndarray, bpm: np.ndarray, ref_maste
                 ref_bpm: np.ndarray | None, dit: float, ndit: int, unvignetted: np.ndarray, config: QCConfig,
                 detector: int, snr: np.ndarray | None = None,
                 bpm_bits: dict[str, int] | None = None) -> DetectorQC:
-    """All QC1 parameters of one detector. ``raws`` is an (N, ny, nx) stack; ``snr`` may be passed if computed."""
-    level = mean_level(raws)
+    """All QC1 parameters of one detector. ``raws`` is an (N, ny, nx) stack; ``snr`` may be passed if computed.
+
+    With ``config.in_order_only`` (CRIRES+) the raw statistics and the S/N use only the pixels where the master
+    is finite; BPM counts are over all pixels either way (contract 8).
+    """
+    in_order = np.isfinite(master) if config.in_order_only else None
+    level = mean_level(raws, in_order)
     if snr is None and raws.shape[0] >= config.min_flats_for_snr:
         snr = snr_map(raws)
-    num_over, level_over = overexposure(raws, bpm, config.overexp_level)
+    snr_pixels = unvignetted if in_order is None else unvignetted & in_order
+    num_over, level_over = overexposure(raws, bpm, config.overexp_level, in_order)
     ratio_median, ratio_std = reference_ratio(master, ref_master) if ref_master is not None else (None, None)
     new, fixed = bpm_changes(bpm, ref_bpm) if ref_bpm is not None else (None, None)
     return DetectorQC(
@@ -127,8 +141,8 @@ def detector_qc(raws: np.ndarray, master: np.ndarray, bpm: np.ndarray, ref_maste
         mean_flux=mean_flux(level, dit, ndit),
         rms_master=rms_master(master),
         badpix=badpix(master, config.badpix_low, config.badpix_high),
-        median_snr=median_snr(snr, unvignetted) if snr is not None else None,
-        max_flux=max_flux(raws, bpm),
+        median_snr=median_snr(snr, snr_pixels) if snr is not None else None,
+        max_flux=max_flux(raws, bpm, in_order),
         num_overexp=num_over,
         level_overexp=level_over,
         bpm_count=bpm_count(bpm),

@@ -11,8 +11,10 @@ model and normalised to median 1, as a pipeline would make them.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Protocol, TypeVar
 
 import numpy as np
 from astropy.time import Time
@@ -34,6 +36,13 @@ PRNU_SEED = 20100512
 """Pixel response is a property of the detector: the same for every set and the references."""
 HEALTHY = {1090.4: (517.0, 0.091), 2199.1: (400.0, 0.09), 3218.6: (255.0, 0.125), 4092.9: (400.0, 0.078)}
 """Typical mean_flux [ADU/s] and rms_master per wavelength (contract 7; 2199.1 nm assumed)."""
+
+
+class NamedSpec(Protocol):
+    name: str
+
+
+SpecT = TypeVar("SpecT", bound=NamedSpec)
 
 
 @dataclass(frozen=True)
@@ -215,60 +224,99 @@ def write_reference(key: str, out: Path, profile: InstrumentProfile = CRIRES, se
     rng = np.random.default_rng(seed)
     scratch = out / ".scratch"
     entry, _ = write_set(spec, scratch, scratch, "reference", rng, 55000.0, profile)
-    master = out / f"{profile.reference_prefix}_FLAT_{key}.fits"
-    bpm = out / f"{profile.reference_prefix}_BPM_{key}.fits"
-    Path(entry.master).replace(master)
+    return install_reference(Path(entry.master), Path(entry.bpm), out, profile, key)
+
+
+def install_reference(master: Path, bpm: Path, out: Path, profile: InstrumentProfile, key: str,
+                      n_defects: int = 6, bad_value: int = 1) -> list[Path]:
+    """Move a synthetic product pair to ``<prefix>_FLAT_<key>.fits`` / ``<prefix>_BPM_<key>.fits`` in ``out``,
+    with a BPM that differs from the product's: 3 of its ``n_defects`` hot pixels lose bit 1, 2 pixels per
+    detector gain ``bad_value``; then remove the scratch folder the pair was written in."""
     from astropy.io import fits  # local: only the reference BPM is edited in place
 
-    with fits.open(entry.bpm) as hdul:
+    master_out = out / f"{profile.reference_prefix}_FLAT_{key}.fits"
+    bpm_out = out / f"{profile.reference_prefix}_BPM_{key}.fits"
+    master.replace(master_out)
+    with fits.open(bpm) as hdul:
         for det in profile.detectors:
             data = hdul[profile.chip_extname(det)].data
-            hot, _ = defects(profile, det)
-            data.flat[hot[:3]] = 0
-            data[10 + det, 500:502] = 1
-        hdul.writeto(bpm, overwrite=True)
+            hot, _ = defects(profile, det, n_defects)
+            data.flat[hot[:3]] &= ~1
+            data[10 + det, 500:502] |= bad_value
+        hdul.writeto(bpm_out, overwrite=True)
+    scratch = bpm.parent
     for leftover in scratch.iterdir():
         leftover.unlink()
     scratch.rmdir()
-    return [master, bpm]
+    return [master_out, bpm_out]
 
 
-def _write_junk(product_dir: Path, good_file: Path) -> list[tuple[Path, str, str]]:
-    """Files that must be ignored or rejected with a reason, never crash anything."""
-    truncated = product_dir / "r.CRIRE.2010-05-13T11:00:00.000_0000.fits"
+CRIRES_JUNK_NAMES = ("r.CRIRE.2010-05-13T11:00:00.000_0000.fits", "QC_notes.fits", "empty_0000.fits",
+                     "crires_spec_dark_master.fits")
+"""File names of the junk files: truncated copy, text file, empty file, dark product."""
+
+
+def write_junk(product_dir: Path, good_file: Path, names: tuple[str, str, str, str] = CRIRES_JUNK_NAMES,
+               dark_catg: str = "CALPRO_DARK") -> list[tuple[Path, str, str]]:
+    """Files that must be ignored or rejected with a reason, never crash anything: a truncated copy of
+    ``good_file``, a text file, an empty file and a dark product (``names`` in that order)."""
+    truncated, text, empty, dark = (product_dir / name for name in names)
     data = good_file.read_bytes()
     truncated.write_bytes(data[: len(data) // 2 + 1234])
-    text = product_dir / "QC_notes.fits"
     text.write_text("not a FITS file: shift notes\n")
-    empty = product_dir / "empty_0000.fits"
     empty.write_bytes(b"")
-    dark = product_dir / "crires_spec_dark_master.fits"
     from astropy.io import fits
 
     header = fits.Header()
     header["INSTRUME"] = "CRIRES"
-    header["HIERARCH ESO PRO CATG"] = "CALPRO_DARK"
+    header["HIERARCH ESO PRO CATG"] = dark_catg
     fits.PrimaryHDU(header=header).writeto(dark, overwrite=True)
     return [(truncated, "rejected", "truncated"), (text, "rejected", "not a FITS file"),
-            (empty, "rejected", "empty"), (dark, "ignored", "CALPRO_DARK")]
+            (empty, "rejected", "empty"), (dark, "ignored", dark_catg)]
 
 
-def write_night(out: Path, seed: int = 0, night: str = "2010-05-12", profile: str = "crires") -> NightManifest:
-    """Write a whole night under ``out`` (``dfs_product/``, ``dfs_raw/``, ``reference/``, ``manifest.json``)."""
+def write_night(out: Path, seed: int = 0, night: str | None = None, profile: str = "crires",
+                sets: Sequence[str] | None = None) -> NightManifest:
+    """Write a whole night under ``out`` (``dfs_product/``, ``dfs_raw/``, ``reference/``, ``manifest.json``).
+
+    ``profile`` ``crires`` (night 2010-05-12 by default) or ``crires+`` (2023-03-15, :mod:`qc.synth_crires_plus`);
+    ``sets`` picks some of the night's sets by name (all by default).
+    """
+    if profile == "crires+":
+        from qc.synth_crires_plus import write_plus_night
+
+        return write_plus_night(Path(out), seed, night or "2023-03-15", sets)
     if profile != "crires":
-        raise ValueError(f"synthetic nights for profile {profile!r} are not available yet")
+        raise ValueError(f"no synthetic nights for profile {profile!r}; choose crires or crires+")
     out = Path(out)
+    night = night or "2010-05-12"
     rng = np.random.default_rng(seed)
     raw_dir = out / "dfs_raw" / night
     mjd = Time(f"{night}T00:00:00").mjd + 1 + 10 / 24
     entries = []
-    for spec in CRIRES_NIGHT:
+    for spec in select_specs(CRIRES_NIGHT, sets):
         raw_type = CRIRES.raw_type(spec.window[0] if spec.window else CRIRES.full_ny)
         product_dir = out / "dfs_product" / ("FLT_WIN" if raw_type == "FLT_WIN" else "DARK") / night
         entry, mjd = write_set(spec, product_dir, raw_dir, night, rng, mjd)
         entries.append(entry)
     references = [p for key in CRIRES_REFERENCE_KEYS for p in write_reference(key, out / "reference", seed=seed)]
-    junk = _write_junk(out / "dfs_product" / "DARK" / night, Path(entries[0].master))
+    junk = write_junk(out / "dfs_product" / "DARK" / night, Path(entries[0].master))
+    return write_manifest(out, night, seed, entries, junk, references)
+
+
+def select_specs(specs: Sequence[SpecT], names: Sequence[str] | None) -> list[SpecT]:
+    """The specs called ``names`` (all when None); ValueError names unknown ones."""
+    if names is None:
+        return list(specs)
+    unknown = set(names) - {s.name for s in specs}
+    if unknown:
+        raise ValueError(f"unknown synthetic sets {sorted(unknown)}; choose from {[s.name for s in specs]}")
+    return [s for s in specs if s.name in names]
+
+
+def write_manifest(out: Path, night: str, seed: int, entries: list[SynthSet],
+                   junk: list[tuple[Path, str, str]], references: list[Path]) -> NightManifest:
+    """Make every path relative to ``out`` and write ``out/manifest.json``."""
 
     def rel(path: str | Path) -> str:
         return str(Path(path).relative_to(out))
