@@ -117,23 +117,36 @@ def test_actions_need_csrf_and_off_loopback_a_token(site: dict) -> None:
     assert exposed.post("/alerts/1/ack", data={"by": "x", "csrf_token": token}).status_code == 403
 
 
-@pytest.fixture()
-def browser_page(site: dict) -> Iterator:
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if not chromium:
+@pytest.fixture(scope="module")
+def chromium() -> Iterator:
+    """Debian's Chromium driven by Playwright (no downloaded browser)."""
+    executable = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not executable:
         unavailable("Debian chromium is not installed (apt install chromium chromium-driver)")
     from playwright.sync_api import sync_playwright
 
-    port = free_port()
-    server = start_web(site["settings"], site["engine"], site["redis"], "127.0.0.1", port)
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
-        page = browser.new_page(viewport={"width": 1400, "height": 1000}, base_url=f"http://127.0.0.1:{port}")
-        page.on("dialog", lambda dialog: pytest.fail(f"a script ran: {dialog.message}"))
-        yield page
+        browser = p.chromium.launch(executable_path=executable, args=["--no-sandbox", "--disable-gpu",
+                                                                      "--disable-background-networking"])
+        yield browser
         browser.close()
+
+
+def open_dashboard(chromium, settings, engine, redis) -> Iterator:  # noqa: ANN001
+    """A page of a dashboard served on a free loopback port; fails the test if any script dialog opens."""
+    port = free_port()
+    server = start_web(settings, engine, redis, "127.0.0.1", port)
+    page = chromium.new_page(viewport={"width": 1400, "height": 1000}, base_url=f"http://127.0.0.1:{port}")
+    page.on("dialog", lambda dialog: pytest.fail(f"a script ran: {dialog.message}"))
+    yield page
+    page.close()
     server.shutdown()
+
+
+@pytest.fixture()
+def browser_page(chromium, site: dict) -> Iterator:  # noqa: ANN001
+    yield from open_dashboard(chromium, site["settings"], site["engine"], site["redis"])
 
 
 def test_click_through_and_acknowledge_in_chromium(browser_page, site: dict) -> None:  # noqa: ANN001
@@ -165,3 +178,57 @@ def test_click_through_and_acknowledge_in_chromium(browser_page, site: dict) -> 
     page.screenshot(path=str(ARTIFACTS / "queue.png"), full_page=True)
     assert "workers alive" in page.content()
 
+
+
+@pytest.fixture(scope="module")
+def history(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """A dashboard over 2,000 generated sets (no Redis): the shape of years of nightly rows."""
+    from bench.history import write_history
+    from flatqc.settings import Settings
+
+    work = tmp_path_factory.mktemp("history")
+    settings = Settings(db_url=f"sqlite:///{work / 'flatqc.db'}", qc_output=work / "qc")
+    engine = connect(settings.db_url)
+    write_history(engine, 2000)
+    return {"settings": settings, "engine": engine, "client": create_app(settings, engine, None).test_client()}
+
+
+def test_trends_over_a_long_history(history: dict) -> None:
+    import sqlite3
+
+    key, (low, high) = "3218.600_25.000_Halogen", (75.0, 500.0)
+    db = sqlite3.connect(history["engine"].url.database)
+    newest = db.execute("SELECT max(mjd_obs) FROM crires_flat").fetchone()[0]
+    expected_rows = db.execute("SELECT count(*) FROM crires_flat WHERE setting_key = ? AND mjd_obs >= ?",
+                               (key, newest - 90)).fetchone()[0]
+    expected_outliers = db.execute("SELECT count(*) FROM crires_flat WHERE setting_key = ? AND "
+                                   "(mean_flux < ? OR mean_flux > ?)", (key, low, high)).fetchone()[0]
+    assert expected_rows > 0 and expected_outliers > 0
+    client = history["client"]
+    charts = client.get(f"/api/trends?key={key}").get_json()
+    assert {(c["report"], c["parameter"]) for c in charts} == {
+        ("FLATSTAB", "mean_flux"), ("FLATSTAB", "rms_master"), ("FLAT_IRHa", "mean_flux"), ("BADPIX", "badpix")}
+    flux = next(c for c in charts if c["report"] == "FLATSTAB" and c["parameter"] == "mean_flux")
+    assert sum(len(s["mjd_obs"]) for s in flux["series"]) == expected_rows
+    assert min(min(s["mjd_obs"]) for s in flux["series"]) >= newest - 90
+    page = client.get(f"/trends?days=all&key={key}").get_data(as_text=True)
+    # mean_flux is drawn twice (FLATSTAB and FLAT_IRHa), each outlier ringed in both
+    assert page.count('class="outlier"') == 2 * expected_outliers
+    assert client.get("/trends?days=all").status_code == 200
+    assert client.get("/trends?days=soon").status_code == 400
+    nights = client.get("/").get_data(as_text=True)
+    assert "newest 100 of" in nights and nights.count("/nights/") == 100
+
+
+@pytest.fixture()
+def history_page(chromium, history: dict) -> Iterator:  # noqa: ANN001
+    yield from open_dashboard(chromium, history["settings"], history["engine"], None)
+
+
+def test_years_of_trends_in_chromium(history_page) -> None:  # noqa: ANN001
+    page = history_page
+    page.goto("/trends?days=all")
+    page.select_option("select[name=key]", "1090.400_25.000_Halogen")  # submits the form
+    page.wait_for_url("**key=1090.400_25.000_Halogen**")
+    assert page.locator("svg.trend").count() == 4 and page.locator("circle.outlier").count() > 0
+    page.screenshot(path=str(ARTIFACTS / "trends_history.png"), full_page=True)

@@ -9,38 +9,17 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
-import numpy as np
-from sqlalchemy import Table, select
+from sqlalchemy import Table
 from sqlalchemy.engine import Engine
 
+from flatqc.trend_data import load_trends, report_applies, setting_keys
 from qc.config import QCConfig
-from qc.trends import TrendSeries, trend_plot
-
-REPORTS = ("FLATSTAB", "FLAT_IRHa", "BADPIX")
+from qc.trends import trend_plot
 
 
 def safe_name(key: str) -> str:
     """A setting key as a file-name part (only letters, digits, ``.``, ``_`` and ``-``)."""
     return "".join(c if c.isalnum() or c in "._-" else "_" for c in key)
-
-
-def series_of(engine: Engine, table: Table, key: str, column: str) -> list[TrendSeries]:
-    """Per detector: (mjd_obs, value) of one QC1 column for one setting key, in time order."""
-    query = select(table.c.detector, table.c.mjd_obs, table.c[column]).where(
-        table.c.setting_key == key, table.c.mjd_obs.is_not(None)).order_by(table.c.mjd_obs)
-    with engine.connect() as conn:
-        rows = conn.execute(query).all()
-    series = []
-    for det in sorted({r.detector for r in rows}):
-        mine = [r for r in rows if r.detector == det]
-        values = np.array([np.nan if r[2] is None else r[2] for r in mine], dtype=float)
-        series.append(TrendSeries(f"det {det}", np.array([r.mjd_obs for r in mine]), values))
-    return series
-
-
-def setting_keys(engine: Engine, table: Table) -> list[str]:
-    with engine.connect() as conn:
-        return list(conn.execute(select(table.c.setting_key).distinct().order_by(table.c.setting_key)).scalars())
 
 
 def write_page(path: Path, title: str, sections: list[tuple[str, str, str]]) -> None:
@@ -60,18 +39,19 @@ def update_trends(engine: Engine, table: Table, config: QCConfig, out_dir: Path,
     out_dir.mkdir(parents=True, exist_ok=True)
     limits = config.trend_limits.get(key)
     name = safe_name(key)
+    series = load_trends(engine, table, ("mean_flux", "rms_master", "badpix"), key=key).get(key)
+    if series is None:
+        return []
     written = [
         trend_plot(out_dir / f"FLATSTAB_{name}_mean_flux.png", f"FLATSTAB {key}: mean_flux", "mean_flux [ADU/s]",
-                   series_of(engine, table, key, "mean_flux"), limits.mean_flux if limits else None),
+                   series["mean_flux"], limits.mean_flux if limits else None),
         trend_plot(out_dir / f"FLATSTAB_{name}_rms_master.png", f"FLATSTAB {key}: rms_master", "rms_master",
-                   series_of(engine, table, key, "rms_master"), limits.rms_master if limits else None),
-        trend_plot(out_dir / f"BADPIX_{name}.png", f"BADPIX {key}: badpix", "bad pixels",
-                   series_of(engine, table, key, "badpix")),
+                   series["rms_master"], limits.rms_master if limits else None),
+        trend_plot(out_dir / f"BADPIX_{name}.png", f"BADPIX {key}: badpix", "bad pixels", series["badpix"]),
     ]
-    if "Halogen" in key:
+    if report_applies("FLAT_IRHa", key):
         written.append(trend_plot(out_dir / f"FLAT_IRHa_{name}.png", f"FLAT_IRHa {key}: mean_flux (Halogen)",
-                                  "mean_flux [ADU/s]", series_of(engine, table, key, "mean_flux"),
-                                  limits.mean_flux if limits else None))
+                                  "mean_flux [ADU/s]", series["mean_flux"], limits.mean_flux if limits else None))
     keys = setting_keys(engine, table)
 
     def limit_text(k: str, field: str) -> str:
@@ -83,7 +63,7 @@ def update_trends(engine: Engine, table: Table, config: QCConfig, out_dir: Path,
             (f"{k} mean_flux", limit_text(k, "mean_flux"), f"FLATSTAB_{safe_name(k)}_mean_flux.png"),
             (f"{k} rms_master", limit_text(k, "rms_master"), f"FLATSTAB_{safe_name(k)}_rms_master.png"))],
         "FLAT_IRHa": [(f"{k} mean_flux", limit_text(k, "mean_flux"), f"FLAT_IRHa_{safe_name(k)}.png")
-                      for k in keys if "Halogen" in k],
+                      for k in keys if report_applies("FLAT_IRHa", k)],
         "BADPIX": [(k, "badpix per detector", f"BADPIX_{safe_name(k)}.png") for k in keys],
     }
     for report, sections in pages.items():

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import hmac
 import secrets
+from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 from flask import Flask, abort, jsonify, redirect, render_template, request, send_from_directory, session, url_for
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis import Redis
@@ -21,16 +23,19 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from flatqc import ledger
-from flatqc.db import utcnow
+from flatqc.db import QC1_TABLES, utcnow
 from flatqc.queue import enqueue_set, job_id_for, job_queue
 from flatqc.settings import Settings
 from flatqc.status import nights, queue_status
+from flatqc.trend_data import TREND_REPORTS, load_trends, report_applies, setting_keys
 from flatqc.web import queries
 from flatqc.web.metrics import registry_for
 from flatqc.web.svg import trend_svg
 from worker.alerts import acknowledge
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
+NIGHTS_SHOWN = 100
+"""Nights listed on the front page unless ``?limit=all``."""
 
 
 def create_app(settings: Settings, engine: Engine, redis: Redis | None) -> Flask:
@@ -62,11 +67,24 @@ def create_app(settings: Settings, engine: Engine, redis: Redis | None) -> Flask
     def wants_json() -> bool:
         return request.path.startswith("/api/")
 
+    def page_and_api(rule: str, api_rule: str | None = None) -> Callable[[Callable], Callable]:
+        """Serve a view as a page at ``rule`` (endpoint = its name) and as JSON at ``/api<rule>`` (``api_<name>``)."""
+
+        def register(view: Callable) -> Callable:
+            app.add_url_rule(rule, view.__name__, view)
+            app.add_url_rule(api_rule or f"/api{rule}", f"api_{view.__name__}", view)
+            return view
+
+        return register
+
     # -- pages and their JSON twins ---------------------------------------------------------------------------------
-    @app.get("/")
-    @app.get("/api/nights")
+    @page_and_api("/", "/api/nights")
     def nights_page() -> Any:
-        summary = [vars(n) for n in nights(engine)]
+        limit_arg = request.args.get("limit", "all" if wants_json() else str(NIGHTS_SHOWN))
+        if limit_arg != "all" and not limit_arg.isdigit():
+            abort(400, "limit must be a whole number or 'all'")
+        everything = nights(engine)
+        summary = [vars(n) for n in (everything if limit_arg == "all" else everything[:int(limit_arg)])]
         with engine.connect() as conn:
             open_alerts = dict(conn.execute(text(
                 "SELECT night, count(*) FROM alerts WHERE state = 'open' GROUP BY night")).all())
@@ -75,18 +93,16 @@ def create_app(settings: Settings, engine: Engine, redis: Redis | None) -> Flask
         if wants_json():
             return jsonify(summary)
         in_progress = any(n["sets"].get(s) for n in summary[:1] for s in ("queued", "running", "waiting"))
-        return render_template("nights.html", nights=summary, refresh=in_progress)
+        return render_template("nights.html", nights=summary, refresh=in_progress, total=len(everything))
 
-    @app.get("/nights/<night>")
-    @app.get("/api/nights/<night>")
+    @page_and_api("/nights/<night>")
     def night_page(night: str) -> Any:
         detail = queries.night_detail(engine, night)
         if wants_json():
             return jsonify(detail)
         return render_template("night.html", **detail)
 
-    @app.get("/sets/<set_id>")
-    @app.get("/api/sets/<set_id>")
+    @page_and_api("/sets/<set_id>")
     def set_page(set_id: str) -> Any:
         detail = queries.set_detail(engine, set_id)
         if detail is None:
@@ -96,35 +112,34 @@ def create_app(settings: Settings, engine: Engine, redis: Redis | None) -> Flask
         return render_template("set.html", thresholds=settings.qc_config(detail["set"]["profile"] or "crires"),
                                **detail)
 
-    @app.get("/trends")
-    @app.get("/api/trends")
+    @page_and_api("/trends")
     def trends_page() -> Any:
-        table = request.args.get("table", "crires_flat")
-        if table not in ("crires_flat", "criresp_flat"):
-            abort(400, "table must be crires_flat or criresp_flat")
+        table_name = request.args.get("table", "crires_flat")
+        if table_name not in QC1_TABLES:
+            abort(400, f"table must be one of {sorted(QC1_TABLES)}")
         days_arg = request.args.get("days", "90")
-        days = None if days_arg == "all" else int(days_arg)
-        config = settings.qc_config("crires+" if table == "criresp_flat" else "crires")
-        keys = queries.setting_keys(engine, table)
-        charts = []
-        for report, parameters in queries.TREND_PARAMETERS.items():
-            for key in keys:
-                if report == "FLAT_IRHa" and "Halogen" not in key:
-                    continue
-                for parameter in parameters:
-                    limits = queries.trend_limits(config, key, parameter) if parameter != "badpix" else None
-                    series = queries.trend_data(engine, table, parameter, key, days)
-                    charts.append({"report": report, "key": key, "parameter": parameter, "limits": limits,
-                                   "series": series})
+        if days_arg != "all" and not days_arg.isdigit():
+            abort(400, "days must be a whole number or 'all'")
+        key = request.args.get("key") or None
+        table = QC1_TABLES[table_name]
+        config = settings.qc_config("crires+" if table_name == "criresp_flat" else "crires")
+        columns = sorted({c for parameters in TREND_REPORTS.values() for c in parameters})
+        trends = load_trends(engine, table, columns, key, None if days_arg == "all" else int(days_arg))
+        charts = [{"report": report, "key": k, "parameter": parameter,
+                   "limits": queries.trend_limits(config, k, parameter), "series": trends[k][parameter]}
+                  for report, parameters in TREND_REPORTS.items() for k in sorted(trends)
+                  if report_applies(report, k) for parameter in parameters]
         if wants_json():
-            return jsonify([c | {"series": [{"detector": s.detector, "points": s.points} for s in c["series"]]}
-                            for c in charts])
+            return jsonify([c | {"series": [{"detector": s.label, "mjd_obs": s.mjd.tolist(),
+                                             "values": [None if np.isnan(v) else v for v in s.values.tolist()]}
+                                            for s in c["series"]]} for c in charts])
         for chart in charts:
             chart["svg"] = trend_svg(chart["series"], chart["limits"], f"{chart['parameter']} ({chart['key']})")
-        return render_template("trends.html", charts=charts, days=days_arg, table=table)
+        return render_template("trends.html", charts=charts, days=days_arg, table=table_name, key=key,
+                               keys=setting_keys(engine, table), tables=sorted(QC1_TABLES),
+                               reports=list(TREND_REPORTS))
 
-    @app.get("/alerts")
-    @app.get("/api/alerts")
+    @page_and_api("/alerts")
     def alerts_page() -> Any:
         state = request.args.get("state") or None
         rows = queries.alert_list(engine, state)
@@ -132,8 +147,7 @@ def create_app(settings: Settings, engine: Engine, redis: Redis | None) -> Flask
             return jsonify(rows)
         return render_template("alerts.html", alerts=rows, state=state)
 
-    @app.get("/queue")
-    @app.get("/api/queue")
+    @page_and_api("/queue")
     def queue_page() -> Any:
         status = vars(queue_status(settings, redis))
         failed = []

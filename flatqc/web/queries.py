@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select
@@ -12,8 +11,6 @@ from sqlalchemy.engine import Engine
 from flatqc.db import QC1_TABLES, alerts, files, job_events, sets
 from qc.config import QCConfig
 from qc.records import QC1_NAMES
-
-TREND_PARAMETERS = {"FLATSTAB": ("mean_flux", "rms_master"), "FLAT_IRHa": ("mean_flux",), "BADPIX": ("badpix",)}
 
 
 def rows_as_dicts(rows: Any) -> list[dict[str, Any]]:
@@ -86,36 +83,6 @@ def alert_list(engine: Engine, state: str | None = None) -> list[dict[str, Any]]
     for row in rows:
         row["reasons"] = decode_reasons(row["reasons"])
     return rows
-
-
-@dataclass
-class TrendSeries:
-    detector: int
-    points: list[tuple[float, float]]
-    """(mjd_obs, value) in time order."""
-
-
-def trend_data(engine: Engine, table_name: str, parameter: str, key: str, days: int | None) -> list[TrendSeries]:
-    """One parameter of one setting key per detector; the last ``days`` days before the newest point, or all."""
-    table = QC1_TABLES[table_name]
-    query = select(table.c.detector, table.c.mjd_obs, table.c[parameter]).where(
-        table.c.setting_key == key, table.c.mjd_obs.is_not(None), table.c[parameter].is_not(None))
-    with engine.connect() as conn:
-        if days:
-            newest = conn.execute(select(func.max(table.c.mjd_obs)).where(table.c.setting_key == key)).scalar()
-            if newest is not None:
-                query = query.where(table.c.mjd_obs >= newest - days)
-        rows = conn.execute(query.order_by(table.c.detector, table.c.mjd_obs)).all()
-    series: dict[int, TrendSeries] = {}
-    for det, mjd, value in rows:
-        series.setdefault(det, TrendSeries(det, [])).points.append((float(mjd), float(value)))
-    return list(series.values())
-
-
-def setting_keys(engine: Engine, table_name: str) -> list[str]:
-    table = QC1_TABLES[table_name]
-    with engine.connect() as conn:
-        return list(conn.execute(select(table.c.setting_key).distinct().order_by(table.c.setting_key)).scalars())
 
 
 def trend_limits(config: QCConfig, key: str, parameter: str) -> tuple[float, float] | None:
