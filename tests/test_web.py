@@ -232,3 +232,23 @@ def test_years_of_trends_in_chromium(history_page) -> None:  # noqa: ANN001
     page.wait_for_url("**key=1090.400_25.000_Halogen**")
     assert page.locator("svg.trend").count() == 4 and page.locator("circle.outlier").count() > 0
     page.screenshot(path=str(ARTIFACTS / "trends_history.png"), full_page=True)
+
+
+def test_failed_job_is_listed_and_retried(site: dict) -> None:
+    from rq import SimpleWorker
+
+    queue = job_queue(site["settings"], site["redis"])
+    job = queue.enqueue("json.loads", "{not json", job_id="broken-job")  # fails in a real worker
+    SimpleWorker([queue], connection=site["redis"], serializer=queue.serializer).work(burst=True)
+    client = site["client"]
+    failed = client.get("/api/queue").get_json()["failed_jobs"]
+    assert [(j["id"], j["function"]) for j in failed] == [("broken-job", "json.loads")]
+    assert "JSONDecodeError" in failed[0]["error"]
+    page = client.get("/queue").get_data(as_text=True)
+    assert "broken-job" in page and "Retry" in page
+    with client.session_transaction() as session:
+        token = session["csrf"]
+    assert client.post("/queue/failed/broken-job/retry", data={"csrf_token": token}).status_code == 302
+    status = client.get("/api/queue").get_json()
+    assert status["failed_jobs"] == [] and [j["id"] for j in status["waiting_jobs"]] == ["broken-job"]
+    job.delete()

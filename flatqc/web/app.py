@@ -16,9 +16,7 @@ from flask import Flask, abort, jsonify, redirect, render_template, request, sen
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis import Redis
 from redis.exceptions import RedisError
-from rq.job import Job
 from rq.registry import FailedJobRegistry
-from rq.serializers import JSONSerializer
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
@@ -150,17 +148,11 @@ def create_app(settings: Settings, engine: Engine, redis: Redis | None) -> Flask
     @page_and_api("/queue")
     def queue_page() -> Any:
         status = vars(queue_status(settings, redis))
-        failed = []
-        if redis is not None and status["reachable"]:
-            registry = FailedJobRegistry(queue=job_queue(settings, redis))
-            for job in Job.fetch_many(registry.get_job_ids()[:50], connection=redis, serializer=JSONSerializer):
-                if job is not None:
-                    result = job.latest_result()
-                    failed.append({"id": job.id, "args": job.args, "ended_at": job.ended_at,
-                                   "error": (result.exc_string or "").strip().splitlines()[-1:] if result else []})
+        jobs = queries.queue_jobs(engine, job_queue(settings, redis)) if redis is not None and status["reachable"] \
+            else {}
         if wants_json():
-            return jsonify(status | {"failed_jobs": failed})
-        return render_template("queue.html", status=status, failed=failed)
+            return jsonify(status | {f"{state}_jobs": listed for state, listed in jobs.items()})
+        return render_template("queue.html", status=status, jobs=jobs)
 
     # -- actions ------------------------------------------------------------------------------------------------------
     @app.post("/alerts/<int:alert_id>/ack")

@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from rq import Queue
+from rq.job import Job
+from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
@@ -83,6 +86,41 @@ def alert_list(engine: Engine, state: str | None = None) -> list[dict[str, Any]]
     for row in rows:
         row["reasons"] = decode_reasons(row["reasons"])
     return rows
+
+
+JOB_LIST_LIMIT = 50
+"""Jobs listed per registry on the queue page."""
+
+
+def queue_jobs(engine: Engine, queue: Queue) -> dict[str, list[dict[str, Any]]]:
+    """Waiting, running, scheduled (retry back-off) and failed jobs of ``queue``, with their set and last error."""
+    registries = {
+        "waiting": queue.get_job_ids(0, JOB_LIST_LIMIT - 1),
+        "running": StartedJobRegistry(queue=queue).get_job_ids(0, JOB_LIST_LIMIT - 1),
+        "scheduled": ScheduledJobRegistry(queue=queue).get_job_ids(0, JOB_LIST_LIMIT - 1),
+        "failed": FailedJobRegistry(queue=queue).get_job_ids(0, JOB_LIST_LIMIT - 1),
+    }
+    listed: dict[str, list[dict[str, Any]]] = {}
+    for state, ids in registries.items():
+        jobs = [j for j in Job.fetch_many(ids, connection=queue.connection, serializer=queue.serializer) if j]
+        listed[state] = [job_summary(job) for job in jobs]
+    versions = {j["version"] for jobs in listed.values() for j in jobs if j["version"]}
+    with engine.connect() as conn:
+        set_ids = dict(conn.execute(select(sets.c.version, sets.c.set_id).where(sets.c.version.in_(versions))).all())
+    for jobs in listed.values():
+        for job in jobs:
+            job["set_id"] = set_ids.get(job["version"])
+    return listed
+
+
+def job_summary(job: Job) -> dict[str, Any]:
+    """What the queue page shows of one rq job; the error is the last line of its latest traceback."""
+    result = job.latest_result() if job.is_failed else None
+    error = (result.exc_string or "").strip().splitlines()[-1:] if result and result.exc_string else []
+    version = job.args[0] if job.args and isinstance(job.args[0], str) else None
+    return {"id": job.id, "function": job.func_name, "version": version, "enqueued_at": job.enqueued_at,
+            "started_at": job.started_at, "ended_at": job.ended_at, "retries_left": job.retries_left,
+            "error": error[0] if error else None}
 
 
 def trend_limits(config: QCConfig, key: str, parameter: str) -> tuple[float, float] | None:
