@@ -87,30 +87,17 @@ def analyse_set(flatset: FlatSet, profile: InstrumentProfile, config: QCConfig, 
         raise BadLayout(f"window STARTY={starty}, NY={ny} lies outside the {profile.full_ny}-row detector")
     reference = find_reference(reference_dir, profile, config, flatset.setting_key)
     detectors, views = [], []
-    with ExitStack() as files:
-        raws = [files.enter_context(open_fits(r.path)) for r in flatset.raws]
-        master_file = files.enter_context(open_fits(flatset.master.path))
-        bpm_file = files.enter_context(open_fits(flatset.bpm.path))
-        ref_files = _open_reference(reference, files)
-        for det in profile.detectors:
-            stack = np.empty((n_raw, ny, profile.nx), dtype=np.float32)
-            for index, hdul in enumerate(raws):
-                stack[index] = chip_data(hdul, profile, det, ny)
-            master = read_chip(master_file, profile, det, np.dtype(profile.master_dtype).type, ny)
-            bpm = read_chip(bpm_file, profile, det, np.int32, ny)
-            ref_master = ref_bpm = None
-            if ref_files:
-                ref_master = read_chip(ref_files[0], profile, det, np.float32, profile.full_ny)[rows]
-                ref_bpm = read_chip(ref_files[1], profile, det, np.int32, profile.full_ny)[rows]
-            unvignetted = unvignetted_mask(profile, config, det, ny, starty)
-            snr = snr_map(stack) if n_raw >= config.min_flats_for_snr else None
-            detectors.append(detector_qc(
-                stack, master, bpm, ref_master, ref_bpm, first.dit or 0.0, first.ndit or 1, unvignetted,
-                config, det, snr=snr, bpm_bits=dict(profile.bpm_bits) if profile.bpm_bits else None,
-            ))
-            if with_views:
-                views.append(detector_view(det, starty, stack, master, bpm, ref_master, ref_bpm, snr, unvignetted))
-            del stack, master, bpm, snr
+    for det in profile.detectors:
+        stack, master, bpm, ref_master, ref_bpm = read_detector(flatset, reference, profile, det, ny, rows)
+        unvignetted = unvignetted_mask(profile, config, det, ny, starty)
+        snr = snr_map(stack) if n_raw >= config.min_flats_for_snr else None
+        detectors.append(detector_qc(
+            stack, master, bpm, ref_master, ref_bpm, first.dit or 0.0, first.ndit or 1, unvignetted,
+            config, det, snr=snr, bpm_bits=dict(profile.bpm_bits) if profile.bpm_bits else None,
+        ))
+        if with_views:
+            views.append(detector_view(det, starty, stack, master, bpm, ref_master, ref_bpm, snr, unvignetted))
+        del stack, master, bpm, snr, ref_master, ref_bpm
     return SetResult(
         set_id=flatset.set_id, night=flatset.night, profile=profile.name, setting_key=flatset.setting_key,
         raw_type=profile.raw_type(ny), n_raw=n_raw, dit=first.dit or 0.0, ndit=first.ndit or 1,
@@ -123,7 +110,25 @@ def analyse_set(flatset: FlatSet, profile: InstrumentProfile, config: QCConfig, 
     )
 
 
-def _open_reference(reference: Reference, files: ExitStack) -> tuple | None:
-    if not reference.available or reference.master is None or reference.bpm is None:
-        return None
-    return files.enter_context(open_fits(reference.master)), files.enter_context(open_fits(reference.bpm))
+def read_detector(flatset: FlatSet, reference: Reference, profile: InstrumentProfile, det: int, ny: int,
+                  rows: slice) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """Chip ``det`` of every input: (N, ny, nx) float32 raw stack, master (profile dtype), int32 BPM, and the
+    reference master and BPM rows ``rows`` (None without reference).
+
+    The files are opened for this detector only and closed again, so no more than one detector's memory-mapped
+    pages stay resident.
+    """
+    master_dtype = np.dtype(profile.master_dtype).type
+    with ExitStack() as files:
+        stack = np.empty((flatset.n_raw, ny, profile.nx), dtype=np.float32)
+        for index, raw in enumerate(flatset.raws):
+            stack[index] = chip_data(files.enter_context(open_fits(raw.path)), profile, det, ny)
+        master = read_chip(files.enter_context(open_fits(flatset.master.path)), profile, det, master_dtype, ny)
+        bpm = read_chip(files.enter_context(open_fits(flatset.bpm.path)), profile, det, np.int32, ny)
+        ref_master = ref_bpm = None
+        if reference.available and reference.master is not None and reference.bpm is not None:
+            ref_file = files.enter_context(open_fits(reference.master))
+            ref_master = read_chip(ref_file, profile, det, master_dtype, profile.full_ny)[rows]
+            ref_bpm = read_chip(files.enter_context(open_fits(reference.bpm)), profile, det, np.int32,
+                                profile.full_ny)[rows]
+    return stack, master, bpm, ref_master, ref_bpm

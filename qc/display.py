@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import warnings
 
 import numpy as np
 
@@ -31,7 +30,12 @@ def block_reduce(image: np.ndarray, block: int, how: str = "mean") -> np.ndarray
     if py or px:
         data = np.pad(data, ((0, py), (0, px)), constant_values=np.nan)
     blocks = data.reshape(data.shape[0] // block, block, data.shape[1] // block, block)
-    reduce = {"mean": np.nanmean, "max": np.nanmax}[how]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return reduce(blocks, axis=(1, 3)).astype(np.float32)
+    if how == "max":
+        return np.fmax.reduce(np.fmax.reduce(blocks, axis=3), axis=1)  # fmax ignores NaN unless all are NaN
+    if how != "mean":
+        raise ValueError(f"unknown reduction {how!r}; choose mean or max")
+    finite = np.isfinite(blocks)
+    total = np.where(finite, blocks, 0.0).sum(axis=3, dtype=np.float64).sum(axis=1)
+    count = finite.sum(axis=3).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (total / count).astype(np.float32)
