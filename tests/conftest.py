@@ -84,3 +84,17 @@ def synth_night(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("night")
     write_night(out, seed=0)
     return out
+
+
+CRIRES_PLUS_TEST_SETS = ("snr_pass", "snr_fail", "overexposed")
+"""A small CRIRES+ night (8 raws of 48 MB): a pass with reference, an S/N failure and a max-flux failure."""
+
+
+@pytest.fixture(scope="session")
+def crires_plus_night(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small synthetic CRIRES+ night (seed 0) on the CRIRES night's date, written once; treat it as read-only."""
+    from qc.synth import write_night
+
+    out = tmp_path_factory.mktemp("night-crires-plus")
+    write_night(out, seed=0, night="2010-05-12", profile="crires+", sets=CRIRES_PLUS_TEST_SETS)
+    return out
