@@ -64,7 +64,8 @@ class Reporter:
 @click.option("--root", type=click.Path(file_okay=False, path_type=Path), default=Path("var/demo"), show_default=True)
 @click.option("--seed", type=int, default=1, show_default=True)
 @click.option("--timeout", type=float, default=300.0, show_default=True)
-def main(root: Path, seed: int, timeout: float) -> None:
+@click.option("--stay", is_flag=True, help="Keep the service and dashboard running after the night, until Ctrl-C.")
+def main(root: Path, seed: int, timeout: float, stay: bool) -> None:
     """Feed a synthetic night to a local ``flatqc up`` and print what happens."""
     console = make_console()
     shutil.rmtree(root, ignore_errors=True)
@@ -76,10 +77,11 @@ def main(root: Path, seed: int, timeout: float) -> None:
         qc_output=tree / "qc", run_dir=root / "run", db_url=f"sqlite:///{root / 'flatqc.db'}", redis_url=None,
         incomplete_timeout_s=15, rescan_interval_s=5, file_settle_s=1, truncated_after_s=5,
     )
-    service = Service(settings)
+    service = Service(settings, web=True)
     service.start()
+    dashboard = f"http://{settings.web_host}:{service.web.server_port}/" if service.web else "not running"
     console.print(f"[bold]flatqc up[/]: own Redis on {service.redis.port if service.redis else '?'}, "
-                  f"{service.n_workers} workers, watching {tree}")
+                  f"{service.n_workers} workers, watching {tree}, dashboard {dashboard}")
     report = Reporter(console, settings.db_url)
     try:
         for item in delivery_plan(staging):
@@ -95,6 +97,9 @@ def main(root: Path, seed: int, timeout: float) -> None:
         env = dict(os.environ) | settings_env(settings) | {"FLATQC_REDIS_URL": service.redis_url or ""}
         for verb in ("status", "alerts"):
             subprocess.run([sys.executable, "-m", "flatqc", verb], env=env, check=False)
+        if stay:
+            console.print(f"still running (dashboard {dashboard}); Ctrl-C to stop")
+            service.wait()
     finally:
         service.stop()
     console.print(f"QC1 rows: {root / 'flatqc.db'} (table crires_flat); pictures and trend reports under {tree / 'qc'}")

@@ -76,8 +76,11 @@ class Service:
         if self.with_web:
             from flatqc.web import start_web
 
-            self.web = start_web(self.settings, self.engine, redis_connection(self.redis_url))
-            log.info("dashboard on http://%s:%s/", self.settings.web_host, self.web.server_port)
+            try:
+                self.web = start_web(self.settings, self.engine, redis_connection(self.redis_url))
+                log.info("dashboard on http://%s:%s/", self.settings.web_host, self.web.server_port)
+            except OSError as exc:  # the port is taken: QC goes on without the dashboard
+                log.warning("dashboard not started on %s:%s: %s", self.settings.web_host, self.settings.web_port, exc)
 
     def start_worker(self, index: int) -> subprocess.Popen[bytes]:
         env = os.environ | settings_env(self.settings) | {"FLATQC_REDIS_URL": self.redis_url or ""}
@@ -105,6 +108,7 @@ class Service:
     def stop(self, grace_s: float = 30.0) -> None:
         if self.web is not None:
             self.web.shutdown()
+            self.web = None
         self.stop_watcher()
         for process in self.workers:
             if process.poll() is None:
