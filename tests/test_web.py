@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -252,3 +253,34 @@ def test_failed_job_is_listed_and_retried(site: dict) -> None:
     status = client.get("/api/queue").get_json()
     assert status["failed_jobs"] == [] and [j["id"] for j in status["waiting_jobs"]] == ["broken-job"]
     job.delete()
+
+
+def test_healthz_reports_an_unreachable_redis(site: dict) -> None:
+    dead = redis_connection(f"redis://127.0.0.1:{free_port()}/0")  # nothing listens there
+    client = create_app(site["settings"], site["engine"], dead).test_client()
+    answer = client.get("/healthz")
+    assert answer.status_code == 503
+    assert answer.get_json()["database"] == "ok" and answer.get_json()["redis"].startswith("error")
+    assert client.get("/api/queue").get_json()["reachable"] is False
+
+
+def test_flatqc_web_serves_the_dashboard(site: dict) -> None:
+    import time
+    import urllib.request
+
+    port = free_port()
+    env = os.environ | settings_env(site["settings"]) | {"FLATQC_WEB_PORT": str(port), "FLATQC_REDIS_URL": ""}
+    server = subprocess.Popen([sys.executable, "-m", "flatqc", "web"], env=env)
+    try:
+        for _ in range(100):
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/nights", timeout=5) as answer:
+                    assert [n["night"] for n in json.loads(answer.read())] == ["2010-05-12"]
+                    break
+            except OSError:
+                time.sleep(0.2)
+        else:
+            pytest.fail("flatqc web did not answer")
+    finally:
+        server.terminate()
+        server.wait(10)
