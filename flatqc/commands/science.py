@@ -18,13 +18,16 @@ from flatqc.settings import Settings
 @click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Folder to write dfs_product/, dfs_raw/, reference/ and manifest.json into.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed (same seed, same bytes).")
-@click.option("--night", default="2010-05-12", show_default=True, help="Night DATE (YYYY-MM-DD).")
-@click.option("--profile", type=click.Choice(["crires", "crires+"]), default="crires", show_default=True)
-def synth(out: Path, seed: int, night: str, profile: str) -> None:
+@click.option("--night", default=None,
+              help="Night DATE (YYYY-MM-DD); default 2010-05-12 (crires), 2023-03-15 (crires+).")
+@click.option("--profile", type=click.Choice(["crires", "crires+"]), default="crires", show_default=True,
+              help="Instrument: crires+ writes 2048 x 2048 x 3 files (~50 MB per raw, ~200 MB per master).")
+@click.option("--set", "sets", multiple=True, help="Write only the set(s) with this name (repeatable).")
+def synth(out: Path, seed: int, night: str | None, profile: str, sets: tuple[str, ...]) -> None:
     """Write a synthetic night (raws, masters, BPMs, references, junk) for tests and the demo."""
     from qc.synth import write_night
 
-    manifest = write_night(out, seed=seed, night=night, profile=profile)
+    manifest = write_night(out, seed=seed, night=night, profile=profile, sets=list(sets) or None)
     console = make_console()
     console.print(f"wrote {len(manifest.sets)} sets and {len(manifest.junk)} junk files under {out}")
     console.print(f"products: {out / 'dfs_product'}  raws: {out / 'dfs_raw'}  references: {out / 'reference'}")
