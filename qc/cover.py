@@ -66,7 +66,7 @@ def write_cover(result: SetResult, plots: dict[str, Path], out_path: Path, dpi: 
     )
     table.auto_set_font_size(False)
     table.set_fontsize(8.5)
-    table.scale(1.0, 1.08)
+    table.scale(1.0, 1.08 if len(names) <= len(QC1_NAMES) else 0.95)  # CRIRES+ has 5 more rows (BPM bits)
     failing = {(c.name, c.detector) for c in cert.checks if c.passed is False}
     for (name, det) in failing:
         col = [d.detector for d in result.detectors].index(det)
