@@ -45,19 +45,26 @@ def badpix(master: np.ndarray, low: float, high: float) -> int:
 
 
 def snr_map(stack: np.ndarray) -> np.ndarray:
-    """Per-pixel ``mean / std(ddof=1)`` over axis 0 of an (N, ny, nx) stack; NaN where std is 0 or not finite."""
+    """Per-pixel ``mean / std(ddof=1)`` over axis 0 of an (N, ny, nx) stack; NaN where std is 0 or not finite.
+
+    Two passes in float64 with in-place operations: a few image-sized buffers, whatever N is.
+    """
     n = stack.shape[0]
-    total = np.zeros(stack.shape[1:], dtype=np.float64)
+    mean = np.zeros(stack.shape[1:], dtype=np.float64)
     for frame in stack:
-        total += frame
-    mean = total / n
-    squares = np.zeros_like(total)
+        mean += frame
+    mean /= n
+    squares = np.zeros_like(mean)
+    deviation = np.empty_like(mean)
     for frame in stack:
-        squares += (frame - mean) ** 2
-    std = np.sqrt(squares / (n - 1))
+        np.subtract(frame, mean, out=deviation)
+        np.square(deviation, out=deviation)
+        squares += deviation
+    std = np.sqrt(squares / (n - 1), out=squares)
     usable = np.isfinite(std) & (std != 0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(usable, mean / std, np.nan)
+    snr = np.full(mean.shape, np.nan)
+    np.divide(mean, std, out=snr, where=usable)
+    return snr
 
 
 def median_snr(snr: np.ndarray, unvignetted: np.ndarray) -> float | None:
