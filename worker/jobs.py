@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -36,10 +37,25 @@ def service() -> tuple[Settings, Engine]:
     return settings, connect(settings.db_url)
 
 
+def holds_bytes(path: Path, sha256: str, interval_s: float, patience_s: float) -> bool:
+    """True if ``path`` holds the bytes with ``sha256``, waiting up to ``patience_s`` [s] for a file being written
+    again (the same bytes re-delivered in place while the job starts must not reject the set)."""
+    deadline = time.monotonic() + patience_s
+    while True:
+        try:
+            if sha256_file(path) == sha256:
+                return True
+        except FileNotFoundError:
+            pass
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(interval_s)
+
+
 def load_set(members: dict[str, Any], settings: Settings) -> FlatSet:
     """Re-read the members' headers and check they still hold the bytes that were queued."""
     for path, sha in zip(members["paths"], members["sha256"], strict=True):
-        if sha256_file(Path(path)) != sha:
+        if not holds_bytes(Path(path), sha, settings.file_settle_s, settings.truncated_after_s):
             raise InconsistentSet(f"{Path(path).name} changed after the set was queued (the new version is "
                                   "processed separately)")
     frames = [inspect_file(Path(p), settings.crires.default_window_starty) for p in members["paths"]]
