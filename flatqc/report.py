@@ -42,8 +42,9 @@ def qc1_table(set_id: str, outcome: SetOutcome) -> Table:
     for det in result.detectors:
         table.add_column(f"det {det.detector}", justify="right")
     failing = {(c.name, c.detector) for c in result.certification.checks if c.passed is False}
-    for name in QC1_NAMES:
-        cells = [format_value(getattr(d, name)) for d in result.detectors]
+    bit_names = list(result.detectors[0].bpm_bits) if result.detectors else []  # CRIRES+ per-bit BPM counts
+    for name in (*QC1_NAMES, *bit_names):
+        cells = [format_value(d.qc1()[name]) for d in result.detectors]
         table.add_row(name, *(f"[bold red]{c}[/]" if (name, d.detector) in failing else c
                               for c, d in zip(cells, result.detectors, strict=True)))
     return table
