@@ -86,6 +86,20 @@ def set_row(conn: Connection, version: str) -> Row | None:
     return conn.execute(select(sets).where(sets.c.version == version)).first()
 
 
+def newer_version_exists(conn: Connection, row: Row) -> bool:
+    """True if a later complete version of the same set was claimed (new bytes of a member arrived)."""
+    newer = select(sets.c.id).where(sets.c.set_id == row.set_id, sets.c.id > row.id,
+                                    sets.c.version != pending_version(row.set_id), sets.c.state != "superseded")
+    return conn.execute(newer.limit(1)).first() is not None
+
+
+def supersede_other_versions(conn: Connection, set_id: str, version: str) -> None:
+    """Mark every other version of ``set_id`` superseded (its pending row included), except one running now:
+    that job sees :func:`newer_version_exists` when it finishes and stores nothing."""
+    conn.execute(update(sets).where(sets.c.set_id == set_id, sets.c.version != version,
+                                    sets.c.state.not_in(("running", "superseded"))).values(state="superseded"))
+
+
 def update_set(conn: Connection, version: str, **values: Any) -> None:
     conn.execute(update(sets).where(sets.c.version == version).values(**values))
 

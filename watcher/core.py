@@ -208,7 +208,7 @@ class Watcher:
                                     n_raw=flatset.n_raw, members=members, job_id=job_id_for(version),
                                     first_arrival=ledger.first_seen(conn, member_ids), queued_at=utcnow()):
                     ledger.set_file_state(conn, member_ids, "queued", None, set_id=flatset.set_id)
-                    ledger.update_set(conn, ledger.pending_version(flatset.set_id), state="superseded")
+                    ledger.supersede_other_versions(conn, flatset.set_id, version)
                     ledger.log_job_event(conn, version, job_id_for(version), "queued", "set complete")
                     to_queue.append(version)
             for partial in grouping.partial:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from rq import get_current_job
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine, Row
 
 from flatqc import ledger
 from flatqc.db import QC1_TABLES, connect, utcnow
@@ -66,6 +66,14 @@ def load_set(members: dict[str, Any], settings: Settings) -> FlatSet:
     return grouping.complete[0]
 
 
+def supersede(conn: Connection, row: Row, job_id: str | None) -> dict[str, Any]:
+    """Record that a newer version of the set replaced this one while its job ran; nothing else is stored."""
+    why = "a newer version of this set arrived while it was processed"
+    ledger.update_set(conn, row.version, state="superseded", reason=why, finished_at=utcnow())
+    ledger.log_job_event(conn, row.version, job_id, "superseded", why)
+    return {"set_id": row.set_id, "state": "superseded"}
+
+
 def process_set(version: str) -> dict[str, Any]:
     """Process set ``version`` unless it is done already; returns a small summary (stored by rq as JSON)."""
     settings, engine = service()
@@ -75,8 +83,8 @@ def process_set(version: str) -> dict[str, Any]:
         row = ledger.set_row(conn, version)
         if row is None:
             raise LookupError(f"no set version {version} in the ledger")
-        if row.state == "done":
-            return {"set_id": row.set_id, "state": "done", "skipped": "already done"}
+        if row.state in ("done", "superseded"):
+            return {"set_id": row.set_id, "state": row.state, "skipped": f"already {row.state}"}
         ledger.update_set(conn, version, state="running", started_at=utcnow(), attempts=row.attempts + 1)
         ledger.log_job_event(conn, version, job_id, "started", f"attempt {row.attempts + 1}")
     members = row.members
@@ -86,6 +94,8 @@ def process_set(version: str) -> dict[str, Any]:
                                                           strict=True)))
     except FlatQCError as exc:
         with engine.begin() as conn:
+            if ledger.newer_version_exists(conn, row):
+                return supersede(conn, row, job_id)
             ledger.update_set(conn, version, state="rejected", reason=str(exc), finished_at=utcnow())
             ledger.set_member_files_state(conn, members, "rejected", f"set {row.set_id}: {exc}")
             ledger.log_job_event(conn, version, job_id, "rejected", str(exc))
@@ -100,6 +110,8 @@ def process_set(version: str) -> dict[str, Any]:
         raise
     result = outcome.result
     with engine.begin() as conn:  # rows + set state + alert: all or nothing
+        if ledger.newer_version_exists(conn, row):  # its files changed while this job ran: the newer one counts
+            return supersede(conn, row, job_id)
         store_qc1(conn, flatset, outcome, settings, version)
         ledger.update_set(conn, version, state="done", verdict=result.certification.verdict, reason=None,
                           raw_type=result.raw_type, finished_at=utcnow())

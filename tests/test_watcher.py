@@ -1,0 +1,149 @@
+"""The watcher and the job on the ledger, step by step (no threads): symlinks, duplicates, new bytes, races."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from astropy.io import fits
+from sqlalchemy import select
+
+from flatqc.db import connect, crires_flat, files, job_events, sets
+from flatqc.files import sha256_file
+from flatqc.queue import job_queue, redis_connection
+from flatqc.service import settings_env
+from qc.synth import SynthSet, load_manifest
+from tests.service_helpers import service_settings
+from watcher.core import Watcher
+from worker import jobs
+
+pytestmark = pytest.mark.service
+
+
+class Clock:
+    """A monotonic clock the test moves by hand, so files settle without sleeping."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture()
+def rig(synth_night: Path, tmp_path: Path, redis_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict]:
+    """A tree, a watcher with a hand clock, and the job function configured for the same service."""
+    tree = tmp_path / "tree"
+    shutil.copytree(synth_night / "reference", tree / "reference")
+    settings = service_settings(tree, f"sqlite:///{tmp_path / 'flatqc.db'}", redis_url)
+    engine = connect(settings.db_url)
+    redis = redis_connection(redis_url)
+    clock = Clock()
+    watcher = Watcher(settings, engine, lambda: job_queue(settings, redis), clock=clock)
+    for name, value in (settings_env(settings) | {"FLATQC_REDIS_URL": redis_url}).items():
+        monkeypatch.setenv(name, value)
+    jobs.service.cache_clear()
+    yield {"tree": tree, "night": synth_night, "settings": settings, "engine": engine, "watcher": watcher,
+           "clock": clock, "queue": job_queue(settings, redis)}
+    jobs.service.cache_clear()
+
+
+def settle(rig: dict) -> None:
+    """One rescan, then long enough for every noticed file to settle, then one round of the watcher."""
+    rig["watcher"].rescan()
+    rig["watcher"].tick()
+    rig["clock"].now += 100
+    rig["watcher"].tick()
+
+
+def deliver_set(rig: dict, entry: SynthSet) -> dict[str, Path]:
+    placed = {}
+    for relative in (entry.master, entry.bpm, *entry.raws):
+        target = rig["tree"] / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(rig["night"] / relative, target)
+        placed[relative] = target
+    return placed
+
+
+def versions(rig: dict, set_id: str) -> list[tuple[str, str]]:
+    with rig["engine"].connect() as conn:
+        return [(r.version, r.state) for r in conn.execute(
+            select(sets).where(sets.c.set_id == set_id, ~sets.c.version.startswith("pending-")).order_by(sets.c.id))]
+
+
+def chosen(rig: dict, name: str = "snr_pass") -> SynthSet:
+    return next(s for s in load_manifest(rig["night"] / "manifest.json").sets if s.name == name)
+
+
+def test_symlink_out_of_the_tree_is_ignored_and_never_read(rig: dict, tmp_path: Path) -> None:
+    entry = chosen(rig)
+    outside = tmp_path / "outside" / "secret.fits"
+    outside.parent.mkdir()
+    shutil.copy(rig["night"] / entry.master, outside)
+    link = rig["tree"] / "dfs_product" / "DARK" / "2010-05-12" / "linked_master.fits"
+    link.parent.mkdir(parents=True)
+    link.symlink_to(outside)
+    settle(rig)
+    with rig["engine"].connect() as conn:
+        (row,) = conn.execute(select(files).where(files.c.path == str(link))).all()
+        assert conn.execute(select(sets)).first() is None
+    assert row.state == "ignored" and row.reason == "symlink leads outside the watched tree"
+    assert row.sha256 == "symlink"  # the target's bytes were never hashed
+
+
+def test_same_bytes_twice_change_nothing_and_new_bytes_make_a_new_version(rig: dict) -> None:
+    entry = chosen(rig)
+    placed = deliver_set(rig, entry)
+    settle(rig)
+    ((first, state),) = versions(rig, entry.set_id)
+    assert state == "queued" and rig["queue"].count == 1
+
+    master = placed[entry.master]
+    os.utime(master, (master.stat().st_atime, master.stat().st_mtime + 60))  # same bytes, touched
+    settle(rig)
+    assert versions(rig, entry.set_id) == [(first, "queued")] and rig["queue"].count == 1
+
+    staged = master.with_name(".incoming.fits")  # new bytes, renamed into place
+    with fits.open(master) as hdul:
+        hdul[0].header["HISTORY"] = "re-reduced"
+        hdul.writeto(staged)
+    staged.replace(master)
+    settle(rig)
+    (_, old_state), (second, new_state) = versions(rig, entry.set_id)
+    assert (old_state, new_state) == ("superseded", "queued") and rig["queue"].count == 2
+
+    assert jobs.process_set(first)["state"] == "superseded"  # its job runs first and stores nothing
+    assert jobs.process_set(second)["state"] == "done"
+    with rig["engine"].connect() as conn:
+        rows = conn.execute(select(crires_flat.c.master_sha256)).scalars().all()
+    assert rows == [sha256_file(master)] * 4
+
+
+def test_a_job_overtaken_by_a_newer_version_stores_nothing(rig: dict) -> None:
+    """The race: version 1 read its files, the master changed, version 2 finished first; version 1 must not
+    overwrite version 2's rows when it finishes."""
+    entry = chosen(rig)
+    placed = deliver_set(rig, entry)
+    settle(rig)
+    ((first, _),) = versions(rig, entry.set_id)
+    master = placed[entry.master]
+    old_bytes = master.read_bytes()
+    with fits.open(master) as hdul:
+        hdul[0].header["HISTORY"] = "re-reduced"
+        hdul.writeto(master, overwrite=True)
+    settle(rig)
+    (_, _), (second, _) = versions(rig, entry.set_id)
+    assert jobs.process_set(second)["state"] == "done"
+    new_sha = sha256_file(master)
+    master.write_bytes(old_bytes)  # what version 1's job saw when it started
+    with rig["engine"].begin() as conn:
+        conn.execute(sets.update().where(sets.c.version == first).values(state="running"))
+    assert jobs.process_set(first)["state"] == "superseded"
+    with rig["engine"].connect() as conn:
+        rows = conn.execute(select(crires_flat.c.master_sha256)).scalars().all()
+        events = conn.execute(select(job_events.c.event).where(job_events.c.version == first)).scalars().all()
+    assert rows == [new_sha] * 4 and events[-1] == "superseded"
