@@ -63,6 +63,7 @@ files = Table(
     Column("reason", Text),
     Column("first_seen", DateTime, nullable=False, default=utcnow),
     Column("last_seen", DateTime, nullable=False, default=utcnow),
+    Column("current_since", DateTime),  # when these bytes last became the path's content (NULL: first_seen)
     UniqueConstraint("path", "sha256", name="uq_files_path_sha"),
     Index("ix_files_night", "night"),
     Index("ix_files_set", "set_id"),

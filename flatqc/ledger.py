@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, insert, select, update
+from sqlalchemy import Select, and_, func, insert, select, update
 from sqlalchemy.engine import Connection, Row
 from sqlalchemy.exc import IntegrityError
 
@@ -23,22 +23,43 @@ def pending_version(set_id: str) -> str:
     return f"pending-{set_id}"
 
 
+def _newest_first() -> tuple:
+    """Order of a path's versions, the current one first: the bytes that arrived last (ties: the later row)."""
+    return func.coalesce(files.c.current_since, files.c.first_seen).desc(), files.c.id.desc()
+
+
 def latest_version(conn: Connection, path: str) -> Row | None:
-    """The newest ledger row of ``path``."""
-    return conn.execute(select(files).where(files.c.path == path).order_by(files.c.id.desc()).limit(1)).first()
+    """The current ledger row of ``path`` (its bytes are what the file held when last taken)."""
+    return conn.execute(select(files).where(files.c.path == path).order_by(*_newest_first()).limit(1)).first()
+
+
+def current_versions(night: str | None = None) -> Select:
+    """A query of the ids of every path's current version, optionally of one night."""
+    rank = func.row_number().over(partition_by=files.c.path, order_by=_newest_first()).label("rank")
+    ranked = select(files.c.id, rank)
+    if night is not None:
+        ranked = ranked.where(files.c.night == night)
+    ranked = ranked.subquery()
+    return select(ranked.c.id).where(ranked.c.rank == 1)
 
 
 def record_version(conn: Connection, path: str, size: int, mtime: float, sha256: str) -> tuple[int, bool]:
-    """Record a file version; returns ``(file id, True)`` if new, ``(id, False)`` if these bytes were seen here."""
+    """Record a file version; returns ``(file id, True)`` if it changes what ``path`` holds: new bytes, or bytes
+    seen here before that come back after others (A, B, A); ``(id, False)`` if the path holds these bytes already."""
     row = conn.execute(select(files.c.id).where(files.c.path == path, files.c.sha256 == sha256)).first()
     if row is not None:
-        conn.execute(update(files).where(files.c.id == row.id).values(last_seen=utcnow(), size=size, mtime=mtime))
-        return row.id, False
+        current = latest_version(conn, path)
+        came_back = current is not None and current.id != row.id
+        now = utcnow()
+        conn.execute(update(files).where(files.c.id == row.id).values(
+            last_seen=now, size=size, mtime=mtime, **({"current_since": now} if came_back else {})))
+        return row.id, came_back
     try:
         with conn.begin_nested():
+            now = utcnow()
             file_id = conn.execute(insert(files).values(
-                path=path, size=size, mtime=mtime, sha256=sha256, state="seen", first_seen=utcnow(),
-                last_seen=utcnow(),
+                path=path, size=size, mtime=mtime, sha256=sha256, state="seen", first_seen=now, last_seen=now,
+                current_since=now,
             )).inserted_primary_key[0]
     except IntegrityError:  # another watcher recorded it a moment ago
         row = conn.execute(select(files.c.id).where(files.c.path == path, files.c.sha256 == sha256)).one()
@@ -63,8 +84,7 @@ def set_member_files_state(conn: Connection, members: dict[str, Any], state: str
 
 def current_files(conn: Connection, night: str) -> list[Row]:
     """The newest version of every classified file of ``night`` (kind master/bpm/raw)."""
-    newest = select(func.max(files.c.id)).where(files.c.night == night).group_by(files.c.path)
-    return list(conn.execute(select(files).where(files.c.id.in_(newest), files.c.kind.is_not(None))))
+    return list(conn.execute(select(files).where(files.c.id.in_(current_versions(night)), files.c.kind.is_not(None))))
 
 
 def first_seen(conn: Connection, file_ids: Sequence[int]) -> datetime | None:

@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
 from flatqc.db import files, sets
+from flatqc.ledger import current_versions
 from flatqc.queue import job_queue
 from flatqc.settings import Settings
 
@@ -41,7 +42,7 @@ def nights(engine: Engine, limit: int | None = None) -> list[NightStatus]:
             entry.sets[state] = entry.sets.get(state, 0) + count
             if verdict:
                 entry.verdicts[verdict] = entry.verdicts.get(verdict, 0) + count
-        newest = select(func.max(files.c.id)).group_by(files.c.path)
+        newest = current_versions()
         for night, state, count in conn.execute(
                 select(files.c.night, files.c.state, func.count()).where(
                     files.c.id.in_(newest), files.c.state.in_(("rejected", "ignored")))
@@ -54,7 +55,7 @@ def nights(engine: Engine, limit: int | None = None) -> list[NightStatus]:
 
 def problem_files(engine: Engine, night: str | None = None) -> list[Any]:
     """Current versions of rejected and ignored files (path, state, reason), optionally of one night."""
-    newest = select(func.max(files.c.id)).group_by(files.c.path)
+    newest = current_versions()
     query = (select(files.c.path, files.c.night, files.c.state, files.c.reason)
              .where(files.c.id.in_(newest), files.c.state.in_(("rejected", "ignored"))).order_by(files.c.path))
     if night:

@@ -13,9 +13,10 @@ from PIL import Image
 from sqlalchemy import create_engine, select
 
 from flatqc.cli import main
-from flatqc.db import alerts, crires_flat, criresp_flat
+from flatqc.db import alerts, connect, crires_flat, criresp_flat
 from flatqc.delivery import deliver_file, delivery_plan
 from flatqc.service import Service
+from flatqc.web.app import create_app
 from qc.records import QC1_NAMES
 from qc.synth import load_manifest
 from tests.service_helpers import FINAL, service_settings, set_states, wait_for
@@ -130,3 +131,11 @@ def test_one_service_handles_a_night_of_both_instruments(synth_night: Path, crir
             assert row[name] == pytest.approx(one_shot[key][name]), (key, name)
     failing = [s.set_id for s in (*crires_sets, *plus_sets) if s.expected_verdict == "failed"]
     assert alerted == sorted(failing)
+    flatstab = (tree / "qc" / "trends" / "FLATSTAB.html").read_text()  # one report page over both instruments
+    assert "crires 3218.600_25.000_Halogen mean_flux" in flatstab and "crires+ K2166_w_0.2 mean_flux" in flatstab
+    client = create_app(service_settings(tree, sqlite_url, redis_url), connect(sqlite_url), None).test_client()
+    plus_set = client.get(f"/api/sets/{plus_sets[0].set_id}").get_json()
+    assert len(plus_set["qc1"]) == 3 and "bpm_outoforder" in plus_set["qc1_names"]
+    assert "bpm_outoforder" in client.get(f"/sets/{plus_sets[0].set_id}").get_data(as_text=True)
+    charts = client.get("/api/trends?table=criresp_flat&days=all").get_json()
+    assert {c["key"] for c in charts} == {s.setting_key for s in plus_sets}

@@ -107,6 +107,7 @@ def test_same_bytes_twice_change_nothing_and_new_bytes_make_a_new_version(rig: d
     settle(rig)
     assert versions(rig, entry.set_id) == [(first, "queued")] and rig["queue"].count == 1
 
+    original = master.read_bytes()
     staged = master.with_name(".incoming.fits")  # new bytes, renamed into place
     with fits.open(master) as hdul:
         hdul[0].header["HISTORY"] = "re-reduced"
@@ -121,6 +122,17 @@ def test_same_bytes_twice_change_nothing_and_new_bytes_make_a_new_version(rig: d
     with rig["engine"].connect() as conn:
         rows = conn.execute(select(crires_flat.c.master_sha256)).scalars().all()
     assert rows == [sha256_file(master)] * 4
+
+    master.write_bytes(original)  # the first bytes come back: the first version counts again
+    settle(rig)
+    assert versions(rig, entry.set_id) == [(first, "queued"), (second, "superseded")]
+    assert jobs.process_set(first)["state"] == "done"
+    with rig["engine"].connect() as conn:
+        rows = conn.execute(select(crires_flat.c.master_sha256)).scalars().all()
+        ledger_rows = conn.execute(select(files.c.id).where(files.c.path == str(master))).all()
+    assert rows == [sha256_file(master)] * 4 and len(ledger_rows) == 2
+    rescans = rig["watcher"].rescan()
+    assert rescans == 0  # the ledger agrees with the disk: nothing is hashed again
 
 
 def test_a_job_overtaken_by_a_newer_version_stores_nothing(rig: dict) -> None:

@@ -197,20 +197,27 @@ class Watcher:
             frames.append(frame)
             ids[frame.path], hashes[frame.path], mtimes[frame.path] = row.id, row.sha256, row.mtime
         grouping = group_sets(frames, mtimes)
-        to_queue: list[str] = []
+        to_queue: list[tuple[str, str]] = []
         with self.engine.begin() as conn:
             for flatset in grouping.complete:
                 members = members_of(flatset, hashes)
                 version = set_version(members["sha256"])
                 member_ids = [ids[Path(p)] for p in members["paths"]]
-                if ledger.claim_set(conn, version, "queued", set_id=flatset.set_id, night=flatset.night,
-                                    profile=flatset.profile, setting_key=flatset.setting_key,
-                                    n_raw=flatset.n_raw, members=members, job_id=job_id_for(version),
-                                    first_arrival=ledger.first_seen(conn, member_ids), queued_at=utcnow()):
-                    ledger.set_file_state(conn, member_ids, "queued", None, set_id=flatset.set_id)
-                    ledger.supersede_other_versions(conn, flatset.set_id, version)
-                    ledger.log_job_event(conn, version, job_id_for(version), "queued", "set complete")
-                    to_queue.append(version)
+                job_id, why = job_id_for(version), "set complete"
+                if not ledger.claim_set(conn, version, "queued", set_id=flatset.set_id, night=flatset.night,
+                                        profile=flatset.profile, setting_key=flatset.setting_key,
+                                        n_raw=flatset.n_raw, members=members, job_id=job_id,
+                                        first_arrival=ledger.first_seen(conn, member_ids), queued_at=utcnow()):
+                    known = ledger.set_row(conn, version)
+                    if known is None or known.state != "superseded":
+                        continue  # claimed before: queued, running or finished already
+                    # the files hold these bytes again after a newer version (A, B, A): this version counts again
+                    job_id, why = job_id_for(version, known.attempts + 1), "files hold this version's bytes again"
+                    ledger.update_set(conn, version, state="queued", reason=None, job_id=job_id, queued_at=utcnow())
+                ledger.set_file_state(conn, member_ids, "queued", None, set_id=flatset.set_id)
+                ledger.supersede_other_versions(conn, flatset.set_id, version)
+                ledger.log_job_event(conn, version, job_id, "queued", why)
+                to_queue.append((version, job_id))
             for partial in grouping.partial:
                 missing = "missing " + ", ".join(partial.missing)
                 pending = ledger.pending_version(partial.set_id)
@@ -235,8 +242,8 @@ class Watcher:
             for frame in grouping.unused_raws:
                 ledger.set_file_state(conn, [ids[frame.path]], "waiting",
                                       "raw flat not listed by any master or BPM (yet)")
-        for version in to_queue:
-            self.enqueue(version)
+        for version, job_id in to_queue:
+            self.enqueue(version, job_id)
 
     def _frame(self, path: str, sha: str) -> FrameInfo | None:
         key = (path, sha)

@@ -22,7 +22,7 @@ from flatqc.pipeline import compute_set, store_qc1
 from flatqc.settings import Settings
 from qc.errors import FlatQCError, InconsistentSet
 from qc.fitsio import inspect_file
-from qc.profiles import profile_named
+from qc.profiles import PROFILES, profile_named
 from qc.sets import FlatSet, group_sets
 from worker.alerts import record_alert, send_alert
 from worker.trends import update_trends
@@ -120,8 +120,8 @@ def process_set(version: str) -> dict[str, Any]:
         alert_id = record_alert(conn, result, version)
     profile = profile_named(flatset.profile)
     try:
-        update_trends(engine, QC1_TABLES[profile.table], settings.qc_config(profile.name),
-                      settings.qc_output / "trends", flatset.setting_key)
+        configs = {p.name: (QC1_TABLES[p.table], settings.qc_config(p.name)) for p in PROFILES.values()}
+        update_trends(engine, configs, settings.qc_output / "trends", profile.name, flatset.setting_key)
     except Exception:  # noqa: BLE001 - the QC1 rows are stored; a trend page can be redrawn next time
         log.exception("trend reports of %s not updated", flatset.setting_key)
     if alert_id is not None:

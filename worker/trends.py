@@ -7,6 +7,7 @@ limits; files are written to a temporary name and renamed, so a reader never see
 from __future__ import annotations
 
 import html
+from collections.abc import Mapping
 from pathlib import Path
 
 from sqlalchemy import Table
@@ -34,8 +35,8 @@ def write_page(path: Path, title: str, sections: list[tuple[str, str, str]]) -> 
     tmp.replace(path)
 
 
-def update_trends(engine: Engine, table: Table, config: QCConfig, out_dir: Path, key: str) -> list[Path]:
-    """Redraw the plots of ``key`` and rewrite the three pages; returns the files written."""
+def draw_key(engine: Engine, table: Table, config: QCConfig, out_dir: Path, key: str) -> list[Path]:
+    """Redraw the PNGs of one setting ``key`` of ``table``; returns the files written."""
     out_dir.mkdir(parents=True, exist_ok=True)
     limits = config.trend_limits.get(key)
     name = safe_name(key)
@@ -52,22 +53,33 @@ def update_trends(engine: Engine, table: Table, config: QCConfig, out_dir: Path,
     if report_applies("FLAT_IRHa", key):
         written.append(trend_plot(out_dir / f"FLAT_IRHa_{name}.png", f"FLAT_IRHa {key}: mean_flux (Halogen)",
                                   "mean_flux [ADU/s]", series["mean_flux"], limits.mean_flux if limits else None))
-    keys = setting_keys(engine, table)
+    return written
 
-    def limit_text(k: str, field: str) -> str:
-        lim = config.trend_limits.get(k)
-        return f"limits {getattr(lim, field)}" if lim else "no limits defined for this setting"
 
-    pages = {
-        "FLATSTAB": [s for k in keys for s in (
-            (f"{k} mean_flux", limit_text(k, "mean_flux"), f"FLATSTAB_{safe_name(k)}_mean_flux.png"),
-            (f"{k} rms_master", limit_text(k, "rms_master"), f"FLATSTAB_{safe_name(k)}_rms_master.png"))],
-        "FLAT_IRHa": [(f"{k} mean_flux", limit_text(k, "mean_flux"), f"FLAT_IRHa_{safe_name(k)}.png")
-                      for k in keys if report_applies("FLAT_IRHa", k)],
-        "BADPIX": [(k, "badpix per detector", f"BADPIX_{safe_name(k)}.png") for k in keys],
-    }
+def write_pages(engine: Engine, configs: Mapping[str, tuple[Table, QCConfig]], out_dir: Path) -> list[Path]:
+    """Rewrite ``FLATSTAB.html``, ``FLAT_IRHa.html`` and ``BADPIX.html`` over every instrument's QC1 table
+    (``configs``: instrument -> (table, its QC config)); returns the pages written."""
+    pages: dict[str, list[tuple[str, str, str]]] = {"FLATSTAB": [], "FLAT_IRHa": [], "BADPIX": []}
+    for instrument, (table, config) in configs.items():
+        for key in setting_keys(engine, table):
+            limits, stem, name = config.trend_limits.get(key), safe_name(key), f"{instrument} {key}"
+            flux_limits = f"limits {limits.mean_flux}" if limits else "no limits defined for this setting"
+            rms_limits = f"limits {limits.rms_master}" if limits else "no limits defined for this setting"
+            pages["FLATSTAB"] += [(f"{name} mean_flux", flux_limits, f"FLATSTAB_{stem}_mean_flux.png"),
+                                  (f"{name} rms_master", rms_limits, f"FLATSTAB_{stem}_rms_master.png")]
+            if report_applies("FLAT_IRHa", key):
+                pages["FLAT_IRHa"].append((f"{name} mean_flux", flux_limits, f"FLAT_IRHa_{stem}.png"))
+            pages["BADPIX"].append((name, "badpix per detector", f"BADPIX_{stem}.png"))
+    written = []
     for report, sections in pages.items():
         page = out_dir / f"{report}.html"
-        write_page(page, f"{report} trend report ({table.name})", sections)
+        write_page(page, f"{report} trend report", sections)
         written.append(page)
     return written
+
+
+def update_trends(engine: Engine, configs: Mapping[str, tuple[Table, QCConfig]], out_dir: Path, instrument: str,
+                  key: str) -> list[Path]:
+    """After a set of ``instrument`` with setting ``key``: redraw that key's PNGs and rewrite the three pages."""
+    table, config = configs[instrument]
+    return [*draw_key(engine, table, config, out_dir, key), *write_pages(engine, configs, out_dir)]

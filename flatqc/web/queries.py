@@ -12,7 +12,9 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
 from flatqc.db import QC1_TABLES, alerts, files, job_events, sets
+from flatqc.status import problem_files
 from qc.config import QCConfig
+from qc.profiles import profile_named
 from qc.records import QC1_NAMES
 
 
@@ -43,15 +45,13 @@ def night_detail(engine: Engine, night: str) -> dict[str, Any]:
             for row in rows_as_dicts(conn.execute(select(table).where(table.c.night == night)
                                                   .order_by(table.c.set_id, table.c.detector))):
                 qc1.setdefault(row["set_id"], []).append(row)
-        newest = select(func.max(files.c.id)).where(files.c.night == night).group_by(files.c.path)
-        problems = rows_as_dicts(conn.execute(select(files).where(
-            files.c.id.in_(newest), files.c.state.in_(("rejected", "ignored"))).order_by(files.c.path)))
         open_alerts = rows_as_dicts(conn.execute(select(alerts).where(alerts.c.night == night,
                                                                       alerts.c.state == "open")))
     for entry in latest.values():
         entry["qc1"] = qc1.get(entry["set_id"], [])
         entry["reasons"] = decode_reasons(entry["qc1"][0]["reasons"]) if entry["qc1"] else (
             [entry["reason"]] if entry["reason"] else [])
+    problems = rows_as_dicts(problem_files(engine, night))
     return {"night": night, "sets": list(latest.values()), "files": problems, "open_alerts": open_alerts}
 
 
@@ -74,7 +74,13 @@ def set_detail(engine: Engine, set_id: str) -> dict[str, Any] | None:
         alert["reasons"] = decode_reasons(alert["reasons"])
     return {"set": current, "versions": versions, "qc1": qc1, "history": history, "alerts": set_alerts,
             "reasons": decode_reasons(qc1[0]["reasons"]) if qc1 else ([current["reason"]] if current["reason"] else []),
-            "qc1_names": list(QC1_NAMES)}
+            "qc1_names": qc1_names(current["profile"])}
+
+
+def qc1_names(profile: str | None) -> list[str]:
+    """The QC1 columns of a profile's table: the contract's, plus one count per BPM bit for bit-mask BPMs."""
+    bits = profile_named(profile).bpm_bits if profile else None
+    return [*QC1_NAMES, *(f"bpm_{name}" for name in bits or ())]
 
 
 def alert_list(engine: Engine, state: str | None = None) -> list[dict[str, Any]]:
