@@ -9,6 +9,7 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from qc.display import PNG_OPTIONS
+from qc.profiles import profile_named
 from qc.records import QC1_NAMES, SetResult
 
 VERDICT_COLOURS = {"passed": "#1a7f37", "failed": "#c62828", "not_assessable": "#b26a00"}
@@ -44,6 +45,8 @@ def write_cover(result: SetResult, plots: dict[str, Path], out_path: Path, dpi: 
         ("DIT x NDIT", f"{result.dit:g} s x {result.ndit}"),
         ("window", f"NY {result.window_ny}, STARTY {result.window_starty}"), ("reference", result.reference_note),
     ]
+    if profile_named(result.profile).window_ny_key is None:  # no windowed read-out on this instrument
+        keys = [(name, value) for name, value in keys if name != "window"]
     for row, (name, value) in enumerate(keys):
         fig.text(0.03, 0.915 - 0.024 * row, f"{name}:", fontsize=9, weight="bold", va="top")
         fig.text(0.12, 0.915 - 0.024 * row, value, fontsize=9, va="top")
