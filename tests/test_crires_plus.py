@@ -13,7 +13,7 @@ from PIL import Image
 from sqlalchemy import create_engine, select
 
 from flatqc.cli import main
-from flatqc.db import alerts, connect, crires_flat, criresp_flat
+from flatqc.db import alerts, connect, crires_flat, criresp_flat, sets
 from flatqc.delivery import deliver_file, delivery_plan
 from flatqc.service import Service
 from flatqc.web.app import create_app
@@ -116,7 +116,10 @@ def test_one_service_handles_a_night_of_both_instruments(synth_night: Path, crir
     finally:
         service.stop()
     states = set_states(sqlite_url)
-    assert all(states[s] == "done" for s in wanted), states
+    engine = create_engine(sqlite_url)
+    with engine.connect() as conn:
+        history = [tuple(r) for r in conn.execute(select(sets.c.set_id, sets.c.state, sets.c.reason))]
+    assert all(states[s] == "done" for s in wanted), history
     engine = create_engine(sqlite_url)
     with engine.connect() as conn:
         old = {(r.set_id, r.detector) for r in conn.execute(select(crires_flat))}

@@ -159,3 +159,23 @@ def test_a_job_overtaken_by_a_newer_version_stores_nothing(rig: dict) -> None:
         rows = conn.execute(select(crires_flat.c.master_sha256)).scalars().all()
         events = conn.execute(select(job_events.c.event).where(job_events.c.version == first)).scalars().all()
     assert rows == [new_sha] * 4 and events[-1] == "superseded"
+
+
+def test_a_member_being_rewritten_is_retried_not_rejected(rig: dict) -> None:
+    """The same bytes re-delivered in place while the job reads them: the attempt fails and is retried (rq's
+    back-off); the retry, with the bytes whole again, processes the set."""
+    entry = chosen(rig)
+    placed = deliver_set(rig, entry)
+    settle(rig)
+    ((first, _),) = versions(rig, entry.set_id)
+    master = placed[entry.master]
+    whole = master.read_bytes()
+    master.write_bytes(whole[: len(whole) // 3])  # the copy is under way
+    with pytest.raises(jobs.MemberChanged, match="does not hold the queued bytes"):
+        jobs.process_set(first)
+    master.write_bytes(whole)  # the copy has finished: the same bytes again
+    assert jobs.process_set(first)["state"] == "done"
+    with rig["engine"].connect() as conn:
+        events = conn.execute(select(job_events.c.event).where(job_events.c.version == first)
+                              .order_by(job_events.c.id)).scalars().all()
+    assert events == ["queued", "started", "error", "started", "finished"]

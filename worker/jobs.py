@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import time
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,7 @@ from sqlalchemy.engine import Connection, Engine, Row
 from flatqc import ledger
 from flatqc.db import QC1_TABLES, connect, utcnow
 from flatqc.files import sha256_file
-from flatqc.pipeline import compute_set, store_qc1
+from flatqc.pipeline import SetOutcome, compute_set, store_qc1
 from flatqc.settings import Settings
 from qc.errors import FlatQCError, InconsistentSet
 from qc.fitsio import inspect_file
@@ -37,33 +36,51 @@ def service() -> tuple[Settings, Engine]:
     return settings, connect(settings.db_url)
 
 
-def holds_bytes(path: Path, sha256: str, interval_s: float, patience_s: float) -> bool:
-    """True if ``path`` holds the bytes with ``sha256``, waiting up to ``patience_s`` [s] for a file being written
-    again (the same bytes re-delivered in place while the job starts must not reject the set)."""
-    deadline = time.monotonic() + patience_s
-    while True:
-        try:
-            if sha256_file(path) == sha256:
-                return True
-        except FileNotFoundError:
-            pass
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(interval_s)
+class MemberChanged(RuntimeError):
+    """A member does not hold the queued bytes, or changed while it was read (re-delivered in place). Retried with
+    back-off, never a rejection: the same bytes back make the retry succeed; new bytes make a new set version."""
+
+
+def member_stats(paths: list[str]) -> list[tuple[int, int]]:
+    """``(size, mtime_ns)`` of each member: a cheap check that nothing was rewritten while the set was read."""
+    try:
+        return [(st.st_size, st.st_mtime_ns) for st in (Path(p).stat() for p in paths)]
+    except FileNotFoundError as exc:
+        raise MemberChanged(f"{Path(exc.filename).name} disappeared while the set was processed") from None
 
 
 def load_set(members: dict[str, Any], settings: Settings) -> FlatSet:
     """Re-read the members' headers and check they still hold the bytes that were queued."""
     for path, sha in zip(members["paths"], members["sha256"], strict=True):
-        if not holds_bytes(Path(path), sha, settings.file_settle_s, settings.truncated_after_s):
-            raise InconsistentSet(f"{Path(path).name} changed after the set was queued (the new version is "
-                                  "processed separately)")
+        try:
+            held = sha256_file(Path(path))
+        except FileNotFoundError:
+            held = None
+        if held != sha:
+            raise MemberChanged(f"{Path(path).name} does not hold the queued bytes (being re-delivered?)")
     frames = [inspect_file(Path(p), settings.crires.default_window_starty) for p in members["paths"]]
     grouping = group_sets(frames)
     if len(grouping.complete) != 1:
         problems = [reason for _, reason, _ in grouping.rejected] or ["members no longer form one complete set"]
         raise InconsistentSet("; ".join(problems))
     return grouping.complete[0]
+
+
+def compute_members(members: dict[str, Any], settings: Settings) -> tuple[FlatSet, SetOutcome]:
+    """Load and compute the set; MemberChanged (not a rejection) if a member was rewritten meanwhile, since what
+    was read may be half of one version and half of another."""
+    before = member_stats(members["paths"])
+    try:
+        flatset = load_set(members, settings)
+        outcome = compute_set(flatset, settings, dict(zip(map(Path, members["paths"]), members["sha256"],
+                                                          strict=True)))
+    except FlatQCError:
+        if member_stats(members["paths"]) != before:
+            raise MemberChanged("a member was rewritten while the set was read") from None
+        raise
+    if member_stats(members["paths"]) != before:
+        raise MemberChanged("a member was rewritten while the set was read")
+    return flatset, outcome
 
 
 def supersede(conn: Connection, row: Row, job_id: str | None) -> dict[str, Any]:
@@ -89,9 +106,7 @@ def process_set(version: str) -> dict[str, Any]:
         ledger.log_job_event(conn, version, job_id, "started", f"attempt {row.attempts + 1}")
     members = row.members
     try:
-        flatset = load_set(members, settings)
-        outcome = compute_set(flatset, settings, dict(zip(map(Path, members["paths"]), members["sha256"],
-                                                          strict=True)))
+        flatset, outcome = compute_members(members, settings)
     except FlatQCError as exc:
         with engine.begin() as conn:
             if ledger.newer_version_exists(conn, row):
@@ -103,6 +118,8 @@ def process_set(version: str) -> dict[str, Any]:
     except Exception as exc:
         retrying = bool(job and job.retries_left)
         with engine.begin() as conn:
+            if ledger.newer_version_exists(conn, row):
+                return supersede(conn, row, job_id)
             ledger.update_set(conn, version, state="queued" if retrying else "failed",
                               reason=f"{type(exc).__name__}: {exc}")
             ledger.log_job_event(conn, version, job_id, "error", f"{type(exc).__name__}: {exc}"
