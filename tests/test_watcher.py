@@ -179,3 +179,27 @@ def test_a_member_being_rewritten_is_retried_not_rejected(rig: dict) -> None:
         events = conn.execute(select(job_events.c.event).where(job_events.c.version == first)
                               .order_by(job_events.c.id)).scalars().all()
     assert events == ["queued", "started", "error", "started", "finished"]
+
+
+def test_a_member_rewritten_while_read_is_retried_not_rejected(rig: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The bytes were whole when hashed, then the copy started while the set was read: whatever error the
+    half-written file causes, the attempt is retried, and the set is never rejected."""
+    entry = chosen(rig)
+    placed = deliver_set(rig, entry)
+    settle(rig)
+    ((first, _),) = versions(rig, entry.set_id)
+    master = placed[entry.master]
+    whole = master.read_bytes()
+    real_compute = jobs.compute_set
+
+    def copy_starts_while_reading(*args: object) -> object:
+        master.write_bytes(whole[: len(whole) // 3])
+        return real_compute(*args)
+
+    monkeypatch.setattr(jobs, "compute_set", copy_starts_while_reading)
+    with pytest.raises(jobs.MemberChanged, match="rewritten while the set was read"):
+        jobs.process_set(first)
+    monkeypatch.setattr(jobs, "compute_set", real_compute)
+    master.write_bytes(whole)
+    assert jobs.process_set(first)["state"] == "done"
+    assert versions(rig, entry.set_id) == [(first, "done")]

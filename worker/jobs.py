@@ -74,9 +74,9 @@ def compute_members(members: dict[str, Any], settings: Settings) -> tuple[FlatSe
         flatset = load_set(members, settings)
         outcome = compute_set(flatset, settings, dict(zip(map(Path, members["paths"]), members["sha256"],
                                                           strict=True)))
-    except FlatQCError:
+    except Exception as exc:  # whatever a half-written file caused, the rewrite is the reason
         if member_stats(members["paths"]) != before:
-            raise MemberChanged("a member was rewritten while the set was read") from None
+            raise MemberChanged("a member was rewritten while the set was read") from exc
         raise
     if member_stats(members["paths"]) != before:
         raise MemberChanged("a member was rewritten while the set was read")
