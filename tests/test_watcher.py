@@ -79,6 +79,15 @@ def chosen(rig: dict, name: str = "snr_pass") -> SynthSet:
     return next(s for s in load_manifest(rig["night"] / "manifest.json").sets if s.name == name)
 
 
+def queue_one_set(rig: dict) -> tuple[SynthSet, str, Path]:
+    """Deliver the 4-flat set and let the watcher queue it: (its manifest entry, set version, master path)."""
+    entry = chosen(rig)
+    placed = deliver_set(rig, entry)
+    settle(rig)
+    ((version, _),) = versions(rig, entry.set_id)
+    return entry, version, placed[entry.master]
+
+
 def test_symlink_out_of_the_tree_is_ignored_and_never_read(rig: dict, tmp_path: Path) -> None:
     entry = chosen(rig)
     outside = tmp_path / "outside" / "secret.fits"
@@ -138,11 +147,7 @@ def test_same_bytes_twice_change_nothing_and_new_bytes_make_a_new_version(rig: d
 def test_a_job_overtaken_by_a_newer_version_stores_nothing(rig: dict) -> None:
     """The race: version 1 read its files, the master changed, version 2 finished first; version 1 must not
     overwrite version 2's rows when it finishes."""
-    entry = chosen(rig)
-    placed = deliver_set(rig, entry)
-    settle(rig)
-    ((first, _),) = versions(rig, entry.set_id)
-    master = placed[entry.master]
+    entry, first, master = queue_one_set(rig)
     old_bytes = master.read_bytes()
     with fits.open(master) as hdul:
         hdul[0].header["HISTORY"] = "re-reduced"
@@ -164,11 +169,7 @@ def test_a_job_overtaken_by_a_newer_version_stores_nothing(rig: dict) -> None:
 def test_a_member_being_rewritten_is_retried_not_rejected(rig: dict) -> None:
     """The same bytes re-delivered in place while the job reads them: the attempt fails and is retried (rq's
     back-off); the retry, with the bytes whole again, processes the set."""
-    entry = chosen(rig)
-    placed = deliver_set(rig, entry)
-    settle(rig)
-    ((first, _),) = versions(rig, entry.set_id)
-    master = placed[entry.master]
+    entry, first, master = queue_one_set(rig)
     whole = master.read_bytes()
     master.write_bytes(whole[: len(whole) // 3])  # the copy is under way
     with pytest.raises(jobs.MemberChanged, match="does not hold the queued bytes"):
@@ -185,11 +186,7 @@ def test_a_member_being_rewritten_is_retried_not_rejected(rig: dict) -> None:
 def test_a_member_rewritten_while_read_is_retried_not_rejected(rig: dict, monkeypatch: pytest.MonkeyPatch) -> None:
     """The bytes were whole when hashed, then the copy started while the set was read: whatever error the
     half-written file causes, the attempt is retried, and the set is never rejected."""
-    entry = chosen(rig)
-    placed = deliver_set(rig, entry)
-    settle(rig)
-    ((first, _),) = versions(rig, entry.set_id)
-    master = placed[entry.master]
+    entry, first, master = queue_one_set(rig)
     whole = master.read_bytes()
     real_compute = jobs.compute_set
 
