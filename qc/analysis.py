@@ -11,14 +11,14 @@ import numpy as np
 from qc.certify import certify
 from qc.config import QCConfig
 from qc.display import DISPLAY_PIXELS, block_reduce, display_block
-from qc.errors import BadLayout
-from qc.fitsio import chip_data, open_fits, read_chip
+from qc.fitsio import open_fits, read_chip
 from qc.geometry import reference_rows, unvignetted_mask
 from qc.profiles import InstrumentProfile
 from qc.records import DetectorView, SetResult
 from qc.reference import Reference, find_reference
 from qc.sets import FlatSet
 from qc.stats import detector_qc, snr_map
+from qc.validation import check_inputs, check_qc1
 
 HIST_BINS = 120
 MASTER_RANGE = (0.0, 2.0)
@@ -79,22 +79,30 @@ def detector_view(detector: int, starty: int, stack: np.ndarray, master: np.ndar
 
 def analyse_set(flatset: FlatSet, profile: InstrumentProfile, config: QCConfig, reference_dir: Path | None,
                 with_views: bool = True) -> SetResult:
-    """QC1 per detector, certification and (optionally) display views of one complete set."""
+    """QC1 per detector, certification and (optionally) display views of one complete set.
+
+    Every input is read in physical units and validated (:mod:`qc.validation`) before any statistic: a degenerate
+    input raises a :class:`qc.errors.FlatQCError` naming the file, the detector and the value.
+    """
     first = flatset.raws[0]
     ny, starty, n_raw = first.window_ny, first.window_starty, flatset.n_raw
     rows = reference_rows(starty, ny)
-    if starty < 1 or rows.stop > profile.full_ny:
-        raise BadLayout(f"window STARTY={starty}, NY={ny} lies outside the {profile.full_ny}-row detector")
     reference = find_reference(reference_dir, profile, config, flatset.setting_key)
+    reference_names = (reference.master.name, reference.bpm.name) \
+        if reference.master is not None and reference.bpm is not None else None
+    raw_names = [raw.path.name for raw in flatset.raws]
     detectors, views = [], []
     for det in profile.detectors:
         stack, master, bpm, ref_master, ref_bpm = read_detector(flatset, reference, profile, det, ny, rows)
+        check_inputs(det, profile, raw_names, stack, flatset.master.path.name, master, flatset.bpm.path.name, bpm,
+                     config.in_order_only, reference_names, ref_master, ref_bpm)
         unvignetted = unvignetted_mask(profile, config, det, ny, starty)
         snr = snr_map(stack) if n_raw >= config.min_flats_for_snr else None
         detectors.append(detector_qc(
             stack, master, bpm, ref_master, ref_bpm, first.dit or 0.0, first.ndit or 1, unvignetted,
             config, det, snr=snr, bpm_bits=dict(profile.bpm_bits) if profile.bpm_bits else None,
         ))
+        check_qc1(detectors[-1], f"set {flatset.set_id}")
         if with_views:
             views.append(detector_view(det, starty, stack, master, bpm, ref_master, ref_bpm, snr, unvignetted))
         del stack, master, bpm, snr, ref_master, ref_bpm
@@ -112,8 +120,8 @@ def analyse_set(flatset: FlatSet, profile: InstrumentProfile, config: QCConfig, 
 
 def read_detector(flatset: FlatSet, reference: Reference, profile: InstrumentProfile, det: int, ny: int,
                   rows: slice) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
-    """Chip ``det`` of every input: (N, ny, nx) float32 raw stack, master (profile dtype), int32 BPM, and the
-    reference master and BPM rows ``rows`` (None without reference).
+    """Chip ``det`` of every input in physical units: (N, ny, nx) float32 raw stack [ADU], master (profile dtype),
+    int32 BPM, and the reference master and BPM rows ``rows`` (None without reference).
 
     The files are opened for this detector only and closed again, so no more than one detector's memory-mapped
     pages stay resident.
@@ -122,7 +130,7 @@ def read_detector(flatset: FlatSet, reference: Reference, profile: InstrumentPro
     with ExitStack() as files:
         stack = np.empty((flatset.n_raw, ny, profile.nx), dtype=np.float32)
         for index, raw in enumerate(flatset.raws):
-            stack[index] = chip_data(files.enter_context(open_fits(raw.path)), profile, det, ny)
+            read_chip(files.enter_context(open_fits(raw.path)), profile, det, np.float32, ny, out=stack[index])
         master = read_chip(files.enter_context(open_fits(flatset.master.path)), profile, det, master_dtype, ny)
         bpm = read_chip(files.enter_context(open_fits(flatset.bpm.path)), profile, det, np.int32, ny)
         ref_master = ref_bpm = None

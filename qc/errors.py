@@ -35,3 +35,12 @@ class InconsistentSet(FlatQCError):
 
 class IncompleteSet(FlatQCError):
     """Master, BPM or raws of a set are missing."""
+
+
+class BadHeader(FlatQCError):
+    """A keyword the QC needs holds a value of the wrong type or outside its range (e.g. DIT <= 0, NDIT < 1)."""
+
+
+class BadData(FlatQCError):
+    """Pixels that cannot give meaningful QC1 values: no finite pixel, a constant raw, inf, a master median of 0,
+    BPM values the profile does not allow. The message names the file, the detector and the value."""

@@ -49,6 +49,8 @@ class InstrumentProfile:
     setting_keywords: tuple[str, ...]
     """Keywords the setting key is made of; all must be present on raws and agree within a set."""
     setting_key: Callable[[Mapping[str, Any]], str]
+    numeric_setting_keywords: tuple[str, ...]
+    """Setting keywords whose value must be a real number; the others must be non-empty strings."""
     window_ny_key: str | None
     window_starty_key: str | None
     default_config: QCConfig
@@ -63,6 +65,14 @@ class InstrumentProfile:
 
     def chip_extname(self, detector: int) -> str:
         return self.chip_extname_pattern.format(n=detector)
+
+    @property
+    def bpm_allowed_mask(self) -> int:
+        """Bits a BPM pixel may have set: the named bits of a bit-mask BPM, else 1 (a 0/1 BPM)."""
+        mask = 0
+        for value in (self.bpm_bits or {"bad": 1}).values():
+            mask |= value
+        return mask
 
     @property
     def detectors(self) -> range:
@@ -88,6 +98,7 @@ CRIRES = InstrumentProfile(
     ndit_key="ESO DET NDIT",
     setting_keywords=("ESO INS WLEN CWLEN", "ESO INS BAFFLE POS", "ESO INS LAMP1 NAME"),
     setting_key=_crires_setting_key,
+    numeric_setting_keywords=("ESO INS WLEN CWLEN", "ESO INS BAFFLE POS"),
     window_ny_key="ESO DET WINDOW NY",
     window_starty_key="ESO DET WINDOW STARTY",
     default_config=QCConfig(),
@@ -108,6 +119,7 @@ CRIRES_PLUS = InstrumentProfile(
     ndit_key="ESO DET NDIT",
     setting_keywords=("ESO INS WLEN ID", "ESO INS OPTI8 ID"),
     setting_key=_crires_plus_setting_key,
+    numeric_setting_keywords=(),
     window_ny_key=None,
     window_starty_key=None,
     default_config=CRIRES_PLUS_CONFIG,
