@@ -38,11 +38,6 @@ from qc.records import QC1_NAMES, SetResult
 
 metadata = MetaData()
 
-FILE_STATES = ("seen", "waiting", "queued", "done", "ignored", "rejected")
-SET_STATES = ("waiting", "incomplete", "queued", "running", "done", "failed", "rejected")
-ALERT_STATES = ("open", "acknowledged", "resolved")
-
-
 def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
@@ -87,6 +82,9 @@ sets = Table(
     Column("verdict", String(16)),
     Column("job_id", String(128)),
     Column("attempts", Integer, nullable=False, default=0),
+    Column("transient", Boolean),  # the last error was a transient fault (database, disk full...): retried later
+    Column("pictures", String(16)),  # pending / done / failed (lifecycle.Pictures)
+    Column("pictures_error", Text),
     Column("first_arrival", DateTime),
     Column("created_at", DateTime, nullable=False, default=utcnow),
     Column("queued_at", DateTime),
@@ -204,11 +202,26 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True)
 
 
+SCHEMA_LOCK_KEY = 0x666C617471630001
+"""PostgreSQL advisory lock held while the schema is created or migrated ("flatqc" in ASCII, then 1)."""
+
+
 def create_schema(engine: Engine) -> None:
-    """Create missing tables and add columns that a newer version of the schema has (additive migration)."""
-    metadata.create_all(engine)
-    inspector = inspect(engine)
+    """Create missing tables and add columns that a newer version of the schema has (additive migration).
+
+    Serialized across processes, so that services started together against a new database do not race (two
+    ``CREATE TABLE`` at once end in a unique violation in PostgreSQL's catalogue): on PostgreSQL the whole of it runs
+    in one transaction holding ``pg_advisory_xact_lock(SCHEMA_LOCK_KEY)``, on SQLite in a ``BEGIN IMMEDIATE``
+    transaction (the database's write lock). The second process then finds the schema in place and does nothing.
+    """
     with engine.begin() as conn:
+        if conn.dialect.name == "sqlite":
+            # pysqlite runs DDL outside any transaction unless one is opened explicitly.
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        elif conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
+        metadata.create_all(conn)
+        inspector = inspect(conn)
         for table in metadata.sorted_tables:
             present = {c["name"] for c in inspector.get_columns(table.name)}
             for column in table.columns:

@@ -14,7 +14,7 @@ from sqlalchemy.engine import Connection
 
 from flatqc import __version__
 from flatqc.db import QC1_TABLES, qc1_rows, replace_qc1_rows
-from flatqc.files import sha256_file
+from flatqc.files import path_text, sha256_file
 from flatqc.settings import Settings
 from qc.analysis import analyse_set
 from qc.cover import write_cover
@@ -63,11 +63,11 @@ def provenance_of(flatset: FlatSet, hashes: dict[Path, str] | None = None) -> di
         return hashes.get(path) or sha256_file(path)
 
     return {
-        "master_file": str(flatset.master.path),
+        "master_file": path_text(flatset.master.path),
         "master_sha256": digest(flatset.master.path),
-        "bpm_file": str(flatset.bpm.path),
+        "bpm_file": path_text(flatset.bpm.path),
         "bpm_sha256": digest(flatset.bpm.path),
-        "raw_files": [str(r.path) for r in flatset.raws],
+        "raw_files": [path_text(r.path) for r in flatset.raws],
         "raw_sha256": [digest(r.path) for r in flatset.raws],
     }
 
@@ -77,14 +77,32 @@ def output_dir(settings: Settings, night: str, set_id: str) -> Path:
     return settings.qc_output / night / set_id
 
 
-def compute_set(flatset: FlatSet, settings: Settings, hashes: dict[Path, str] | None = None) -> SetOutcome:
-    """Analyse the set and draw flat1..flat5 and the cover sheet; touches no database."""
+def analyse(flatset: FlatSet, settings: Settings, with_views: bool) -> SetResult:
+    """QC1 records and certification of a set (plus the display views the pictures need, if asked)."""
     profile = profile_named(flatset.profile)
-    result = analyse_set(flatset, profile, settings.qc_config(profile.name), settings.qc_reference)
-    out = output_dir(settings, flatset.night, flatset.set_id)
+    return analyse_set(flatset, profile, settings.qc_config(profile.name), settings.qc_reference,
+                       with_views=with_views)
+
+
+def compute_qc(flatset: FlatSet, settings: Settings, hashes: dict[Path, str] | None = None) -> SetOutcome:
+    """What the verdict needs and nothing more: QC1 records, certification, provenance; no picture."""
+    return SetOutcome(result=analyse(flatset, settings, with_views=False), plots={},
+                      provenance=provenance_of(flatset, hashes))
+
+
+def draw_pictures(result: SetResult, settings: Settings) -> dict[str, Path]:
+    """flat1..flat5 and the cover sheet of an analysed set (with views) in ``$QC_OUTPUT/<DATE>/<set_id>/``."""
+    out = output_dir(settings, result.night, result.set_id)
     out.mkdir(parents=True, exist_ok=True)
     plots = write_plots(result, out)
     plots["cover"] = write_cover(result, plots, out / "cover.png")
+    return plots
+
+
+def compute_set(flatset: FlatSet, settings: Settings, hashes: dict[Path, str] | None = None) -> SetOutcome:
+    """Analyse the set and draw its pictures in one go (``flatqc process``); touches no database."""
+    result = analyse(flatset, settings, with_views=True)
+    plots = draw_pictures(result, settings)
     result.views = []
     return SetOutcome(result=result, plots=plots, provenance=provenance_of(flatset, hashes))
 

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy import delete, insert
 from sqlalchemy.engine import Engine
 
-from flatqc.db import sets as sets_table
-from flatqc.db import utcnow
-from flatqc.files import inside, is_candidate_name, locate_raw, sha256_file, walk_files
+from flatqc import lifecycle
+from flatqc.faults import describe
+from flatqc.files import is_candidate_name, locate_raw, path_text, sha256_file, unusable_reason, walk_files
+from flatqc.lifecycle import Members, SetKeys, SetState
 from flatqc.pipeline import SetOutcome, compute_set, store_qc1
 from flatqc.settings import Settings
 from qc.errors import FlatQCError, NotAFlatProduct
@@ -42,11 +40,6 @@ class ProcessReport:
     files: list[FileNote] = field(default_factory=list)
 
 
-def set_version(member_hashes: Iterable[str]) -> str:
-    """Id of a set version: sha256 over the sorted content hashes of its members."""
-    return hashlib.sha256("\n".join(sorted(member_hashes)).encode()).hexdigest()
-
-
 def inspect_tree(paths: Iterable[Path], settings: Settings, notes: list[FileNote]) -> list[FrameInfo]:
     """Classify every file under ``paths``; unusable ones go to ``notes`` with their reason."""
     frames: list[FrameInfo] = []
@@ -66,11 +59,15 @@ def _inspect_one(path: Path, top: Path, settings: Settings, notes: list[FileNote
     if not is_candidate_name(path.name):
         notes.append(FileNote(path, "ignored", "hidden or temporary file name"))
         return None
-    if path.is_symlink() and not inside(path, top):
-        notes.append(FileNote(path, "ignored", "symlink leads outside the watched tree"))
+    unusable = unusable_reason(path, top)
+    if unusable is not None:
+        notes.append(FileNote(path, "ignored", unusable))
         return None
     try:
         frame = inspect_file(path, settings.crires.default_window_starty)
+    except OSError as exc:
+        notes.append(FileNote(path, "rejected", f"cannot be read: {exc.strerror or exc}"))
+        return None
     except NotAFlatProduct as exc:
         notes.append(FileNote(path, "ignored", str(exc)))
         return None
@@ -105,25 +102,18 @@ def _add_missing_raws(grouping: Grouping, frames: list[FrameInfo], settings: Set
     return found
 
 
-def _record_set(engine: Engine, flatset: FlatSet | None, set_id: str, version: str, state: str,
-                reason: str | None, outcome: SetOutcome | None, settings: Settings) -> None:
+def _record_set(engine: Engine, flatset: FlatSet, hashes: dict[Path, str], state: SetState, reason: str | None,
+                outcome: SetOutcome | None, settings: Settings) -> None:
     """Write the set's row (and its QC1 rows when done) in one transaction; replaces earlier rows."""
-    now = utcnow()
+    paths = [flatset.master.path, flatset.bpm.path, *(r.path for r in flatset.raws)]
+    members = Members(tuple(path_text(p) for p in paths), tuple(hashes[p] for p in paths))
+    keys = SetKeys(flatset.set_id, flatset.night, flatset.profile, flatset.setting_key, flatset.n_raw)
     with engine.begin() as conn:
-        if outcome is not None and flatset is not None:
-            store_qc1(conn, flatset, outcome, settings, version)
-        conn.execute(delete(sets_table).where(sets_table.c.version == version))
-        conn.execute(insert(sets_table).values(
-            set_id=set_id, version=version, state=state, reason=reason,
-            night=flatset.night if flatset else None,
-            profile=flatset.profile if flatset else None,
-            setting_key=flatset.setting_key if flatset else None,
-            raw_type=outcome.result.raw_type if outcome else None,
-            n_raw=flatset.n_raw if flatset else None,
-            members=json.loads(json.dumps(outcome.provenance)) if outcome else None,
-            verdict=outcome.result.certification.verdict if outcome else None,
-            created_at=now, finished_at=now,
-        ))
+        if outcome is not None:
+            store_qc1(conn, flatset, outcome, settings, members.version)
+        lifecycle.record_processed(conn, keys, members, state, reason,
+                                   outcome.result.certification.verdict if outcome else None,
+                                   outcome.result.raw_type if outcome else None)
 
 
 def process_paths(paths: Iterable[Path], settings: Settings, engine: Engine,
@@ -148,13 +138,15 @@ def process_paths(paths: Iterable[Path], settings: Settings, engine: Engine,
         if on_set:
             on_set(flatset.set_id)
         hashes = {f.path: sha256_file(f.path) for f in (flatset.master, flatset.bpm, *flatset.raws)}
-        version = set_version(hashes.values())
         try:
             outcome = compute_set(flatset, settings, hashes)
         except FlatQCError as exc:
             report.failed_sets.append((flatset.set_id, str(exc)))
-            _record_set(engine, flatset, flatset.set_id, version, "rejected", str(exc), None, settings)
+            _record_set(engine, flatset, hashes, SetState.REJECTED, str(exc), None, settings)
             continue
-        _record_set(engine, flatset, flatset.set_id, version, "done", None, outcome, settings)
+        except Exception as exc:  # noqa: BLE001 - disk full, I/O error...: this set is not done, the others go on
+            report.failed_sets.append((flatset.set_id, f"not processed: {describe(exc)}"))
+            continue
+        _record_set(engine, flatset, hashes, SetState.DONE, None, outcome, settings)
         report.done.append((flatset, outcome))
     return report

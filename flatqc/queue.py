@@ -17,7 +17,9 @@ from rq.serializers import JSONSerializer
 from flatqc.settings import Settings
 
 JOB_FUNCTION = "worker.jobs.process_set"
-"""Import path of the job function (resolved by name in the worker)."""
+"""Import path of the QC job function (resolved by name in the worker)."""
+PICTURES_FUNCTION = "worker.jobs.draw_set_pictures"
+"""Import path of the picture job function: flat1..flat5, cover sheet and trend reports of a done set."""
 
 
 def redis_connection(url: str) -> Redis:
@@ -27,6 +29,15 @@ def redis_connection(url: str) -> Redis:
 
 def job_queue(settings: Settings, connection: Redis) -> Queue:
     return Queue(settings.queue_name, connection=connection, serializer=JSONSerializer)
+
+
+def pictures_queue(settings: Settings, connection: Redis) -> Queue:
+    """The queue of picture jobs: workers take from it only when no QC job waits."""
+    return Queue(f"{settings.queue_name}-pictures", connection=connection, serializer=JSONSerializer)
+
+
+def pictures_job_id(version: str) -> str:
+    return f"pictures-{version[:40]}"
 
 
 def job_id_for(version: str, attempt: int = 0) -> str:
@@ -46,6 +57,34 @@ def enqueue_set(queue: Queue, version: str, settings: Settings, job_id: str) -> 
         retry=Retry(max=len(intervals), interval=intervals) if intervals else None,
         description=f"flat QC of set version {version[:16]}",
     )
+
+
+def enqueue_pictures(queue: Queue, version: str, settings: Settings) -> Job:
+    """Queue the picture job of a done set version (idempotent: one job id per version)."""
+    intervals = settings.retry_intervals
+    return queue.enqueue(
+        PICTURES_FUNCTION, version,
+        job_id=pictures_job_id(version),
+        job_timeout=settings.job_timeout_s,
+        result_ttl=86400,
+        failure_ttl=30 * 86400,
+        retry=Retry(max=len(intervals), interval=intervals) if intervals else None,
+        description=f"pictures of set version {version[:16]}",
+    )
+
+
+def move_overdue_scheduled(queue: Queue, overdue_s: float) -> int:
+    """Enqueue scheduled retries more than ``overdue_s`` past their time (the scheduler of the workers died, e.g.
+    with a Redis restart); returns how many were moved. What rq's scheduler does, done by the repair pass."""
+    registry = queue.scheduled_job_registry
+    moved = 0
+    for job_id in registry.get_jobs_to_schedule(int(datetime.now(UTC).timestamp() - overdue_s)):
+        job = fetch_job(queue.connection, job_id)
+        if job is not None:
+            queue.enqueue_job(job)
+            moved += 1
+        registry.remove(job_id)
+    return moved
 
 
 def fetch_job(connection: Redis, job_id: str) -> Job | None:

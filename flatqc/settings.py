@@ -73,10 +73,17 @@ class Settings(BaseSettings):
     """A file whose size stays the same this long but whose FITS structure is still incomplete is rejected [s]."""
     job_retry_intervals: StrList = ["10", "60", "300"]
     """Back-off between retries of a failed job [s]; the number of entries is the number of retries."""
+    transient_retry_s: float = 60.0
+    """A set failed by a transient cause (database, disk full) is queued again this long after it failed [s]."""
+    overdue_retry_s: float = 30.0
+    """A scheduled retry this late (the workers' scheduler died, e.g. with Redis) is queued by the watcher [s]."""
     web_host: str = "127.0.0.1"
     web_port: int = 8080
     web_token: str | None = None
     """Required for state-changing web actions when the server is not bound to loopback."""
+    web_secret_key: str | None = None
+    """Signs dashboard sessions (CSRF tokens) in every web process; unset: ``<run_dir>/web-secret`` (mode 0600),
+    created once."""
     crires: QCConfig = CRIRES.default_config
     crires_plus: QCConfig = CRIRES_PLUS.default_config
 

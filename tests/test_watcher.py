@@ -42,7 +42,7 @@ def rig(synth_night: Path, tmp_path: Path, redis_url: str, monkeypatch: pytest.M
     engine = connect(settings.db_url)
     redis = redis_connection(redis_url)
     clock = Clock()
-    watcher = Watcher(settings, engine, lambda: job_queue(settings, redis), clock=clock)
+    watcher = Watcher(settings, engine, redis, clock=clock)
     for name, value in (settings_env(settings) | {"FLATQC_REDIS_URL": redis_url}).items():
         monkeypatch.setenv(name, value)
     jobs.service.cache_clear()
@@ -188,16 +188,16 @@ def test_a_member_rewritten_while_read_is_retried_not_rejected(rig: dict, monkey
     half-written file causes, the attempt is retried, and the set is never rejected."""
     entry, first, master = queue_one_set(rig)
     whole = master.read_bytes()
-    real_compute = jobs.compute_set
+    real_compute = jobs.compute_qc
 
     def copy_starts_while_reading(*args: object) -> object:
         master.write_bytes(whole[: len(whole) // 3])
         return real_compute(*args)
 
-    monkeypatch.setattr(jobs, "compute_set", copy_starts_while_reading)
+    monkeypatch.setattr(jobs, "compute_qc", copy_starts_while_reading)
     with pytest.raises(jobs.MemberChanged, match="rewritten while the set was read"):
         jobs.process_set(first)
-    monkeypatch.setattr(jobs, "compute_set", real_compute)
+    monkeypatch.setattr(jobs, "compute_qc", real_compute)
     master.write_bytes(whole)
     assert jobs.process_set(first)["state"] == "done"
     assert versions(rig, entry.set_id) == [(first, "done")]

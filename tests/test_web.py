@@ -53,12 +53,8 @@ def site(synth_night: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     redis = redis_connection(redis_server.url)
     client = create_app(settings, engine, redis).test_client()
     before = metric_values(client)
-    watcher = Watcher(settings, engine, lambda: job_queue(settings, redis))
-    for path in sorted(tree.rglob("*")):
-        if path.is_file() and "reference" not in path.parts:
-            watcher.take(path)
-    for night in list(watcher.dirty_nights):
-        watcher.regroup(night)
+    Watcher(settings, engine, redis).record_paths(
+        sorted(p for p in tree.rglob("*") if p.is_file() and "reference" not in p.parts))
     env = os.environ | settings_env(settings) | {"FLATQC_REDIS_URL": redis_server.url}
     subprocess.run([sys.executable, "-m", "flatqc", "worker", "--burst"], env=env, check=True, timeout=300)
     yield {"settings": settings, "engine": engine, "redis": redis, "client": client, "before": before,

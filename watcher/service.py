@@ -17,7 +17,6 @@ from watchdog.events import DirCreatedEvent, DirMovedEvent, FileSystemEvent, Fil
 from watchdog.observers import Observer
 
 from flatqc.files import walk_files
-from flatqc.queue import job_queue
 from flatqc.settings import Settings
 from watcher.core import Watcher
 
@@ -48,7 +47,7 @@ class TreeEvents(FileSystemEventHandler):
 
 def run_watcher(settings: Settings, engine: Engine, redis: Redis, stop: threading.Event) -> None:
     """Watch until ``stop`` is set. Missing watched folders are created so that they can be observed."""
-    watcher = Watcher(settings, engine, lambda: job_queue(settings, redis))
+    watcher = Watcher(settings, engine, redis)
     lock = threading.Lock()
     observer = Observer()
     for root in watcher.roots():
@@ -56,22 +55,15 @@ def run_watcher(settings: Settings, engine: Engine, redis: Redis, stop: threadin
         observer.schedule(TreeEvents(watcher, lock), str(root), recursive=True)
     observer.start()
     log.info("watching %s", ", ".join(str(r) for r in watcher.roots()))
-    next_rescan = 0.0
+    next_full = 0.0
     try:
         while not stop.is_set():
-            try:
-                if time.monotonic() >= next_rescan:
-                    with lock:
-                        found = watcher.rescan()
-                    if found:
-                        log.info("rescan: %d new or changed files", found)
-                    watcher.reconcile()
-                    next_rescan = time.monotonic() + settings.rescan_interval_s
-                with lock:
+            with lock:  # each phase is isolated inside the watcher: a round never raises
+                if time.monotonic() >= next_full:
+                    watcher.full_round()
+                    next_full = time.monotonic() + settings.rescan_interval_s
+                else:
                     watcher.tick()
-            except Exception:  # noqa: BLE001 - database or disk trouble: log, wait, go on
-                log.exception("watcher round failed; retrying")
-                stop.wait(1.0)
             stop.wait(TICK_S)
     finally:
         observer.stop()

@@ -1,5 +1,6 @@
-"""The rq job: QC of one set version. Thin: load members from the ledger, run ``qc``, persist in one transaction,
-then trends and alert delivery.
+"""The rq jobs of a set version. The QC job is thin: load members from the ledger, run ``qc``, finish (QC1 rows, set
+state and alert in one transaction), notify, queue the picture job. The picture job draws flat1..flat5, the cover
+sheet and the trend reports; nobody waits for it.
 
 The only argument is the set version (a hex string); everything else comes from the ledger and the files.
 """
@@ -8,16 +9,22 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+from redis.exceptions import RedisError
 from rq import get_current_job
-from sqlalchemy.engine import Connection, Engine, Row
+from rq.job import Job
+from sqlalchemy.engine import Engine, Row
 
-from flatqc import ledger
-from flatqc.db import QC1_TABLES, connect, utcnow
-from flatqc.files import sha256_file
-from flatqc.pipeline import SetOutcome, compute_set, store_qc1
+from flatqc import ledger, lifecycle
+from flatqc.db import QC1_TABLES, connect
+from flatqc.faults import checkpoint, describe, is_transient
+from flatqc.files import sha256_file, shown
+from flatqc.lifecycle import Members, Pictures, SetState
+from flatqc.pipeline import analyse, compute_qc, draw_pictures, store_qc1
+from flatqc.queue import enqueue_pictures, pictures_queue, redis_connection
 from flatqc.settings import Settings
 from qc.errors import FlatQCError, InconsistentSet
 from qc.fitsio import inspect_file
@@ -27,6 +34,7 @@ from worker.alerts import record_alert, send_alert
 from worker.trends import update_trends
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @functools.cache
@@ -49,16 +57,16 @@ def member_stats(paths: list[str]) -> list[tuple[int, int]]:
         raise MemberChanged(f"{Path(exc.filename).name} disappeared while the set was processed") from None
 
 
-def load_set(members: dict[str, Any], settings: Settings) -> FlatSet:
+def load_set(members: Members, settings: Settings) -> FlatSet:
     """Re-read the members' headers and check they still hold the bytes that were queued."""
-    for path, sha in zip(members["paths"], members["sha256"], strict=True):
+    for path, sha in zip(members.files, members.sha256, strict=True):
         try:
-            held = sha256_file(Path(path))
+            held = sha256_file(path)
         except FileNotFoundError:
             held = None
         if held != sha:
-            raise MemberChanged(f"{Path(path).name} does not hold the queued bytes (being re-delivered?)")
-    frames = [inspect_file(Path(p), settings.crires.default_window_starty) for p in members["paths"]]
+            raise MemberChanged(f"{shown(path.name)} does not hold the queued bytes (being re-delivered?)")
+    frames = [inspect_file(p, settings.crires.default_window_starty) for p in members.files]
     grouping = group_sets(frames)
     if len(grouping.complete) != 1:
         problems = [reason for _, reason, _ in grouping.rejected] or ["members no longer form one complete set"]
@@ -66,82 +74,114 @@ def load_set(members: dict[str, Any], settings: Settings) -> FlatSet:
     return grouping.complete[0]
 
 
-def compute_members(members: dict[str, Any], settings: Settings) -> tuple[FlatSet, SetOutcome]:
-    """Load and compute the set; MemberChanged (not a rejection) if a member was rewritten meanwhile, since what
-    was read may be half of one version and half of another."""
-    before = member_stats(members["paths"])
+def read_members(members: Members, settings: Settings, compute: Callable[[FlatSet], T]) -> tuple[FlatSet, T]:
+    """Load the set and ``compute`` on it; MemberChanged (not a rejection) if a member was rewritten meanwhile,
+    since what was read may be half of one version and half of another."""
+    paths = [str(p) for p in members.files]
+    before = member_stats(paths)
     try:
         flatset = load_set(members, settings)
-        outcome = compute_set(flatset, settings, dict(zip(map(Path, members["paths"]), members["sha256"],
-                                                          strict=True)))
+        computed = compute(flatset)
     except Exception as exc:  # whatever a half-written file caused, the rewrite is the reason
-        if member_stats(members["paths"]) != before:
+        if member_stats(paths) != before:
             raise MemberChanged("a member was rewritten while the set was read") from exc
         raise
-    if member_stats(members["paths"]) != before:
+    if member_stats(paths) != before:
         raise MemberChanged("a member was rewritten while the set was read")
-    return flatset, outcome
-
-
-def supersede(conn: Connection, row: Row, job_id: str | None) -> dict[str, Any]:
-    """Record that a newer version of the set replaced this one while its job ran; nothing else is stored."""
-    why = "a newer version of this set arrived while it was processed"
-    ledger.update_set(conn, row.version, state="superseded", reason=why, finished_at=utcnow())
-    ledger.log_job_event(conn, row.version, job_id, "superseded", why)
-    return {"set_id": row.set_id, "state": "superseded"}
+    return flatset, computed
 
 
 def process_set(version: str) -> dict[str, Any]:
-    """Process set ``version`` unless it is done already; returns a small summary (stored by rq as JSON)."""
+    """The QC job of set ``version``: load -> qc -> finish (QC1 rows + state + alert, one transaction) -> notify.
+    Pictures are a job of their own, queued after the verdict. Returns a small summary (stored by rq as JSON)."""
     settings, engine = service()
     job = get_current_job()
     job_id = job.id if job else None
     with engine.begin() as conn:
-        row = ledger.set_row(conn, version)
-        if row is None:
-            raise LookupError(f"no set version {version} in the ledger")
-        if row.state in ("done", "superseded"):
-            return {"set_id": row.set_id, "state": row.state, "skipped": f"already {row.state}"}
-        ledger.update_set(conn, version, state="running", started_at=utcnow(), attempts=row.attempts + 1)
-        ledger.log_job_event(conn, version, job_id, "started", f"attempt {row.attempts + 1}")
-    members = row.members
+        row, started = lifecycle.start(conn, version, job_id)
+    if not started:
+        return {"set_id": row.set_id, "state": row.state, "skipped": f"already {row.state}"}
+    checkpoint("job-started")
+    members = Members.from_json(row.members)
     try:
-        flatset, outcome = compute_members(members, settings)
+        flatset, outcome = read_members(members, settings,
+                                        lambda flatset: compute_qc(flatset, settings, members.hashes()))
     except FlatQCError as exc:
         with engine.begin() as conn:
-            if ledger.newer_version_exists(conn, row):
-                return supersede(conn, row, job_id)
-            ledger.update_set(conn, version, state="rejected", reason=str(exc), finished_at=utcnow())
-            ledger.set_member_files_state(conn, members, "rejected", f"set {row.set_id}: {exc}")
-            ledger.log_job_event(conn, version, job_id, "rejected", str(exc))
+            if lifecycle.overtaken(conn, row):
+                lifecycle.supersede(conn, row, job_id)
+                return {"set_id": row.set_id, "state": "superseded"}
+            lifecycle.reject(conn, row, job_id, str(exc))
         return {"set_id": row.set_id, "state": "rejected", "reason": str(exc)}
     except Exception as exc:
-        retrying = bool(job and job.retries_left)
-        with engine.begin() as conn:
-            if ledger.newer_version_exists(conn, row):
-                return supersede(conn, row, job_id)
-            ledger.update_set(conn, version, state="queued" if retrying else "failed",
-                              reason=f"{type(exc).__name__}: {exc}")
-            ledger.log_job_event(conn, version, job_id, "error", f"{type(exc).__name__}: {exc}"
-                                 + (" (will retry)" if retrying else " (no retries left)"))
+        _attempt_failed(engine, row, job, exc)
         raise
     result = outcome.result
-    with engine.begin() as conn:  # rows + set state + alert: all or nothing
-        if ledger.newer_version_exists(conn, row):  # its files changed while this job ran: the newer one counts
-            return supersede(conn, row, job_id)
-        store_qc1(conn, flatset, outcome, settings, version)
-        ledger.update_set(conn, version, state="done", verdict=result.certification.verdict, reason=None,
-                          raw_type=result.raw_type, finished_at=utcnow())
-        ledger.set_member_files_state(conn, members, "done")
-        ledger.log_job_event(conn, version, job_id, "finished", result.certification.verdict)
-        alert_id = record_alert(conn, result, version)
-    profile = profile_named(flatset.profile)
     try:
-        configs = {p.name: (QC1_TABLES[p.table], settings.qc_config(p.name)) for p in PROFILES.values()}
-        update_trends(engine, configs, settings.qc_output / "trends", profile.name, flatset.setting_key)
-    except Exception:  # noqa: BLE001 - the QC1 rows are stored; a trend page can be redrawn next time
-        log.exception("trend reports of %s not updated", flatset.setting_key)
+        with engine.begin() as conn:  # rows + set state + alert: all or nothing
+            if lifecycle.overtaken(conn, row):  # its files changed while this job ran: the newer one counts
+                lifecycle.supersede(conn, row, job_id)
+                return {"set_id": row.set_id, "state": "superseded"}
+            store_qc1(conn, flatset, outcome, settings, version)
+            lifecycle.finish(conn, row, job_id, result.certification.verdict, result.raw_type)
+            alert_id = record_alert(conn, result, version)
+            checkpoint("job-before-commit")
+    except Exception as exc:
+        _attempt_failed(engine, row, job, exc)
+        raise
+    checkpoint("job-after-commit")
     if alert_id is not None:
         send_alert(engine, alert_id, settings.alert_urls, settings.alert_retries)
+    try:
+        connection = job.connection if job else redis_connection(settings.redis_url) if settings.redis_url else None
+        if connection is not None:
+            enqueue_pictures(pictures_queue(settings, connection), version, settings)
+    except RedisError as exc:  # the repair pass queues it when Redis is back
+        log.warning("pictures of %s not queued: %s", row.set_id, describe(exc))
     return {"set_id": flatset.set_id, "state": "done", "verdict": result.certification.verdict,
             "reasons": list(result.certification.reasons)}
+
+
+def _attempt_failed(engine: Engine, row: Row, job: Job | None, exc: Exception) -> None:
+    """Record a failed attempt (retried by rq, or failed for good), unless a newer version overtook it. If even
+    this cannot be written (database down), the repair pass finds the job's outcome in Redis later."""
+    transient = isinstance(exc, MemberChanged) or is_transient(exc)
+    error = describe(exc)
+    try:
+        with engine.begin() as conn:
+            if lifecycle.overtaken(conn, row):
+                lifecycle.supersede(conn, row, job.id if job else None)
+            elif job is not None and job.retries_left:
+                lifecycle.retry_later(conn, row, job.id, error, transient)
+            else:
+                lifecycle.fail(conn, row, job.id if job else None, error, transient)
+    except Exception as cannot:  # noqa: BLE001 - the original error is what rq must see
+        log.warning("set %s: attempt failed (%s) and could not be recorded (%s)", row.set_id, error,
+                    describe(cannot))
+    if transient:
+        log.warning("set %s: %s (will be retried)", row.set_id, error)
+
+
+def draw_set_pictures(version: str) -> dict[str, Any]:
+    """The picture job of a done set version: flat1..flat5, the cover sheet and the trend reports of its setting.
+    Idempotent; never touches the QC1 rows."""
+    settings, engine = service()
+    with engine.connect() as conn:
+        row = ledger.set_row(conn, version)
+    if row is None or row.state != SetState.DONE or row.pictures == Pictures.DONE:
+        return {"version": version, "skipped": "not a done set without pictures"}
+    job = get_current_job()
+    try:
+        flatset, plots = read_members(Members.from_json(row.members), settings,
+                                      lambda flatset: draw_pictures(analyse(flatset, settings, True), settings))
+        profile = profile_named(flatset.profile)
+        configs = {p.name: (QC1_TABLES[p.table], settings.qc_config(p.name)) for p in PROFILES.values()}
+        update_trends(engine, configs, settings.qc_output / "trends", profile.name, flatset.setting_key)
+    except Exception as exc:
+        if not (job and job.retries_left):
+            with engine.begin() as conn:
+                lifecycle.pictures_failed(conn, version, describe(exc))
+        raise
+    with engine.begin() as conn:
+        lifecycle.pictures_drawn(conn, version)
+    return {"set_id": row.set_id, "pictures": sorted(plots)}

@@ -1,4 +1,5 @@
-"""``flatqc worker``: a standard rq worker on the service's queue, JSON serializer, scheduler for retries."""
+"""``flatqc worker``: a standard rq worker on the QC queue, then the picture queue (taken only when no QC job
+waits), JSON serializer, scheduler for retries."""
 
 from __future__ import annotations
 
@@ -7,17 +8,19 @@ import logging
 from rq import Worker
 from rq.serializers import JSONSerializer
 
-from flatqc.db import connect
-from flatqc.queue import job_queue, redis_connection
+from flatqc.queue import job_queue, pictures_queue
+from flatqc.readiness import wait_for_database, wait_for_redis
 from flatqc.settings import Settings
 
 
 def run_worker(settings: Settings, redis_url: str, burst: bool = False, name: str | None = None) -> None:
-    """Work jobs until stopped (SIGTERM: finish the current job, then exit). Creates the schema first."""
-    connect(settings.db_url).dispose()
-    connection = redis_connection(redis_url)
+    """Work jobs until stopped (SIGTERM: finish the current job, then exit). Waits for the database (and creates
+    the schema) and for Redis first."""
+    wait_for_database(settings.db_url).dispose()
+    connection = wait_for_redis(redis_url)
     worker = Worker(
-        [job_queue(settings, connection)], connection=connection, serializer=JSONSerializer, name=name,
+        [job_queue(settings, connection), pictures_queue(settings, connection)], connection=connection,
+        serializer=JSONSerializer, name=name,
         job_monitoring_interval=settings.job_heartbeat_s,
     )
     level = logging.getLevelName(logging.getLogger().getEffectiveLevel())

@@ -14,16 +14,18 @@ from rich.progress import Progress
 from rich.table import Table
 from sqlalchemy import select
 
-from flatqc import ledger
+from flatqc import lifecycle
 from flatqc.db import alerts as alerts_table
-from flatqc.db import connect, sets, utcnow
+from flatqc.db import connect, sets
 from flatqc.files import walk_files
-from flatqc.queue import job_id_for, job_queue, redis_connection, resolve_redis_url
+from flatqc.lifecycle import SetState
+from flatqc.queue import redis_connection, resolve_redis_url
+from flatqc.readiness import StoppedWaiting, database_unreachable, one_line, wait_for_database, wait_for_redis
 from flatqc.report import make_console
 from flatqc.service import Service, ensure_sqlite_folder
 from flatqc.settings import Settings
 from flatqc.status import SET_COLUMNS, nights, problem_files, queue_status
-from watcher.core import Watcher
+from watcher.core import BATCH, Watcher
 
 console = make_console()
 
@@ -57,7 +59,11 @@ def watch() -> None:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    run_watcher(settings, connect(settings.db_url), redis_connection(need_redis(settings)), stop)
+    try:
+        engine, redis = wait_for_database(settings.db_url, stop), wait_for_redis(need_redis(settings), stop)
+    except StoppedWaiting:
+        return
+    run_watcher(settings, engine, redis, stop)
 
 
 @click.command()
@@ -73,7 +79,7 @@ def web(host: str | None, port: int | None) -> None:
         console.print("[yellow]not on loopback and FLATQC_WEB_TOKEN unset: actions (ack, reprocess, retry) are "
                       "refused[/]")
     url = resolve_redis_url(settings)
-    app = create_app(settings, connect(settings.db_url), redis_connection(url) if url else None)
+    app = create_app(settings, wait_for_database(settings.db_url), redis_connection(url) if url else None)
     from werkzeug.serving import run_simple
 
     run_simple(settings.web_host, settings.web_port, app, threaded=True)
@@ -98,7 +104,13 @@ def worker(name: str | None, burst: bool) -> None:
 def status(night: str | None, n_nights: int, as_json: bool) -> None:
     """Per night: sets done/queued/running/failed/incomplete, rejected files with reasons; queue and workers."""
     settings = Settings()
-    engine = connect(settings.db_url)
+    try:
+        engine = connect(settings.db_url)
+    except Exception as exc:
+        if not database_unreachable(exc):
+            raise
+        click.echo(f"database unreachable: {one_line(exc)}", err=True)
+        raise SystemExit(1) from None
     url = resolve_redis_url(settings)
     queue = queue_status(settings, redis_connection(url) if url else None)
     summary = nights(engine, n_nights)
@@ -148,36 +160,29 @@ def backfill(date_from: date, date_to: date, force: bool) -> None:
     settings = Settings()
     engine = connect(settings.db_url)
     redis = redis_connection(need_redis(settings))
-    watcher = Watcher(settings, engine, lambda: job_queue(settings, redis))
+    watcher = Watcher(settings, engine, redis)
     days = [(date_from + timedelta(days=i)).strftime("%Y-%m-%d") for i in range((date_to - date_from).days + 1)]
     paths = [p for night in days for folder in night_folders(settings, night) if folder.is_dir()
              for p in walk_files(folder)]
     with Progress(console=console) as progress:
         task = progress.add_task("recording files", total=len(paths))
-        for path in paths:
-            watcher.notice(path)
-            if path in watcher.noticed:
-                del watcher.noticed[path]
-                watcher.take(path)
-            progress.advance(task)
-        nights_task = progress.add_task("grouping nights", total=len(watcher.dirty_nights))
-        for night in sorted(watcher.dirty_nights):
-            watcher.regroup(night)
-            progress.advance(nights_task)
-        watcher.dirty_nights.clear()
+        for start in range(0, len(paths), BATCH):
+            watcher.record_paths(paths[start:start + BATCH])
+            progress.advance(task, len(paths[start:start + BATCH]))
     forced = 0
     if force:
-        with engine.begin() as conn:
-            rows = list(conn.execute(select(sets).where(sets.c.night.in_(days),
-                                                        sets.c.state.in_(("done", "failed", "rejected")))))
-            for row in rows:
-                job_id = job_id_for(row.version, row.attempts + 1)
-                ledger.update_set(conn, row.version, state="queued", job_id=job_id, queued_at=utcnow())
-                ledger.log_job_event(conn, row.version, job_id, "queued", "backfill --force")
+        with engine.connect() as conn:
+            rows = list(conn.execute(select(sets).where(sets.c.night.in_(days), sets.c.state.in_(
+                (SetState.DONE, SetState.FAILED, SetState.REJECTED)))))
         for row in rows:
-            forced += watcher.enqueue(row.version, job_id_for(row.version, row.attempts + 1))
+            with engine.begin() as conn:
+                job_id = lifecycle.requeue(conn, row, "backfill --force", new_job=True)
+            if job_id is not None:
+                forced += watcher.enqueue(row.version, job_id)
+    retrying = len(watcher.settler.noticed)
     console.print(f"backfill {days[0]}..{days[-1]}: {len(paths)} files looked at, "
-                  f"{forced} done sets queued again" + ("" if force else " (use --force to reprocess done sets)"))
+                  f"{forced} done sets queued again" + ("" if force else " (use --force to reprocess done sets)")
+                  + (f"; {retrying} files hit a transient fault and were not recorded: run again" if retrying else ""))
 
 
 @click.group(invoke_without_command=True)

@@ -1,0 +1,57 @@
+"""Which errors are transient (retry later) and which are facts about the bytes (reject), and a test hook.
+
+Only facts about a file's bytes (not FITS, truncated, bad layout, inconsistent set: ``qc.errors.FlatQCError``)
+are rejections. A database that is locked, refusing or dropping connections, a full or failing disk and an
+unreachable Redis are transient: whatever they interrupted is retried with back-off until it succeeds.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+
+from flatqc.readiness import one_line
+
+TRANSIENT_ERRNOS = frozenset({errno.ENOSPC, errno.EIO, errno.EAGAIN, errno.EDQUOT, errno.ESTALE, errno.ENOMEM,
+                              errno.EBUSY, errno.ETIMEDOUT, errno.EINTR, errno.ENFILE, errno.EMFILE, errno.EROFS})
+"""OS errors that say something about the machine at this moment, not about a file's bytes."""
+
+FAULT_HOOK = "FLATQC_FAULT_KILL_AT"
+"""Environment variable of the fault suite: SIGKILL this process when it reaches the named point. Unset: nothing."""
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True for faults that pass: database unavailable or locked, Redis unreachable, disk full or failing."""
+    for cause in _chain(exc):
+        if isinstance(cause, OperationalError | PoolTimeoutError | RedisConnectionError | RedisTimeoutError):
+            return True
+        if isinstance(cause, DBAPIError) and cause.connection_invalidated:
+            return True
+        if isinstance(cause, OSError) and cause.errno in TRANSIENT_ERRNOS:
+            return True
+    return False
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    seen: list[BaseException] = []
+    while exc is not None and exc not in seen:
+        seen.append(exc)
+        exc = exc.__cause__ or exc.__context__
+    return seen
+
+
+def describe(exc: BaseException) -> str:
+    """One line a person understands, to store as a reason: the error's type and :func:`one_line` of it."""
+    return f"{type(exc).__name__}: {one_line(exc)}"
+
+
+def checkpoint(point: str) -> None:
+    """Die here (SIGKILL, no clean-up) if the fault suite asked for it with ``FLATQC_FAULT_KILL_AT=<point>``."""
+    if os.environ.get(FAULT_HOOK) == point:
+        os.kill(os.getpid(), signal.SIGKILL)

@@ -1,0 +1,148 @@
+"""Intake: hash and classify settled files, then record them in the ledger in one transaction per batch.
+
+Facts about the bytes (not FITS, truncated, not a flat product) are recorded as rejected or ignored with their
+reason; a transient fault (database, disk) leaves the file unrecorded, to be taken again with back-off; nothing a
+single path does can stop the others.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy.engine import Engine
+
+from flatqc import lifecycle
+from flatqc.faults import checkpoint, describe, is_transient
+from flatqc.files import disk_stat, path_text, sha256_file, unusable_reason
+from flatqc.lifecycle import FileRecord, FileState
+from flatqc.settings import Settings
+from qc.errors import FlatQCError, NotAFlatProduct
+from qc.fitsio import FrameInfo, inspect_file
+from qc.sets import night_of, set_id_for
+
+log = logging.getLogger(__name__)
+
+FRAME_CACHE_SIZE = 20_000
+"""Classified headers kept in memory (a few hundred bytes each); beyond that the cache starts again."""
+
+
+class FrameCache:
+    """Classified headers by (ledger path, sha256), so grouping a night does not read every header again."""
+
+    def __init__(self, default_window_starty: int) -> None:
+        self.default_window_starty = default_window_starty
+        self.frames: dict[tuple[str, str], FrameInfo] = {}
+
+    def put(self, path: str, sha: str, frame: FrameInfo) -> None:
+        if len(self.frames) > FRAME_CACHE_SIZE:
+            self.frames.clear()
+        self.frames[(path, sha)] = frame
+
+    def get(self, path: str, sha: str, file: Path) -> FrameInfo | None:
+        """The frame of this file version; read again if not cached (None if it no longer reads)."""
+        key = (path, sha)
+        if key not in self.frames:
+            try:
+                self.put(path, sha, inspect_file(file, self.default_window_starty))
+            except (OSError, FlatQCError):
+                return None
+        return self.frames[key]
+
+
+@dataclass
+class IntakeResult:
+    """What one batch did: nights whose grouping changed, and paths to try again later (transient faults)."""
+
+    nights: set[str] = field(default_factory=set)
+    retry: dict[Path, str] = field(default_factory=dict)
+
+
+def examine(path: Path, root: Path, settings: Settings) -> tuple[FileRecord, FrameInfo | None] | None:
+    """What the file at ``path`` is, as a ledger record (and its frame if it is a flat product or raw); None if it
+    vanished. Raises only transient errors."""
+    text = path_text(path)
+    reason = unusable_reason(path, root)
+    if reason is not None:
+        try:
+            own = disk_stat(path)
+        except FileNotFoundError:
+            return None
+        sha = "symlink" if path.is_symlink() else "not-regular"
+        return FileRecord(text, own.st_size, own.st_mtime, sha, FileState.IGNORED, reason,
+                          night=night_of(path, None)), None
+    try:
+        stat = path.stat()
+        sha = sha256_file(path)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        if exc.errno is not None and is_transient(exc):
+            raise
+        return FileRecord(text, 0, 0.0, "unreadable", FileState.REJECTED, f"cannot be read: {exc.strerror or exc}",
+                          night=night_of(path, None)), None
+    plain = dict(path=text, size=stat.st_size, mtime=stat.st_mtime, sha256=sha)
+    try:
+        frame = inspect_file(path, settings.crires.default_window_starty)
+    except NotAFlatProduct as exc:
+        return FileRecord(**plain, state=FileState.IGNORED, reason=str(exc), night=night_of(path, None)), None
+    except FlatQCError as exc:
+        return FileRecord(**plain, state=FileState.REJECTED, reason=str(exc), night=night_of(path, None)), None
+    except OSError as exc:
+        if is_transient(exc):
+            raise
+        return FileRecord(**plain, state=FileState.REJECTED, reason=f"cannot be read: {describe(exc)}",
+                          night=night_of(path, None)), None
+    if settings.instrument not in ("auto", frame.profile):
+        return FileRecord(**plain, state=FileState.IGNORED, night=night_of(path, None),
+                          reason=f"instrument {frame.profile} not handled (FLATQC_INSTRUMENT)"), None
+    return FileRecord(**plain, state=FileState.WAITING, kind=frame.kind, profile=frame.profile,
+                      arcfile=frame.arcfile, night=night_of(path, frame.mjd_obs) or "unknown",
+                      set_id=set_id_for(frame.raw_names) if frame.raw_names else None), frame
+
+
+def take(paths: Iterable[tuple[Path, Path]], settings: Settings, engine: Engine, frames: FrameCache) -> IntakeResult:
+    """Examine ``(path, root)`` pairs and record them in one transaction; see the module's docstring."""
+    result = IntakeResult()
+    found: list[tuple[Path, FileRecord, FrameInfo | None]] = []
+    for path, root in paths:
+        try:
+            examined = examine(path, root, settings)
+        except Exception as exc:  # noqa: BLE001 - transient (examine raises nothing else): try again later
+            result.retry[path] = describe(exc)
+            continue
+        if examined is not None:
+            found.append((path, *examined))
+    if not found:
+        return result
+    try:
+        _record(engine, found, frames, result)
+    except Exception as exc:  # noqa: BLE001 - try one by one, so that one bad path cannot hold the batch back
+        if len(found) == 1 or is_transient(exc):
+            result.retry.update({path: describe(exc) for path, _, _ in found})
+            return result
+        for one in found:
+            try:
+                _record(engine, [one], frames, result)
+            except Exception as single:  # noqa: BLE001 - recorded as a retry with its reason, logged by the caller
+                result.retry[one[0]] = describe(single)
+    return result
+
+
+def _record(engine: Engine, found: list[tuple[Path, FileRecord, FrameInfo | None]], frames: FrameCache,
+            result: IntakeResult) -> None:
+    nights = set()
+    with engine.begin() as conn:
+        for _, record, frame in found:
+            _, changed = lifecycle.record(conn, record)
+            if frame is not None:
+                frames.put(record.path, record.sha256, frame)
+                if changed and record.night:
+                    nights.add(record.night)
+        checkpoint("intake-before-commit")
+    checkpoint("intake-after-commit")
+    result.nights |= nights
+    for path, record, _ in found:
+        log.info("file %s: %s%s", path.name, record.state, f" ({record.reason})" if record.reason else "")

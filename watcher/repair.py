@@ -1,0 +1,98 @@
+"""Repair: make the queue agree with the ledger, and end the waits that outages leave behind.
+
+- waiting sets older than ``incomplete_timeout_s`` become incomplete;
+- a queued or running set whose job is missing from Redis (restarted empty) or whose worker stopped sending
+  heartbeats (killed) is queued again; a job rq gave up on (e.g. killed by its timeout) fails its set;
+- scheduled retries overdue by ``overdue_retry_s`` (the scheduler died with Redis) are moved to the queue;
+- a set failed by a transient cause (database, disk) is queued again ``transient_retry_s`` after it failed;
+- a done set whose pictures are missing or failed gets its picture job again.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from redis import Redis
+from rq.job import Job
+from sqlalchemy import select
+from sqlalchemy.engine import Engine, Row
+
+from flatqc import ledger, lifecycle
+from flatqc.db import sets
+from flatqc.faults import checkpoint
+from flatqc.lifecycle import Pictures, SetState
+from flatqc.queue import (
+    enqueue_pictures,
+    enqueue_set,
+    fetch_job,
+    job_is_stale,
+    job_queue,
+    move_overdue_scheduled,
+    pictures_job_id,
+    pictures_queue,
+)
+from flatqc.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def time_out_incomplete(engine: Engine, settings: Settings) -> int:
+    with engine.begin() as conn:
+        return lifecycle.mark_incomplete(conn, settings.incomplete_timeout_s)
+
+
+def repair_queue(engine: Engine, settings: Settings, redis: Redis) -> list[str]:
+    """One repair pass over Redis and the ledger; returns what it did, a line each."""
+    done: list[str] = []
+    queue, pictures = job_queue(settings, redis), pictures_queue(settings, redis)
+    for scheduled in (queue, pictures):
+        moved = move_overdue_scheduled(scheduled, settings.overdue_retry_s)
+        if moved:
+            done.append(f"{moved} overdue scheduled retries of {scheduled.name} moved to the queue")
+    with engine.connect() as conn:
+        active = ledger.sets_in_states(conn, [SetState.QUEUED, SetState.RUNNING])
+        failed = list(conn.execute(select(sets).where(sets.c.state == SetState.FAILED, sets.c.transient.is_(True))))
+        unpictured = list(conn.execute(select(sets).where(sets.c.state == SetState.DONE,
+                                                          sets.c.pictures.in_((Pictures.PENDING, Pictures.FAILED)))))
+    for row in active:
+        job = fetch_job(redis, row.job_id)
+        if job is None:
+            done += _requeue(engine, settings, redis, row, "job missing from Redis (restart?)")
+        elif job_is_stale(job, settings.stale_job_s):
+            job.delete()
+            done += _requeue(engine, settings, redis, row, "worker stopped sending heartbeats (killed?)")
+        elif job.is_failed:
+            _fail(engine, row, job)
+            done.append(f"set {row.set_id}: job failed in rq")
+    for row in failed:
+        if ledger.older_than(row.finished_at, settings.transient_retry_s):
+            done += _requeue(engine, settings, redis, row, f"retry after a transient failure ({row.reason})",
+                             new_job=True)
+    for row in unpictured:
+        job = fetch_job(redis, pictures_job_id(row.version))
+        if job is None or (job.is_failed and ledger.older_than(row.finished_at, settings.transient_retry_s)):
+            if job is not None:
+                job.delete()
+            with engine.begin() as conn:
+                lifecycle.pictures_requeued(conn, row.version)
+            enqueue_pictures(pictures, row.version, settings)
+            done.append(f"set {row.set_id}: picture job queued again")
+    checkpoint("repair-done")
+    return done
+
+
+def _requeue(engine: Engine, settings: Settings, redis: Redis, row: Row, why: str, new_job: bool = False) -> list[str]:
+    with engine.begin() as conn:
+        job_id = lifecycle.requeue(conn, row, why, new_job=new_job)
+    if job_id is None:
+        return []
+    enqueue_set(job_queue(settings, redis), row.version, settings, job_id)
+    return [f"set {row.set_id} queued again: {why}"]
+
+
+def _fail(engine: Engine, row: Row, job: Job) -> None:
+    result = job.latest_result()
+    lines = (result.exc_string or "").strip().splitlines() if result else []
+    error = next((line for line in reversed(lines) if line and not line.startswith("(Background")), "job failed")
+    with engine.begin() as conn:
+        lifecycle.fail(conn, row, job.id, error, transient=False)

@@ -1,0 +1,87 @@
+"""Settling: a file is taken only once its size and mtime stayed the same for ``file_settle_s`` and its FITS
+structure is whole (or stayed incomplete for ``truncated_after_s``: then it is taken, to be rejected as truncated)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from flatqc.files import disk_stat
+from qc.errors import FlatQCError
+from qc.fitsio import check_structure
+
+
+@dataclass
+class Noticed:
+    """A file seen on disk but not yet taken: its last size and mtime, since when they are unchanged, and when
+    it may be tried again after a transient fault."""
+
+    size: int
+    mtime: float
+    stable_since: float
+    retry_at: float = 0.0
+
+
+class Settler:
+    """The files noticed (by events or the rescan) and not yet taken."""
+
+    def __init__(self, settle_s: float, truncated_after_s: float, clock: Callable[[], float]) -> None:
+        self.settle_s = settle_s
+        self.truncated_after_s = truncated_after_s
+        self.clock = clock
+        self.noticed: dict[Path, Noticed] = {}
+        self.failed: dict[Path, int] = {}
+
+    def notice(self, path: Path) -> None:
+        """``path`` may have appeared or changed: (re)start its clock if its size or mtime differ."""
+        try:
+            stat = disk_stat(path)
+        except OSError:
+            self.noticed.pop(path, None)  # gone
+            return
+        known = self.noticed.get(path)
+        if known is None or (known.size, known.mtime) != (stat.st_size, stat.st_mtime):
+            self.noticed[path] = Noticed(stat.st_size, stat.st_mtime, self.clock())
+
+    def later(self, path: Path, delay_s: float) -> int:
+        """Try ``path`` again in ``delay_s`` (a transient fault stopped it); returns how often it failed so far."""
+        self.failed[path] = self.failed.get(path, 0) + 1
+        self.notice(path)
+        if path in self.noticed:
+            self.noticed[path].retry_at = self.clock() + delay_s
+        return self.failed[path]
+
+    def taken(self, path: Path) -> None:
+        """``path`` is recorded: forget its failures."""
+        self.failed.pop(path, None)
+
+    def ready(self) -> list[Path]:
+        """The noticed files to take now (removed from the noticed ones)."""
+        now, taken = self.clock(), []
+        for path, entry in list(self.noticed.items()):
+            if entry.retry_at > now:
+                continue
+            self.notice(path)
+            if self.noticed.get(path) is not entry:
+                continue  # gone, or changed since: its clock restarted
+            stable_for = now - entry.stable_since
+            if stable_for < self.settle_s:
+                continue
+            if stable_for < self.truncated_after_s and not whole(path):
+                continue  # maybe still being written; give it time before calling it truncated
+            del self.noticed[path]
+            taken.append(path)
+        return taken
+
+
+def whole(path: Path) -> bool:
+    """True if the file's FITS structure is complete (every HDU's data present); True for anything that is not a
+    regular file (a FIFO must never be opened: intake records why it is not used)."""
+    if path.is_symlink() or not path.is_file():
+        return True  # symlinks are judged by intake (one leading out of the tree is never read)
+    try:
+        check_structure(path)
+    except (FlatQCError, OSError):
+        return False
+    return True
