@@ -1,8 +1,8 @@
-"""The one owner of every state change of files and sets: named transitions, each checking where it starts from.
+"""The one owner of every state change of files, sets and alerts: named transitions, each checking where it starts.
 
-No other module writes ``files.state`` or ``sets.state``. Each transition runs in the caller's transaction (so a
-watcher round or a job's result commits rows, states and alert together) and returns whether it applied; a
-transition from an unexpected state changes nothing and says so in the log.
+No other module writes ``files.state``, ``sets.state`` or ``alerts.state``. Each transition runs in the caller's
+transaction (so a watcher round or a job's result commits rows, states and alert together); a transition from an
+unexpected state changes nothing (and says so in the log where that is news).
 
 File version (path + sha256)::
 
@@ -18,11 +18,15 @@ Set version (sha256 of its members' hashes; the unique column makes the claim ex
     waiting ──timeout──> incomplete            (the row of a set not complete yet, one per set_id)
     queued ──start──> running ──> done (verdict) | rejected (bad data) | queued (retry) | failed
     any non-final ──newer version of a member──> superseded (its job stores nothing)
+
+Alert (one per failing set): open ──acknowledge──> acknowledged; open|acknowledged ──passing run──> resolved;
+the same failure again sends nothing; changed reasons update the alert and send it again.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -34,10 +38,11 @@ from sqlalchemy import and_, insert, or_, select, update
 from sqlalchemy.engine import Connection, Row
 from sqlalchemy.exc import IntegrityError
 
-from flatqc.db import files, job_events, sets, utcnow
+from flatqc.db import alerts, files, job_events, sets, utcnow
 from flatqc.files import path_from_text, safe_text
 from flatqc.ledger import latest_version, older_than
 from flatqc.queue import job_id_for
+from qc.records import SetResult
 
 log = logging.getLogger(__name__)
 
@@ -389,6 +394,47 @@ def pictures_failed(conn: Connection, version: str, error: str) -> None:
 
 def pictures_requeued(conn: Connection, version: str) -> None:
     conn.execute(update(sets).where(sets.c.version == version).values(pictures=Pictures.PENDING))
+
+
+# -- alerts: open ──ack──> acknowledged; open|acknowledged ──passing run──> resolved --------------------------------
+ACTIVE_ALERT_STATES = ("open", "acknowledged")
+
+
+def record_alert(conn: Connection, result: SetResult, version: str) -> int | None:
+    """Open, update or resolve the alert of ``result``'s set; returns the id of an alert to send, else None.
+
+    A failing set opens an alert unless one with the same reasons is active (nothing new to say);
+    different reasons update the alert and send again; a set that no longer fails resolves its alert.
+    """
+    active = conn.execute(select(alerts).where(alerts.c.set_id == result.set_id,
+                                               alerts.c.state.in_(ACTIVE_ALERT_STATES))
+                          .order_by(alerts.c.id.desc())).first()
+    cert = result.certification
+    now = utcnow()
+    if cert.verdict != "failed":
+        if active is not None:
+            conn.execute(update(alerts).where(alerts.c.id == active.id)
+                         .values(state="resolved", resolved_at=now, updated_at=now, version=version))
+        return None
+    reasons = json.dumps(list(cert.reasons))
+    if active is not None:
+        if active.reasons == reasons:
+            return None
+        conn.execute(update(alerts).where(alerts.c.id == active.id)
+                     .values(reasons=reasons, version=version, state="open", updated_at=now))
+        return active.id
+    return conn.execute(insert(alerts).values(
+        set_id=result.set_id, version=version, night=result.night, profile=result.profile,
+        setting_key=result.setting_key, reasons=reasons, state="open", created_at=now, updated_at=now,
+    )).inserted_primary_key[0]
+
+
+def acknowledge(conn: Connection, alert_id: int, by: str, comment: str | None = None) -> bool:
+    """Acknowledge an open alert; False if there is no open alert with that id."""
+    now = utcnow()
+    done = conn.execute(update(alerts).where(alerts.c.id == alert_id, alerts.c.state == "open").values(
+        state="acknowledged", acknowledged_by=by, acknowledged_at=now, comment=comment, updated_at=now))
+    return done.rowcount == 1
 
 
 # -- `flatqc process` (no queue, no ledger of files) ----------------------------------------------------------------

@@ -7,10 +7,11 @@ import json
 from sqlalchemy import select
 
 from flatqc.db import alerts, connect
+from flatqc.lifecycle import acknowledge, record_alert
 from flatqc.redis_server import free_port
 from qc.records import Certification, SetResult
 from tests.service_helpers import Webhook
-from worker.alerts import acknowledge, record_alert, send_alert
+from worker.alerts import send_alert
 
 
 def result(verdict: str, reasons: tuple[str, ...] = ()) -> SetResult:

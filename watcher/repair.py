@@ -91,8 +91,10 @@ def _requeue(engine: Engine, settings: Settings, redis: Redis, row: Row, why: st
 
 
 def _fail(engine: Engine, row: Row, job: Job) -> None:
+    """rq gave up on a job whose set the job could not mark itself: it was killed (timeout, out of memory) or the
+    database was down when it ended. Only the timeout is taken as final; the rest is retried once it passes."""
     result = job.latest_result()
     lines = (result.exc_string or "").strip().splitlines() if result else []
     error = next((line for line in reversed(lines) if line and not line.startswith("(Background")), "job failed")
     with engine.begin() as conn:
-        lifecycle.fail(conn, row, job.id, error, transient=False)
+        lifecycle.fail(conn, row, job.id, error, transient="JobTimeoutException" not in error)

@@ -1,4 +1,4 @@
-"""Alerts on failed certification: one row per failing set in ``alerts``, sent through apprise.
+"""Delivery of alerts on failed certification through apprise (their states: :mod:`flatqc.lifecycle`).
 
 Recording happens in the job's result transaction; sending happens after the commit, with retries, and a failed
 delivery is logged on the alert, never undoing the QC1 rows.
@@ -11,43 +11,12 @@ import logging
 import time
 
 import apprise
-from sqlalchemy import insert, select, update
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy import select, update
+from sqlalchemy.engine import Engine
 
 from flatqc.db import alerts, utcnow
-from qc.records import SetResult
 
 log = logging.getLogger(__name__)
-
-ACTIVE = ("open", "acknowledged")
-
-
-def record_alert(conn: Connection, result: SetResult, version: str) -> int | None:
-    """Open, update or resolve the alert of ``result``'s set; returns the id of an alert to send, else None.
-
-    A failing set opens an alert unless one with the same reasons is active (nothing new to say);
-    different reasons update the alert and send again; a set that no longer fails resolves its alert.
-    """
-    active = conn.execute(select(alerts).where(alerts.c.set_id == result.set_id, alerts.c.state.in_(ACTIVE))
-                          .order_by(alerts.c.id.desc())).first()
-    cert = result.certification
-    now = utcnow()
-    if cert.verdict != "failed":
-        if active is not None:
-            conn.execute(update(alerts).where(alerts.c.id == active.id)
-                         .values(state="resolved", resolved_at=now, updated_at=now, version=version))
-        return None
-    reasons = json.dumps(list(cert.reasons))
-    if active is not None:
-        if active.reasons == reasons:
-            return None
-        conn.execute(update(alerts).where(alerts.c.id == active.id)
-                     .values(reasons=reasons, version=version, state="open", updated_at=now))
-        return active.id
-    return conn.execute(insert(alerts).values(
-        set_id=result.set_id, version=version, night=result.night, profile=result.profile,
-        setting_key=result.setting_key, reasons=reasons, state="open", created_at=now, updated_at=now,
-    )).inserted_primary_key[0]
 
 
 def alert_message(row: object) -> tuple[str, str]:
@@ -88,11 +57,3 @@ def send_alert(engine: Engine, alert_id: int, urls: list[str], retries: int = 3,
             notified_at=utcnow() if error is None else None,
         ))
     return error is None
-
-
-def acknowledge(conn: Connection, alert_id: int, by: str, comment: str | None = None) -> bool:
-    """Acknowledge an open alert; False if there is no open alert with that id."""
-    now = utcnow()
-    done = conn.execute(update(alerts).where(alerts.c.id == alert_id, alerts.c.state == "open").values(
-        state="acknowledged", acknowledged_by=by, acknowledged_at=now, comment=comment, updated_at=now))
-    return done.rowcount == 1

@@ -30,7 +30,7 @@ from qc.errors import FlatQCError, InconsistentSet
 from qc.fitsio import inspect_file
 from qc.profiles import PROFILES, profile_named
 from qc.sets import FlatSet, group_sets
-from worker.alerts import record_alert, send_alert
+from worker.alerts import send_alert
 from worker.trends import update_trends
 
 log = logging.getLogger(__name__)
@@ -124,7 +124,7 @@ def process_set(version: str) -> dict[str, Any]:
                 return {"set_id": row.set_id, "state": "superseded"}
             store_qc1(conn, flatset, outcome, settings, version)
             lifecycle.finish(conn, row, job_id, result.certification.verdict, result.raw_type)
-            alert_id = record_alert(conn, result, version)
+            alert_id = lifecycle.record_alert(conn, result, version)
             checkpoint("job-before-commit")
     except Exception as exc:
         _attempt_failed(engine, row, job, exc)

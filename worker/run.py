@@ -12,6 +12,10 @@ from flatqc.queue import job_queue, pictures_queue
 from flatqc.readiness import wait_for_database, wait_for_redis
 from flatqc.settings import Settings
 
+WORKER_TTL_S = 60
+"""A worker's registration in Redis lives this long without a heartbeat (rq's default, 420 s, kept workers that
+died, e.g. across a Redis restart with AOF, counted as alive for minutes) [s]."""
+
 
 def run_worker(settings: Settings, redis_url: str, burst: bool = False, name: str | None = None) -> None:
     """Work jobs until stopped (SIGTERM: finish the current job, then exit). Waits for the database (and creates
@@ -20,7 +24,7 @@ def run_worker(settings: Settings, redis_url: str, burst: bool = False, name: st
     connection = wait_for_redis(redis_url)
     worker = Worker(
         [job_queue(settings, connection), pictures_queue(settings, connection)], connection=connection,
-        serializer=JSONSerializer, name=name,
+        serializer=JSONSerializer, name=name, worker_ttl=WORKER_TTL_S,
         job_monitoring_interval=settings.job_heartbeat_s,
     )
     level = logging.getLevelName(logging.getLogger().getEffectiveLevel())
