@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -39,9 +40,13 @@ T = TypeVar("T")
 
 @functools.cache
 def service() -> tuple[Settings, Engine]:
-    """Settings and database engine of this worker process (read once from the environment)."""
+    """Settings and database engine of this worker process (read once from the environment). Made before rq forks
+    its work-horses (see :func:`worker.run.run_worker`), so a job pays no start-up; a forked child gets fresh
+    database connections instead of sharing its parent's sockets."""
     settings = Settings()
-    return settings, connect(settings.db_url)
+    engine = connect(settings.db_url)
+    os.register_at_fork(after_in_child=lambda: engine.dispose(close=False))
+    return settings, engine
 
 
 class MemberChanged(RuntimeError):

@@ -11,6 +11,7 @@ from rq.serializers import JSONSerializer
 from flatqc.queue import job_queue, pictures_queue
 from flatqc.readiness import wait_for_database, wait_for_redis
 from flatqc.settings import Settings
+from worker import jobs
 
 WORKER_TTL_S = 60
 """A worker's registration in Redis lives this long without a heartbeat (rq's default, 420 s, kept workers that
@@ -22,6 +23,7 @@ def run_worker(settings: Settings, redis_url: str, burst: bool = False, name: st
     the schema) and for Redis first."""
     wait_for_database(settings.db_url).dispose()
     connection = wait_for_redis(redis_url)
+    jobs.service()  # numpy, astropy, matplotlib and the engine, once, before rq forks a horse per job
     worker = Worker(
         [job_queue(settings, connection), pictures_queue(settings, connection)], connection=connection,
         serializer=JSONSerializer, name=name, worker_ttl=WORKER_TTL_S,
