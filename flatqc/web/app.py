@@ -2,23 +2,28 @@
 
 Server-rendered Flask + Jinja (autoescaped: header values and file names render as text). State-changing actions are
 POST with a per-session CSRF token, and need ``FLATQC_WEB_TOKEN`` when the server is bound to anything but loopback.
+Sessions are signed with one key for all web processes (:mod:`flatqc.web.secret`). Under ``/api`` every answer is
+JSON, errors included; NaN and inf are sent as null, and pages show NULL QC1 values as "—".
 """
 
 from __future__ import annotations
 
 import hmac
+import math
 import secrets
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 from flask import Flask, abort, jsonify, redirect, render_template, request, send_from_directory, session, url_for
+from flask.json.provider import DefaultJSONProvider
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis import Redis
 from redis.exceptions import RedisError
 from rq.registry import FailedJobRegistry
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
+from werkzeug.exceptions import HTTPException, InternalServerError
 
 from flatqc import ledger
 from flatqc.db import QC1_TABLES, utcnow
@@ -28,6 +33,7 @@ from flatqc.status import nights, queue_status
 from flatqc.trend_data import TREND_REPORTS, load_trends, report_applies, setting_keys
 from flatqc.web import queries
 from flatqc.web.metrics import registry_for
+from flatqc.web.secret import web_secret_key
 from flatqc.web.svg import trend_svg
 from worker.alerts import acknowledge
 
@@ -36,10 +42,47 @@ NIGHTS_SHOWN = 100
 """Nights listed on the front page unless ``?limit=all``."""
 
 
+def finite_or_null(value: Any) -> Any:
+    """``value`` with every NaN or inf float (nested in dicts, lists, tuples) replaced by None: strict JSON."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: finite_or_null(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite_or_null(item) for item in value]
+    return value
+
+
+class StrictJSONProvider(DefaultJSONProvider):
+    """Flask's JSON with NaN and inf as null (json.dumps would write the invalid tokens NaN / Infinity)."""
+
+    def dumps(self, obj: Any, **kwargs: Any) -> str:
+        return super().dumps(finite_or_null(obj), **kwargs)
+
+
+def number(value: Any, pattern: str = "%.4g") -> str:
+    """A QC1 value for a page: NULL, NaN and inf as "—", otherwise ``pattern % value``."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "—"
+    return pattern % value
+
+
+def same_site_path(target: str | None) -> str | None:
+    """``target`` if it is a path on this site (``/alerts?state=open``), else None: it must start with one "/"
+    (not ``//host``, protocol-relative) and hold no backslash or control character (browsers read ``/\\host`` and
+    ``/<tab>/host`` as ``//host``)."""
+    if not target or not target.startswith("/") or target.startswith("//"):
+        return None
+    if any(ord(c) < 32 or ord(c) == 127 or c == "\\" for c in target):
+        return None
+    return target
+
+
 def create_app(settings: Settings, engine: Engine, redis: Redis | None) -> Flask:
     """The WSGI app reading ``engine`` (and ``redis`` for the queue pages, if given)."""
     app = Flask(__name__)
-    app.config["SECRET_KEY"] = secrets.token_hex(32)
+    app.json = StrictJSONProvider(app)
+    app.config["SECRET_KEY"] = web_secret_key(settings.web_secret_key, settings.run_dir)
     metrics_registry = registry_for(settings, engine, redis)
 
     def csrf_token() -> str:
@@ -48,6 +91,20 @@ def create_app(settings: Settings, engine: Engine, redis: Redis | None) -> Flask
         return session["csrf"]
 
     app.jinja_env.globals["csrf_token"] = csrf_token
+    app.jinja_env.filters["number"] = number
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException) -> Any:
+        if not request.path.startswith("/api/"):
+            return error
+        return jsonify({"error": error.name, "status": error.code, "message": error.description}), error.code
+
+    @app.errorhandler(Exception)
+    def unexpected_error(error: Exception) -> Any:
+        if not request.path.startswith("/api/"):
+            raise error  # pages: Flask's own 500 (or the traceback when testing)
+        app.logger.exception("unhandled error on %s", request.path)
+        return http_error(InternalServerError())
 
     @app.before_request
     def protect_actions() -> None:
@@ -96,6 +153,8 @@ def create_app(settings: Settings, engine: Engine, redis: Redis | None) -> Flask
     @page_and_api("/nights/<night>")
     def night_page(night: str) -> Any:
         detail = queries.night_detail(engine, night)
+        if detail is None:
+            abort(404, f"no night {night}")
         if wants_json():
             return jsonify(detail)
         return render_template("night.html", **detail)
@@ -161,7 +220,7 @@ def create_app(settings: Settings, engine: Engine, redis: Redis | None) -> Flask
         with engine.begin() as conn:
             if not acknowledge(conn, alert_id, by, request.form.get("comment") or None):
                 abort(409, f"alert #{alert_id} is not open")
-        return redirect(request.form.get("next") or url_for("alerts_page"))
+        return redirect(same_site_path(request.form.get("next")) or url_for("alerts_page"))
 
     @app.post("/sets/<set_id>/reprocess")
     def reprocess(set_id: str) -> Any:

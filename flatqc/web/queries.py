@@ -32,8 +32,9 @@ def decode_reasons(text: str | None) -> list[str]:
     return value if isinstance(value, list) else [str(value)]
 
 
-def night_detail(engine: Engine, night: str) -> dict[str, Any]:
-    """Sets of a night (newest version per set_id) with QC1 rows, plus unused files and open alerts."""
+def night_detail(engine: Engine, night: str) -> dict[str, Any] | None:
+    """Sets of a night (newest version per set_id) with QC1 rows, plus unused files and open alerts; None when the
+    ledger knows nothing of that night."""
     with engine.connect() as conn:
         set_rows = rows_as_dicts(conn.execute(
             select(sets).where(sets.c.night == night, sets.c.state != "superseded").order_by(sets.c.id)))
@@ -52,6 +53,8 @@ def night_detail(engine: Engine, night: str) -> dict[str, Any]:
         entry["reasons"] = decode_reasons(entry["qc1"][0]["reasons"]) if entry["qc1"] else (
             [entry["reason"]] if entry["reason"] else [])
     problems = rows_as_dicts(problem_files(engine, night))
+    if not latest and not qc1 and not problems and not open_alerts:
+        return None
     return {"night": night, "sets": list(latest.values()), "files": problems, "open_alerts": open_alerts}
 
 
