@@ -94,7 +94,7 @@ def overexposure(raws: Sequence[np.ndarray], bpm: np.ndarray, level: float,
         values = raw[good & _usable(raw, pixels) & (raw > level)]
         if values.size > best_count:
             best_count, best_values = values.size, values
-    return best_count, float(np.median(best_values)) if best_values is not None else None
+    return best_count, float(np.median(best_values.astype(np.float64))) if best_values is not None else None
 
 
 def bpm_count(bpm: np.ndarray) -> int:

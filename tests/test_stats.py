@@ -146,3 +146,9 @@ def test_detector_qc_combines_definitions() -> None:
     assert qc.ref_ratio_median is None and qc.bpm_new is None
     two = detector_qc(stack[:2], master, bpm, None, None, 10.0, 2, unvignetted, QCConfig(), 3)
     assert two.median_snr is None
+
+
+def test_level_overexp_of_huge_float32_values_does_not_overflow() -> None:
+    huge = float(np.float32(3e38))  # the median of two such pixels is their mean, > float32 max if taken in float32
+    raw = np.array([[huge, huge, 5.0]], dtype=np.float32)
+    assert overexposure([raw], np.zeros((1, 3), dtype=np.int32), 10000.0) == (2, huge)

@@ -27,8 +27,8 @@ class TinyFile:
     kind: str
     """``raw``, ``master`` or ``bpm``."""
     cards: dict[str, Any]
-    chips: list[np.ndarray]
-    """Stored data per detector (numpy order, rows x 1024)."""
+    chips: list[np.ndarray | None]
+    """Stored data per detector (numpy order, rows x 1024); None leaves the extension out."""
     chip_cards: list[dict[str, Any]] = field(default_factory=lambda: [{} for _ in CRIRES.detectors])
 
 
@@ -72,6 +72,8 @@ def write_file(tiny: TinyFile, folder: Path) -> Path:
     """Write one file: primary header only, then ``CHIPn.INT1`` with the stored data exactly as given."""
     hdus = [fits.PrimaryHDU(header=primary_header(tiny.cards))]
     for det, data, cards in zip(CRIRES.detectors, tiny.chips, tiny.chip_cards, strict=True):
+        if data is None:
+            continue
         ext = fits.ImageHDU(data=data, name=CRIRES.chip_extname(det))
         ext.header["HIERARCH ESO DET CHIP NO"] = det
         for key, value in cards.items():
