@@ -17,8 +17,8 @@ import sys
 import threading
 from pathlib import Path
 
-from flatqc.db import connect
 from flatqc.queue import redis_connection, redis_url_file
+from flatqc.readiness import wait_for_database, wait_for_redis
 from flatqc.redis_server import EmbeddedRedis
 from flatqc.settings import Settings
 from watcher.service import run_watcher
@@ -61,8 +61,10 @@ class Service:
 
     def start(self) -> None:
         ensure_sqlite_folder(self.settings.db_url)
-        self.engine = connect(self.settings.db_url)
-        if not self.redis_url:
+        self.engine = wait_for_database(self.settings.db_url)
+        if self.redis_url:  # an external Redis: wait until it answers
+            wait_for_redis(self.redis_url).close()
+        else:
             self.redis = EmbeddedRedis(self.settings.run_dir / "redis")
             self.redis.start()
             self.redis_url = self.redis.url

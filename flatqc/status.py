@@ -16,6 +16,7 @@ from sqlalchemy.engine import Engine
 from flatqc.db import files, sets
 from flatqc.ledger import current_versions
 from flatqc.queue import job_queue
+from flatqc.readiness import one_line
 from flatqc.settings import Settings
 
 SET_COLUMNS = ("done", "queued", "running", "failed", "incomplete", "waiting", "rejected")
@@ -100,4 +101,4 @@ def queue_status(settings: Settings, redis: Redis | None) -> QueueStatus:
             oldest_waiting_s=oldest,
         )
     except RedisError as exc:
-        return QueueStatus(False, f"Redis not reachable: {exc}")
+        return QueueStatus(False, f"Redis unreachable: {one_line(exc)}")

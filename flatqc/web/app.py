@@ -28,6 +28,7 @@ from werkzeug.exceptions import HTTPException, InternalServerError
 from flatqc import ledger
 from flatqc.db import QC1_TABLES, utcnow
 from flatqc.queue import enqueue_set, job_id_for, job_queue
+from flatqc.readiness import one_line
 from flatqc.settings import Settings
 from flatqc.status import nights, queue_status
 from flatqc.trend_data import TREND_REPORTS, load_trends, report_applies, setting_keys
@@ -262,7 +263,7 @@ def create_app(settings: Settings, engine: Engine, redis: Redis | None) -> Flask
                 conn.execute(text("SELECT 1"))
             checks["database"] = "ok"
         except Exception as exc:  # noqa: BLE001 - report, do not crash
-            checks["database"] = f"error: {exc}"
+            checks["database"] = f"error: database unreachable: {one_line(exc)}"
         if redis is None:
             checks["redis"] = "not configured"
         else:
@@ -270,7 +271,7 @@ def create_app(settings: Settings, engine: Engine, redis: Redis | None) -> Flask
                 redis.ping()
                 checks["redis"] = "ok"
             except RedisError as exc:
-                checks["redis"] = f"error: {exc}"
+                checks["redis"] = f"error: Redis unreachable: {one_line(exc)}"
         healthy = all(v in ("ok", "not configured") for v in checks.values())
         return jsonify(checks | {"healthy": healthy}), 200 if healthy else 503
 
