@@ -105,14 +105,12 @@ def master_median(master: np.ndarray, where: str, detector: int) -> float:
 
 
 def check_bpm(bpm: np.ndarray, where: str, detector: int, profile: InstrumentProfile) -> None:
-    """A BPM detector may only hold what ``profile`` allows (0/1, or sums of its named bits) and must leave at
-    least one pixel good (0)."""
-    mask = profile.bpm_allowed_mask
-    outside = (bpm & ~mask) != 0  # negative values have high bits set too
-    count = int(np.count_nonzero(outside))
+    """A BPM detector must leave at least one pixel good (0); a bit-mask BPM (CRIRES+) may only hold sums of its
+    profile's named bits. A plain BPM (CRIRES) may hold any integer: 0 is good, non-zero bad (contract 3)."""
+    outside = (bpm & ~profile.bpm_allowed_mask) != 0 if profile.bpm_bits else np.zeros(bpm.shape, dtype=bool)
+    count = int(np.count_nonzero(outside))  # negative values have high bits set too
     if count:
-        allowed = "0 or 1" if not profile.bpm_bits else "0 or sums of bits " + ", ".join(
-            str(v) for v in profile.bpm_bits.values())
+        allowed = "0 or sums of bits " + ", ".join(str(v) for v in profile.bpm_bits.values())
         raise BadData(f"{where} detector {detector}: {count} BPM pixel(s) hold values the {profile.name} profile "
                       f"does not allow ({allowed}), e.g. {_example(bpm, outside)}")
     if not (bpm == 0).any():

@@ -213,10 +213,8 @@ def alerts(ctx: click.Context, only_open: bool) -> None:
 @click.option("--comment", default=None)
 def ack(alert_id: int, by: str, comment: str | None) -> None:
     """Acknowledge open alert ALERT_ID."""
-    from worker.alerts import acknowledge
-
     engine = connect(Settings().db_url)
     with engine.begin() as conn:
-        if not acknowledge(conn, alert_id, by, comment):
+        if not lifecycle.acknowledge(conn, alert_id, by, comment):
             raise click.UsageError(f"no open alert #{alert_id}")
     console.print(f"alert #{alert_id} acknowledged by {by}")

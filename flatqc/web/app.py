@@ -25,9 +25,9 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from werkzeug.exceptions import HTTPException, InternalServerError
 
-from flatqc import ledger
-from flatqc.db import QC1_TABLES, utcnow
-from flatqc.queue import enqueue_set, job_id_for, job_queue
+from flatqc import ledger, lifecycle
+from flatqc.db import QC1_TABLES
+from flatqc.queue import enqueue_set, job_queue
 from flatqc.readiness import one_line
 from flatqc.settings import Settings
 from flatqc.status import nights, queue_status
@@ -36,7 +36,6 @@ from flatqc.web import queries
 from flatqc.web.metrics import registry_for
 from flatqc.web.secret import web_secret_key
 from flatqc.web.svg import trend_svg
-from worker.alerts import acknowledge
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 NIGHTS_SHOWN = 100
@@ -219,7 +218,7 @@ def create_app(settings: Settings, engine: Engine, redis: Redis | None) -> Flask
     def ack_alert(alert_id: int) -> Any:
         by = (request.form.get("by") or "").strip() or "anonymous"
         with engine.begin() as conn:
-            if not acknowledge(conn, alert_id, by, request.form.get("comment") or None):
+            if not lifecycle.acknowledge(conn, alert_id, by, request.form.get("comment") or None):
                 abort(409, f"alert #{alert_id} is not open")
         return redirect(same_site_path(request.form.get("next")) or url_for("alerts_page"))
 
@@ -230,13 +229,11 @@ def create_app(settings: Settings, engine: Engine, redis: Redis | None) -> Flask
         detail = queries.set_detail(engine, set_id)
         if detail is None:
             abort(404)
-        row = detail["set"]
-        if not str(row["version"]).startswith("pending-"):
-            job_id = job_id_for(row["version"], row["attempts"] + 1)
-            with engine.begin() as conn:
-                ledger.update_set(conn, row["version"], state="queued", job_id=job_id, queued_at=utcnow())
-                ledger.log_job_event(conn, row["version"], job_id, "queued", "reprocess requested in the dashboard")
-            enqueue_set(job_queue(settings, redis), row["version"], settings, job_id)
+        with engine.begin() as conn:
+            row = ledger.set_row(conn, detail["set"]["version"])
+            job_id = lifecycle.requeue(conn, row, "reprocess requested in the dashboard", new_job=True)
+        if job_id is not None:
+            enqueue_set(job_queue(settings, redis), row.version, settings, job_id)
         return redirect(url_for("set_page", set_id=set_id))
 
     @app.post("/queue/failed/<job_id>/retry")
