@@ -16,7 +16,7 @@ from flatqc.pipeline import SetOutcome, compute_set, store_qc1
 from flatqc.settings import Settings
 from qc.errors import FlatQCError, NotAFlatProduct
 from qc.fitsio import FrameInfo, inspect_file
-from qc.sets import FlatSet, Grouping, group_sets
+from qc.sets import FlatSet, Grouping, group_sets, night_of
 
 
 @dataclass
@@ -102,11 +102,15 @@ def _add_missing_raws(grouping: Grouping, frames: list[FrameInfo], settings: Set
     return found
 
 
+def _members(paths: list[Path], hashes: dict[Path, str] | None = None) -> Members:
+    hashes = hashes or {}
+    return Members(tuple(path_text(p) for p in paths), tuple(hashes.get(p) or sha256_file(p) for p in paths))
+
+
 def _record_set(engine: Engine, flatset: FlatSet, hashes: dict[Path, str], state: SetState, reason: str | None,
                 outcome: SetOutcome | None, settings: Settings) -> None:
     """Write the set's row (and its QC1 rows when done) in one transaction; replaces earlier rows."""
-    paths = [flatset.master.path, flatset.bpm.path, *(r.path for r in flatset.raws)]
-    members = Members(tuple(path_text(p) for p in paths), tuple(hashes[p] for p in paths))
+    members = _members([flatset.master.path, flatset.bpm.path, *(r.path for r in flatset.raws)], hashes)
     keys = SetKeys(flatset.set_id, flatset.night, flatset.profile, flatset.setting_key, flatset.n_raw)
     with engine.begin() as conn:
         if outcome is not None:
@@ -134,6 +138,10 @@ def process_paths(paths: Iterable[Path], settings: Settings, engine: Engine,
         report.failed_sets.append((set_id, reason))
         for member in members:
             report.files.append(FileNote(member.path, "rejected", f"set {set_id}: {reason}"))
+        keys = SetKeys(set_id, night_of(members[0].path, members[0].mjd_obs), members[0].profile)
+        with engine.begin() as conn:
+            lifecycle.record_processed(conn, keys, _members([m.path for m in members]), SetState.REJECTED, reason,
+                                       None, None)
     for flatset in grouping.complete:
         if on_set:
             on_set(flatset.set_id)

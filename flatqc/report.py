@@ -5,8 +5,10 @@ from __future__ import annotations
 import sys
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
+from flatqc.files import safe_text, shown
 from flatqc.pipeline import SetOutcome
 from flatqc.process import ProcessReport
 from qc.records import QC1_NAMES
@@ -67,12 +69,12 @@ def print_report(report: ProcessReport, console: Console) -> None:
     for flatset, outcome in report.done:
         console.print(qc1_table(flatset.set_id, outcome))
     for set_id, reason in report.failed_sets:
-        console.print(f"[red]rejected set[/] {set_id}: {reason}")
+        console.print(f"[red]rejected set[/] {set_id}: {escape(safe_text(reason))}")
     for set_id, missing in report.incomplete:
         console.print(f"[yellow]incomplete set[/] {set_id}: {missing}")
     for note in report.files:
         style = "red" if note.state == "rejected" else "dim"
-        console.print(f"[{style}]{note.state} file[/] {note.path}: {note.reason}")
+        console.print(f"[{style}]{note.state} file[/] {escape(shown(note.path))}: {escape(safe_text(note.reason))}")
     console.print(
         f"{len(report.done)} sets processed "
         f"({sum(o.result.certification.verdict == 'failed' for _, o in report.done)} failed certification), "

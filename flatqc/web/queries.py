@@ -12,14 +12,29 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
 from flatqc.db import QC1_TABLES, alerts, files, job_events, sets
+from flatqc.files import shown
 from flatqc.status import problem_files
 from qc.config import QCConfig
 from qc.profiles import profile_named
 from qc.records import QC1_NAMES
 
+PATH_KEYS = ("path", "master_file", "bpm_file")
+
 
 def rows_as_dicts(rows: Any) -> list[dict[str, Any]]:
-    return [dict(r._mapping) for r in rows]
+    """Rows as dicts, with file names as people read them (undecodable bytes as ``\\xNN``, see ``files.shown``)."""
+    return [_paths_shown(dict(r._mapping)) for r in rows]
+
+
+def _paths_shown(row: dict[str, Any]) -> dict[str, Any]:
+    for key in PATH_KEYS:
+        if isinstance(row.get(key), str):
+            row[key] = shown(row[key])
+    if isinstance(row.get("raw_files"), list):
+        row["raw_files"] = [shown(p) for p in row["raw_files"]]
+    if isinstance(row.get("members"), dict) and isinstance(row["members"].get("paths"), list):
+        row["members"] = row["members"] | {"paths": [shown(p) for p in row["members"]["paths"]]}
+    return row
 
 
 def decode_reasons(text: str | None) -> list[str]:
