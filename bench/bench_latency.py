@@ -1,10 +1,13 @@
-"""Arrival -> QC1 row latency and throughput of ``flatqc up`` with 1 and with 2 workers, measured in one run.
+"""Latency of ``flatqc up`` from a set's last file landing to its QC1 rows and to its pictures, with 1 and with 2
+workers, measured in one run.
 
-    python -m bench.bench_latency [--nights 2] [--interval 1.5]
+    python -m bench.bench_latency [--nights 2] [--interval 2]
 
-Synthetic nights (7 processable sets each) are delivered set by set, one set every ``--interval`` seconds, into a
-fresh tree watched by an in-process ``flatqc up`` (own Redis, SQLite). A set's arrival is the moment its last file
-is in place; its QC1 time is ``processed_at`` of its rows. Prints p50 / p95 / max latency and sets per minute.
+Synthetic nights (7 processable sets each) are delivered set by set, one set every ``--interval`` seconds (write to a
+temporary name, then rename, as archives do), into a fresh tree watched by an in-process ``flatqc up`` (own Redis,
+SQLite) on default settings (``FILE_SETTLE_S`` included). A set's arrival is the moment its last file is in place;
+its QC1 time is ``processed_at`` of its rows; its pictures are ready when its cover sheet is written. Prints p50 /
+p95 / max of both latencies and the throughput.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from sqlalchemy import func, select
 
 from flatqc.db import connect, crires_flat
 from flatqc.delivery import deliver_file
+from flatqc.pipeline import output_dir
 from flatqc.service import Service
 from flatqc.settings import Settings
 from qc.synth import NightManifest, write_night
@@ -28,61 +32,78 @@ from qc.synth import NightManifest, write_night
 PROCESSABLE = ("passed", "failed", "not_assessable")
 
 
+def pictures_ready(settings: Settings, night: str, set_id: str) -> datetime | None:
+    cover = output_dir(settings, night, set_id) / "cover.png"
+    return datetime.fromtimestamp(cover.stat().st_mtime, UTC).replace(tzinfo=None) if cover.exists() else None
+
+
 def run_once(staging: Path, manifests: list[NightManifest], workers: int, interval_s: float,
-             work: Path) -> tuple[list[float], float]:
-    """Deliver every processable set; return per-set latencies [s] and the throughput [sets/min]."""
+             work: Path) -> tuple[list[float], list[float], float]:
+    """Deliver every processable set; return latencies to QC1 rows and to pictures [s], and sets per minute."""
     tree = work / f"tree-{workers}"
     shutil.copytree(staging / "reference", tree / "reference")
     settings = Settings(dfs_product=tree / "dfs_product", dfs_raw=tree / "dfs_raw", qc_reference=tree / "reference",
                         qc_output=tree / "qc", run_dir=tree / "run", db_url=f"sqlite:///{tree / 'flatqc.db'}",
-                        redis_url=None, file_settle_s=0.5, rescan_interval_s=30)
+                        redis_url=None)
     service = Service(settings, workers)
     service.start()
     engine = connect(settings.db_url)
-    arrivals: dict[str, datetime] = {}
+    arrivals: dict[str, tuple[str, datetime]] = {}
+    pictures: dict[str, datetime] = {}
     try:
-        time.sleep(1.0)
+        time.sleep(2.0)  # workers up
         for manifest in manifests:
             for entry in manifest.sets:
                 if entry.expected_verdict not in PROCESSABLE:
                     continue
                 for relative in (*entry.raws, entry.master, entry.bpm):
                     deliver_file(staging / relative, tree / relative, "rename")
-                arrivals[entry.set_id] = datetime.now(UTC).replace(tzinfo=None)
+                arrivals[entry.set_id] = (manifest.night, datetime.now(UTC).replace(tzinfo=None))
                 time.sleep(interval_s)
         deadline = time.monotonic() + 600
         while time.monotonic() < deadline:
             with engine.connect() as conn:
                 done = dict(conn.execute(select(crires_flat.c.set_id, func.min(crires_flat.c.processed_at))
                                          .group_by(crires_flat.c.set_id)).all())
-            if len(done) >= len(arrivals):
+            for set_id, (night, _) in arrivals.items():
+                pictures.setdefault(set_id, pictures_ready(settings, night, set_id))
+                if pictures[set_id] is None:
+                    del pictures[set_id]
+            if len(done) >= len(arrivals) and len(pictures) >= len(arrivals):
                 break
-            time.sleep(0.5)
+            time.sleep(0.2)
     finally:
         service.stop()
-    latencies = [(done[s] - arrivals[s]).total_seconds() for s in arrivals]
-    span = (max(done.values()) - min(arrivals.values())).total_seconds()
-    return latencies, 60.0 * len(arrivals) / span
+    to_rows = [(done[s] - at).total_seconds() for s, (_, at) in arrivals.items()]
+    to_pictures = [(pictures[s] - at).total_seconds() for s, (_, at) in arrivals.items()]
+    span = (max(done.values()) - min(at for _, at in arrivals.values())).total_seconds()
+    return to_rows, to_pictures, 60.0 * len(arrivals) / span
+
+
+def summary(latencies: list[float]) -> str:
+    q = statistics.quantiles(latencies, n=20, method="inclusive")
+    return f"p50 {statistics.median(latencies):5.2f} s  p95 {q[18]:5.2f} s  max {max(latencies):5.2f} s"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--nights", type=int, default=2)
-    parser.add_argument("--interval", type=float, default=1.5, help="Seconds between two sets.")
+    parser.add_argument("--interval", type=float, default=2.0, help="Seconds between two sets.")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-latency-") as tmp:
         work = Path(tmp)
         staging = work / "staging"
         manifests = [write_night(staging, seed=i, night=f"2010-05-{12 + i:02d}") for i in range(args.nights)]
         n_sets = sum(1 for m in manifests for s in m.sets if s.expected_verdict in PROCESSABLE)
-        print(f"{n_sets} sets delivered one every {args.interval:g} s (offered load {60 / args.interval:.0f} sets/min)")
+        print(f"{n_sets} CRIRES sets delivered one every {args.interval:g} s "
+              f"(offered load {60 / args.interval:.0f} sets/min), default settings")
         results = {}
         for workers in (1, 2):
-            latencies, throughput = run_once(staging, manifests, workers, args.interval, work)
+            to_rows, to_pictures, throughput = run_once(staging, manifests, workers, args.interval, work)
             results[workers] = throughput
-            q = statistics.quantiles(latencies, n=20, method="inclusive")
-            print(f"  {workers} worker(s): latency p50 {statistics.median(latencies):5.1f} s  p95 {q[18]:5.1f} s  "
-                  f"max {max(latencies):5.1f} s   throughput {throughput:5.1f} sets/min")
+            print(f"  {workers} worker(s): last file -> QC1 rows  {summary(to_rows)}")
+            print(f"               last file -> pictures  {summary(to_pictures)}   "
+                  f"throughput {throughput:5.1f} sets/min")
         print(f"  throughput ratio 2 workers / 1 worker: {results[2] / results[1]:.2f}")
 
 

@@ -27,7 +27,7 @@ from werkzeug.exceptions import HTTPException, InternalServerError
 
 from flatqc import ledger, lifecycle
 from flatqc.db import QC1_TABLES
-from flatqc.queue import enqueue_set, job_queue
+from flatqc.queue import enqueue_set, job_queue, pictures_queue
 from flatqc.readiness import one_line
 from flatqc.settings import Settings
 from flatqc.status import nights, queue_status
@@ -207,8 +207,8 @@ def create_app(settings: Settings, engine: Engine, redis: Redis | None) -> Flask
     @page_and_api("/queue")
     def queue_page() -> Any:
         status = vars(queue_status(settings, redis))
-        jobs = queries.queue_jobs(engine, job_queue(settings, redis)) if redis is not None and status["reachable"] \
-            else {}
+        jobs = queries.queue_jobs(engine, [job_queue(settings, redis), pictures_queue(settings, redis)]) \
+            if redis is not None and status["reachable"] else {}
         if wants_json():
             return jsonify(status | {f"{state}_jobs": listed for state, listed in jobs.items()})
         return render_template("queue.html", status=status, jobs=jobs)
@@ -240,7 +240,10 @@ def create_app(settings: Settings, engine: Engine, redis: Redis | None) -> Flask
     def retry_job(job_id: str) -> Any:
         if redis is None:
             abort(503)
-        FailedJobRegistry(queue=job_queue(settings, redis)).requeue(job_id)
+        for queue in (job_queue(settings, redis), pictures_queue(settings, redis)):
+            registry = FailedJobRegistry(queue=queue)
+            if job_id in registry:
+                registry.requeue(job_id)
         return redirect(url_for("queue_page"))
 
     # -- files, metrics, health ------------------------------------------------------------------------------------

@@ -116,18 +116,20 @@ JOB_LIST_LIMIT = 50
 """Jobs listed per registry on the queue page."""
 
 
-def queue_jobs(engine: Engine, queue: Queue) -> dict[str, list[dict[str, Any]]]:
-    """Waiting, running, scheduled (retry back-off) and failed jobs of ``queue``, with their set and last error."""
-    registries = {
-        "waiting": queue.get_job_ids(0, JOB_LIST_LIMIT - 1),
-        "running": StartedJobRegistry(queue=queue).get_job_ids(0, JOB_LIST_LIMIT - 1),
-        "scheduled": ScheduledJobRegistry(queue=queue).get_job_ids(0, JOB_LIST_LIMIT - 1),
-        "failed": FailedJobRegistry(queue=queue).get_job_ids(0, JOB_LIST_LIMIT - 1),
-    }
-    listed: dict[str, list[dict[str, Any]]] = {}
-    for state, ids in registries.items():
-        jobs = [j for j in Job.fetch_many(ids, connection=queue.connection, serializer=queue.serializer) if j]
-        listed[state] = [job_summary(job) for job in jobs]
+def queue_jobs(engine: Engine, queues: list[Queue]) -> dict[str, list[dict[str, Any]]]:
+    """Waiting, running, scheduled (retry back-off) and failed jobs of ``queues`` (QC, then pictures), with their
+    set and last error."""
+    listed: dict[str, list[dict[str, Any]]] = {"waiting": [], "running": [], "scheduled": [], "failed": []}
+    for queue in queues:
+        registries = {
+            "waiting": queue.get_job_ids(0, JOB_LIST_LIMIT - 1),
+            "running": StartedJobRegistry(queue=queue).get_job_ids(0, JOB_LIST_LIMIT - 1),
+            "scheduled": ScheduledJobRegistry(queue=queue).get_job_ids(0, JOB_LIST_LIMIT - 1),
+            "failed": FailedJobRegistry(queue=queue).get_job_ids(0, JOB_LIST_LIMIT - 1),
+        }
+        for state, ids in registries.items():
+            jobs = [j for j in Job.fetch_many(ids, connection=queue.connection, serializer=queue.serializer) if j]
+            listed[state] += [job_summary(job) | {"queue": queue.name} for job in jobs]
     versions = {j["version"] for jobs in listed.values() for j in jobs if j["version"]}
     with engine.connect() as conn:
         set_ids = dict(conn.execute(select(sets.c.version, sets.c.set_id).where(sets.c.version.in_(versions))).all())
