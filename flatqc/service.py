@@ -133,8 +133,16 @@ class Service:
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stopping.set())
         while not stopping.wait(1.0):
-            for index, process in enumerate(self.workers):
-                if process.poll() is not None:
-                    log.warning("worker %d exited with %s; starting it again", index, process.returncode)
-                    self.start_worker(index)
+            self.restart_dead_workers()
         self.stop()
+
+    def restart_dead_workers(self) -> list[int]:
+        """Start again every worker process that has exited (e.g. rq quits on a Redis outage mid-job, or the
+        worker was killed); returns their indexes."""
+        restarted = []
+        for index, process in enumerate(self.workers):
+            if process.poll() is not None:
+                log.warning("worker %d exited with %s; starting it again", index, process.returncode)
+                self.start_worker(index)
+                restarted.append(index)
+        return restarted
