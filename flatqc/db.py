@@ -185,18 +185,25 @@ criresp_flat = _qc1_table(
 QC1_TABLES: dict[str, Table] = {"crires_flat": crires_flat, "criresp_flat": criresp_flat}
 
 
-def make_engine(url: str) -> Engine:
-    """An engine for ``url``; SQLite gets WAL mode, a busy timeout and foreign keys."""
+def make_engine(url: str, busy_timeout_s: float = 30) -> Engine:
+    """An engine for ``url``; SQLite gets WAL mode, a busy timeout (``busy_timeout_s``) and foreign keys."""
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 30})
+        engine = create_engine(url, connect_args={"timeout": busy_timeout_s})
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
-            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
             cursor.close()
+
+        @event.listens_for(engine, "savepoint")
+        def _begin_before_savepoint(conn: Connection, _name: str) -> None:
+            # pysqlite opens a transaction only before INSERT/UPDATE/DELETE: a SAVEPOINT as the first statement
+            # would start one of its own, and its RELEASE would commit what should wait for the outer commit.
+            if not conn.connection.dbapi_connection.in_transaction:
+                conn.exec_driver_sql("BEGIN")
 
         return engine
     return create_engine(url, pool_pre_ping=True)

@@ -154,10 +154,61 @@ def record(conn: Connection, found: FileRecord) -> tuple[int, bool]:
     """Record a taken file version with its classification; ``(id, True)`` if it changes what the path holds
     (new bytes, or bytes seen before that come back after others: A, B, A), ``(id, False)`` if the path holds
     these bytes already. Older versions of the path that were still open are superseded."""
+    return record_many(conn, [found])[0]
+
+
+RECORD_CHUNK = 400
+"""Paths looked up (and rows inserted) per statement by :func:`record_many`."""
+
+
+def record_many(conn: Connection, found: Sequence[FileRecord]) -> list[tuple[int, bool]]:
+    """:func:`record` for many file versions at once (one lookup and one multi-row insert per chunk), with the
+    same outcome as recording them one after the other; returns ``(id, changed)`` in the order given."""
+    results: list[tuple[int, bool]] = []
+    for start in range(0, len(found), RECORD_CHUNK):
+        chunk = list(found[start:start + RECORD_CHUNK])
+        if len({f.path for f in chunk}) != len(chunk):  # a path twice: order matters, one by one
+            results += [_record_one(conn, f) for f in chunk]
+        else:
+            results += _record_chunk(conn, chunk)
+    return results
+
+
+def _values(found: FileRecord) -> dict[str, Any]:
+    return {"state": found.state, "reason": safe_text(found.reason) if found.reason else None,
+            "kind": found.kind, "profile": found.profile, "arcfile": found.arcfile, "set_id": found.set_id,
+            "night": found.night}
+
+
+def _record_chunk(conn: Connection, chunk: list[FileRecord]) -> list[tuple[int, bool]]:
+    """Distinct paths: the known ones one by one, the new (path, sha256) pairs in one insert."""
+    paths = [f.path for f in chunk]
+    known_paths = set(conn.execute(select(files.c.path).where(files.c.path.in_(paths)).distinct()).scalars())
+    outcome: dict[int, tuple[int, bool]] = {}
+    fresh = []
+    for index, found in enumerate(chunk):
+        if found.path in known_paths:
+            outcome[index] = _record_one(conn, found)
+        else:
+            fresh.append(index)
+    if fresh:
+        now = utcnow()
+        rows = [dict(path=chunk[i].path, size=chunk[i].size, mtime=chunk[i].mtime, sha256=chunk[i].sha256,
+                     first_seen=now, last_seen=now, current_since=now, **_values(chunk[i])) for i in fresh]
+        try:
+            with conn.begin_nested():
+                ids = conn.execute(insert(files).returning(files.c.id, sort_by_parameter_order=True),
+                                   rows).scalars().all()
+        except IntegrityError:  # another watcher recorded some of them a moment ago: one by one
+            outcome.update({i: _record_one(conn, chunk[i]) for i in fresh})
+        else:
+            outcome.update({i: (file_id, True) for i, file_id in zip(fresh, ids, strict=True)})
+    return [outcome[i] for i in range(len(chunk))]
+
+
+def _record_one(conn: Connection, found: FileRecord) -> tuple[int, bool]:
     now = utcnow()
-    values = {"state": found.state, "reason": safe_text(found.reason) if found.reason else None,
-              "kind": found.kind, "profile": found.profile, "arcfile": found.arcfile, "set_id": found.set_id,
-              "night": found.night}
+    values = _values(found)
     row = conn.execute(select(files.c.id, files.c.state).where(files.c.path == found.path,
                                                                 files.c.sha256 == found.sha256)).first()
     if row is not None:

@@ -7,9 +7,12 @@ and converted once to native-endian arrays in physical units (BSCALE, BZERO and 
 from __future__ import annotations
 
 import os
+import re
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from astropy.io import fits
@@ -30,6 +33,8 @@ from qc.validation import in_range, real_value, require, text_value, whole_value
 
 FITS_BLOCK = 2880
 """FITS files are made of 2880-byte blocks (FITS standard 3.1)."""
+FITS_MAGIC = b"SIMPLE  ="
+"""The first bytes of every FITS file."""
 
 
 @dataclass(frozen=True)
@@ -57,18 +62,38 @@ class FrameInfo:
     """``(keyword, value)`` of the setting keywords, for consistency checks and provenance."""
 
 
-def check_structure(path: str | os.PathLike[str]) -> None:
-    """Raise unless ``path`` is a complete FITS file: magic, whole 2880-byte blocks, every HDU's data present."""
+def check_structure(path: str | os.PathLike[str], data: bytes | None = None) -> QuickScan | None:
+    """Raise unless ``path`` is a complete FITS file: magic, whole 2880-byte blocks, every HDU's data present.
+
+    ``data``: the file's bytes if read already (the file is then not read again unless astropy must judge it).
+    Returns the primary header when the quick walk (:func:`quick_structure`) vouched for the file, None when
+    astropy did.
+    """
     path = Path(path)
-    size = path.stat().st_size
+    if data is None:
+        with open(path, "rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            head = fh.read(QUICK_MAX_BYTES + 1 if size <= QUICK_MAX_BYTES else len(FITS_MAGIC))
+        if size <= QUICK_MAX_BYTES and len(head) == size:
+            data = head
+    else:
+        size, head = len(data), data
     if size == 0:
         raise NotFits("empty file (0 bytes)")
-    with open(path, "rb") as fh:
-        magic = fh.read(9)
-    if magic != b"SIMPLE  =":
+    if head[:len(FITS_MAGIC)] != FITS_MAGIC:
         raise NotFits("not a FITS file (does not start with SIMPLE)")
     if size % FITS_BLOCK:
         raise IncompleteFile(f"size {size} bytes is not a whole number of 2880-byte FITS blocks (truncated?)")
+    if data is not None and len(data) == size:
+        scan = quick_structure(data)
+        if scan is not None:
+            return scan
+    _astropy_structure(path, size)
+    return None
+
+
+def _astropy_structure(path: Path, size: int) -> None:
+    """The full check by astropy (every card verified, warnings are errors)."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", AstropyUserWarning)
@@ -90,6 +115,136 @@ def check_structure(path: str | os.PathLike[str]) -> None:
         raise CorruptFile(f"unreadable FITS structure: {exc}") from exc
 
 
+QUICK_MAX_BYTES = 4 * 1024 * 1024
+"""Files up to this size are read once into memory and walked by :func:`quick_structure` before astropy."""
+_CARD_CACHE_SIZE = 50_000
+_card_cache: dict[bytes, tuple[bool, str, object]] = {}
+_COMMENTARY = frozenset({"", "COMMENT", "HISTORY"})
+_BLANK_CARD = b" " * 80
+_END_CARD = b"END" + b" " * 77
+_PRINTABLE = re.compile(rb"[ -~]*")
+_BITPIX = (8, 16, 32, 64, -32, -64)
+_SIGNATURE = b"SIMPLE  =" + b" " * 20 + b"T"
+_ONCE_ONLY = frozenset({"SIMPLE", "XTENSION", "BITPIX", "NAXIS", "PCOUNT", "GCOUNT", "BLANK", "BSCALE", "BZERO",
+                        "GROUPS", "EXTEND"})
+
+
+def _card(image: bytes) -> tuple[bool, str, object]:
+    """``(clean, keyword, value)`` of one 80-byte card, cached by its bytes: clean if astropy parses and verifies
+    it without a warning (what :func:`check_structure` turns into a rejection)."""
+    known = _card_cache.get(image)
+    if known is None:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")
+                card = fits.Card.fromstring(image.decode("ascii"))
+                _ = card.image  # verifies the card ('fix+warn'), as reading the file does
+                # a record-valued card (``DP1 = 'AXIS.1: 1'``) is looked up differently: left to astropy
+                known = (card.keyword == card.rawkeyword, card.keyword.upper(), card.value)
+        except Exception:  # noqa: BLE001 - anything astropy objects to: let astropy judge the whole file
+            known = (False, "", None)
+        if len(_card_cache) >= _CARD_CACHE_SIZE:
+            _card_cache.clear()
+        _card_cache[image] = known
+    return known
+
+
+def _whole_number(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+@dataclass(frozen=True)
+class QuickScan:
+    """What :func:`quick_structure` found: the primary header's keywords (first occurrence, commentary cards left
+    out) with the values astropy parses, and where the primary header ends."""
+
+    primary: dict[str, object]
+    primary_end: int
+
+
+def quick_structure(data: bytes) -> QuickScan | None:
+    """The primary header if ``data`` is, without doubt, a whole FITS file that astropy reads without complaint;
+    None when in doubt (then astropy judges it: the quick walk never rejects anything).
+
+    No doubt means: printable ASCII headers of cards astropy verifies cleanly (cached per card), a primary HDU
+    (no random groups) and ``IMAGE`` extensions only, the mandatory keywords in their places with plain values,
+    the END card and blank padding as written by the standard, BLANK/BSCALE/BZERO numbers astropy takes without
+    a warning, and the last HDU's padded data ending exactly at the end of the file.
+    """
+    if data[:30] != _SIGNATURE:
+        return None  # astropy accepts a SIMPLE card out of format only with a warning
+    offset, size, primary = 0, len(data), None
+    while offset < size:
+        cards: dict[str, object] = {}
+        order: list[str] = []
+        end = None
+        position = offset
+        while end is None:
+            if position + FITS_BLOCK > size:
+                return None  # no END card before the end of the file
+            block = data[position:position + FITS_BLOCK]
+            if not _PRINTABLE.fullmatch(block):
+                return None
+            for start in range(0, FITS_BLOCK, 80):
+                image = block[start:start + 80]
+                if end is not None:
+                    if image != _BLANK_CARD:
+                        return None
+                    continue
+                if image[:8] == b"END     ":
+                    if image != _END_CARD:
+                        return None
+                    end = position + FITS_BLOCK
+                    continue
+                if image == _BLANK_CARD:
+                    continue
+                clean, keyword, value = _card(image)
+                if not clean or keyword in ("CONTINUE", "END") or keyword in cards and (
+                        keyword in _ONCE_ONLY or keyword.startswith("NAXIS")):
+                    return None
+                cards.setdefault(keyword, value)
+                order.append(keyword)
+            position += FITS_BLOCK
+        span = _data_bytes(cards, order, primary=offset == 0)
+        if span is None:
+            return None
+        if primary is None:
+            primary = QuickScan({k: v for k, v in cards.items() if k not in _COMMENTARY}, end)
+        offset = end + -(-span // FITS_BLOCK) * FITS_BLOCK
+    return primary if offset == size else None
+
+
+def _data_bytes(cards: dict[str, object], order: list[str], primary: bool) -> int | None:
+    """Bytes of an HDU's data from its mandatory keywords; None if the HDU is anything but plain."""
+    first = "SIMPLE" if primary else "XTENSION"
+    naxis = cards.get("NAXIS")
+    if not _whole_number(naxis) or not 0 <= naxis <= 999:  # type: ignore[operator]
+        return None
+    axes = [f"NAXIS{i}" for i in range(1, naxis + 1)]  # type: ignore[operator]
+    if order[:3 + len(axes)] != [first, "BITPIX", "NAXIS", *axes]:
+        return None
+    if primary and (cards["SIMPLE"] is not True or "GROUPS" in cards or "PCOUNT" in cards or "GCOUNT" in cards):
+        return None
+    if not primary and (cards["XTENSION"] != "IMAGE" or cards.get("PCOUNT") != 0 or cards.get("GCOUNT") != 1
+                        or order[3 + len(axes):5 + len(axes)] != ["PCOUNT", "GCOUNT"]):
+        return None
+    bitpix = cards["BITPIX"]
+    if not _whole_number(bitpix) or bitpix not in _BITPIX:
+        return None
+    for key in ("BSCALE", "BZERO"):
+        if key in cards and (isinstance(cards[key], bool) or not isinstance(cards[key], int | float)):
+            return None
+    if "BLANK" in cards and (not _whole_number(cards["BLANK"]) or bitpix < 0):  # type: ignore[operator]
+        return None
+    count = abs(bitpix) // 8 if naxis else 0  # type: ignore[operator]
+    for axis in axes:
+        length = cards[axis]
+        if not _whole_number(length) or length < 0:  # type: ignore[operator]
+            return None
+        count *= length  # type: ignore[operator]
+    return count
+
+
 def read_primary_header(path: str | os.PathLike[str]) -> fits.Header:
     """The primary header; raises :class:`CorruptFile` when astropy cannot parse it."""
     try:
@@ -98,7 +253,7 @@ def read_primary_header(path: str | os.PathLike[str]) -> fits.Header:
         raise CorruptFile(f"cannot read the primary header: {exc}") from exc
 
 
-def _raw_names(header: fits.Header) -> tuple[str, ...]:
+def _raw_names(header: Mapping[str, Any]) -> tuple[str, ...]:
     names = []
     i = 1
     while f"ESO PRO REC1 RAW{i} NAME" in header:
@@ -107,7 +262,7 @@ def _raw_names(header: fits.Header) -> tuple[str, ...]:
     return tuple(sorted(names))
 
 
-def classify(path: str | os.PathLike[str], header: fits.Header,
+def classify(path: str | os.PathLike[str], header: Mapping[str, Any],
              default_window_starty: int = 1) -> FrameInfo:
     """Say what the file with this primary header is; raise a named :mod:`qc.errors` reason otherwise.
 
@@ -168,14 +323,14 @@ def classify(path: str | os.PathLike[str], header: fits.Header,
     )
 
 
-def _setting_value(header: fits.Header, profile: InstrumentProfile, key: str, where: str) -> str:
+def _setting_value(header: Mapping[str, Any], profile: InstrumentProfile, key: str, where: str) -> str:
     """A setting keyword's value as text, after checking its type (a real number or a non-empty string)."""
     if key in profile.numeric_setting_keywords:
         return str(real_value(header, key, where))
     return text_value(header, key, where)
 
 
-def _window(header: fits.Header, profile: InstrumentProfile, where: str,
+def _window(header: Mapping[str, Any], profile: InstrumentProfile, where: str,
             default_starty: int) -> tuple[int, int]:
     """``(NY, STARTY)`` of the read-out window (full frame without the keywords); the window must lie on the
     detector: 1 <= NY <= full rows, STARTY >= 1, STARTY - 1 + NY <= full rows."""
@@ -193,9 +348,18 @@ def _window(header: fits.Header, profile: InstrumentProfile, where: str,
     return ny, starty
 
 
-def inspect_file(path: str | os.PathLike[str], default_window_starty: int = 1) -> FrameInfo:
-    """Structure check, then classification: the whole "what is this file" question in one call."""
-    check_structure(path)
+def inspect_file(path: str | os.PathLike[str], default_window_starty: int = 1,
+                 data: bytes | None = None) -> FrameInfo:
+    """Structure check, then classification: the whole "what is this file" question in one call.
+
+    ``data``: the file's bytes if read already; a small file is read once and its primary header parsed from the
+    same bytes the structure was checked on."""
+    if data is None and Path(path).stat().st_size <= QUICK_MAX_BYTES:
+        with open(path, "rb") as fh:
+            data = fh.read()
+    scan = check_structure(path, data)
+    if scan is not None:
+        return classify(path, scan.primary, default_window_starty)
     return classify(path, read_primary_header(path), default_window_starty)
 
 

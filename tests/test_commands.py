@@ -58,14 +58,15 @@ def test_backfill_status_force_and_ack(night_env: dict[str, str], synth_night: P
     assert all(states[s.set_id] == "done" for s in done)
     assert qc1_count(db_url) == 4 * len(done)
 
-    status = json.loads(run("status", "--json"))
+    status = json.loads(run("status", "--json", "--files"))
     (night,) = status["nights"]
     assert night["sets"]["done"] == len(done) and night["verdicts"]["failed"] == 2
     assert night["sets"]["rejected"] == 1 and night["files_rejected"] >= 3
     reasons = {Path(f["path"]).name: f["reason"] for f in status["files"]}
     for junk in manifest.junk:
         assert junk.expected_reason in reasons[Path(junk.path).name]
-    assert "QC_notes.fits" in run("status")
+    assert "QC_notes.fits" in run("status", "--files") and "QC_notes.fits" not in run("status")
+    assert any(r["reason"].startswith("not a FITS file") for r in status["file_reasons"])
 
     run("backfill", "--from", "2010-05-12", "--to", "2010-05-12", "--force")
     assert json.loads(run("status", "--json"))["queue"]["depth"] >= len(done)

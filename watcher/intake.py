@@ -1,5 +1,7 @@
 """Intake: hash and classify settled files, then record them in the ledger in one transaction per batch.
 
+A small file is read once: its sha256 and its classification come from the same bytes.
+
 Facts about the bytes (not FITS, truncated, not a flat product) are recorded as rejected or ignored with their
 reason; a transient fault (database, disk) leaves the file unrecorded, to be taken again with back-off; nothing a
 single path does can stop the others.
@@ -7,6 +9,7 @@ single path does can stop the others.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -20,7 +23,7 @@ from flatqc.files import disk_stat, path_text, sha256_file, unusable_reason
 from flatqc.lifecycle import FileRecord, FileState
 from flatqc.settings import Settings
 from qc.errors import FlatQCError, NotAFlatProduct
-from qc.fitsio import FrameInfo, inspect_file
+from qc.fitsio import QUICK_MAX_BYTES, FrameInfo, inspect_file
 from qc.sets import night_of, set_id_for
 
 log = logging.getLogger(__name__)
@@ -75,7 +78,8 @@ def examine(path: Path, root: Path, settings: Settings) -> tuple[FileRecord, Fra
                           night=night_of(path, None)), None
     try:
         stat = path.stat()
-        sha = sha256_file(path)
+        data = _read_small(path, stat.st_size)
+        sha = hashlib.sha256(data).hexdigest() if data is not None else sha256_file(path)
     except FileNotFoundError:
         return None
     except OSError as exc:
@@ -85,7 +89,7 @@ def examine(path: Path, root: Path, settings: Settings) -> tuple[FileRecord, Fra
                           night=night_of(path, None)), None
     plain = dict(path=text, size=stat.st_size, mtime=stat.st_mtime, sha256=sha)
     try:
-        frame = inspect_file(path, settings.crires.default_window_starty)
+        frame = inspect_file(path, settings.crires.default_window_starty, data)
     except NotAFlatProduct as exc:
         return FileRecord(**plain, state=FileState.IGNORED, reason=str(exc), night=night_of(path, None)), None
     except FlatQCError as exc:
@@ -101,6 +105,14 @@ def examine(path: Path, root: Path, settings: Settings) -> tuple[FileRecord, Fra
     return FileRecord(**plain, state=FileState.WAITING, kind=frame.kind, profile=frame.profile,
                       arcfile=frame.arcfile, night=night_of(path, frame.mjd_obs) or "unknown",
                       set_id=set_id_for(frame.raw_names) if frame.raw_names else None), frame
+
+
+def _read_small(path: Path, size: int) -> bytes | None:
+    """The bytes of a small file (hashed and classified from one read), None for a large one (streamed)."""
+    if size > QUICK_MAX_BYTES:
+        return None
+    with open(path, "rb") as fh:
+        return fh.read()
 
 
 def take(paths: Iterable[tuple[Path, Path]], settings: Settings, engine: Engine, frames: FrameCache) -> IntakeResult:
@@ -135,8 +147,8 @@ def _record(engine: Engine, found: list[tuple[Path, FileRecord, FrameInfo | None
             result: IntakeResult) -> None:
     nights = set()
     with engine.begin() as conn:
-        for _, record, frame in found:
-            _, changed = lifecycle.record(conn, record)
+        outcomes = lifecycle.record_many(conn, [record for _, record, _ in found])
+        for (_, record, frame), (_, changed) in zip(found, outcomes, strict=True):
             if frame is not None:
                 frames.put(record.path, record.sha256, frame)
                 if changed and record.night:

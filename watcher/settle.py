@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from flatqc.files import disk_stat
-from qc.errors import FlatQCError
-from qc.fitsio import check_structure
+from qc.errors import FlatQCError, NotFits
+from qc.fitsio import FITS_MAGIC, check_structure
 
 
 @dataclass
@@ -76,12 +76,25 @@ class Settler:
 
 
 def whole(path: Path) -> bool:
-    """True if the file's FITS structure is complete (every HDU's data present); True for anything that is not a
+    """True if the file's FITS structure is complete (every HDU's data present), or if it can never be (its first
+    bytes are there and are not a FITS signature: no need to wait for more); True for anything that is not a
     regular file (a FIFO must never be opened: intake records why it is not used)."""
     if path.is_symlink() or not path.is_file():
         return True  # symlinks are judged by intake (one leading out of the tree is never read)
     try:
         check_structure(path)
+    except NotFits:
+        return _never_fits(path)  # bytes that can never become FITS need no more time; an empty file may
     except (FlatQCError, OSError):
         return False
     return True
+
+
+def _never_fits(path: Path) -> bool:
+    """True if the first 9 bytes are written (none of them NUL, as in a preallocated file) and are not FITS's."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(len(FITS_MAGIC))
+    except OSError:
+        return False
+    return len(head) == len(FITS_MAGIC) and b"\0" not in head and head != FITS_MAGIC

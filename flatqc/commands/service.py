@@ -6,6 +6,7 @@ import getpass
 import json
 import signal
 import threading
+from collections import Counter
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from sqlalchemy import select
 from flatqc import lifecycle
 from flatqc.db import alerts as alerts_table
 from flatqc.db import connect, sets
-from flatqc.files import walk_files
+from flatqc.files import shown, walk_files
 from flatqc.lifecycle import SetState
 from flatqc.queue import redis_connection, resolve_redis_url
 from flatqc.readiness import StoppedWaiting, database_unreachable, one_line, wait_for_database, wait_for_redis
@@ -101,8 +102,11 @@ def worker(name: str | None, burst: bool) -> None:
 @click.option("--night", default=None, help="Show rejected files and open sets of this night (default: newest).")
 @click.option("--nights", "n_nights", type=int, default=14, show_default=True, help="Nights in the summary.")
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
-def status(night: str | None, n_nights: int, as_json: bool) -> None:
-    """Per night: sets done/queued/running/failed/incomplete, rejected files with reasons; queue and workers."""
+@click.option("--files", "list_files", is_flag=True, help="List every rejected and ignored file of the night "
+              "(default: a count per reason).")
+def status(night: str | None, n_nights: int, as_json: bool, list_files: bool) -> None:
+    """Per night: sets done/queued/running/failed/incomplete, rejected and ignored files counted by reason (each
+    file with --files); queue and workers."""
     settings = Settings()
     try:
         engine = connect(settings.db_url)
@@ -116,13 +120,17 @@ def status(night: str | None, n_nights: int, as_json: bool) -> None:
     summary = nights(engine, n_nights)
     night = night or (summary[0].night if summary else None)
     problems = problem_files(engine, night)
+    by_reason = Counter((r.state, r.reason or "") for r in problems)
+    reasons = [{"state": state, "reason": reason, "count": count}
+               for (state, reason), count in sorted(by_reason.items(), key=lambda item: (-item[1], item[0]))]
     with engine.connect() as conn:
         open_sets = list(conn.execute(select(sets).where(sets.c.night == night,
                                                          sets.c.state.in_(("waiting", "incomplete", "failed")))))
     if as_json:
         click.echo(json.dumps({
             "nights": [vars(n) for n in summary], "queue": vars(queue),
-            "files": [dict(r._mapping) for r in problems],
+            "file_reasons": reasons,
+            **({"files": [dict(r._mapping) for r in problems]} if list_files else {}),
             "open_sets": [{"set_id": r.set_id, "state": r.state, "reason": r.reason} for r in open_sets],
         }, indent=2, default=str))
         return
@@ -143,8 +151,13 @@ def status(night: str | None, n_nights: int, as_json: bool) -> None:
         console.print(f"[yellow]queue: {queue.error}[/]")
     for row in open_sets:
         console.print(f"set {row.set_id} [bold]{row.state}[/]: {row.reason or ''}")
-    for row in problems:
-        console.print(f"{row.state:8s} {row.path}: {row.reason}", markup=False, highlight=False)
+    for entry in reasons:
+        console.print(f"{entry['count']:6d} {entry['state']:8s} {entry['reason']}", markup=False, highlight=False)
+    if list_files:
+        for row in problems:
+            console.print(f"{row.state:8s} {shown(row.path)}: {row.reason}", markup=False, highlight=False)
+    elif problems:
+        console.print(f"({len(problems)} files; --files lists them)")
 
 
 def night_folders(settings: Settings, night: str) -> list[Path]:

@@ -1,0 +1,338 @@
+"""The watcher under faults: odd trees, a database locked past its busy timeout, SIGKILL at every boundary of the
+watcher and the job, and a flood of 10,000 small files."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from redis import Redis
+from rq.registry import FailedJobRegistry, StartedJobRegistry
+from sqlalchemy import func, select
+
+from bench.bench_flood import ledger_count, write_flood
+from flatqc.cli import main
+from flatqc.db import connect, crires_flat, files, job_events, make_engine, sets
+from flatqc.files import path_from_text, shown
+from flatqc.process import process_paths
+from flatqc.queue import job_queue, redis_connection
+from flatqc.service import settings_env
+from qc.synth import SynthSet, load_manifest
+from tests.service_helpers import service_settings, wait_for
+from watcher.core import Watcher
+from watcher.service import run_watcher
+from worker import jobs
+
+pytestmark = pytest.mark.service
+
+NIGHT = "2010-05-12"
+BAD_NAME = os.fsdecode(b"bad\xff\xfe.fits")
+WATCHER_POINTS = ("intake-before-commit", "intake-after-commit", "between-intake-and-regroup",
+                  "regroup-before-commit", "regroup-after-commit", "rescan-done", "repair-done")
+JOB_POINTS = ("job-started", "job-before-commit", "job-after-commit")
+
+
+class Clock:
+    """A monotonic clock the test moves by hand, so files settle without sleeping."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture()
+def rig(synth_night: Path, tmp_path: Path, redis_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict]:
+    """A tree, a watcher with a hand clock, and the job function configured for the same service."""
+    tree = tmp_path / "tree"
+    shutil.copytree(synth_night / "reference", tree / "reference")
+    settings = service_settings(tree, f"sqlite:///{tmp_path / 'flatqc.db'}", redis_url, stale_job_s=1.0,
+                                overdue_retry_s=0.5)
+    engine = connect(settings.db_url)
+    redis = redis_connection(redis_url)
+    clock = Clock()
+    for name, value in (settings_env(settings) | {"FLATQC_REDIS_URL": redis_url}).items():
+        monkeypatch.setenv(name, value)
+    jobs.service.cache_clear()
+    yield {"tree": tree, "night": synth_night, "settings": settings, "engine": engine, "redis": redis,
+           "watcher": Watcher(settings, engine, redis, clock=clock), "clock": clock,
+           "queue": job_queue(settings, redis)}
+    jobs.service.cache_clear()
+    engine.dispose()
+
+
+def chosen(night: Path, name: str = "snr_pass") -> SynthSet:
+    return next(s for s in load_manifest(night / "manifest.json").sets if s.name == name)
+
+
+def deliver_set(night: Path, tree: Path, entry: SynthSet) -> dict[str, Path]:
+    placed = {}
+    for relative in (entry.master, entry.bpm, *entry.raws):
+        target = tree / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(night / relative, target)
+        placed[relative] = target
+    return placed
+
+
+def rounds(rig: dict, n: int = 3, step_s: float = 100.0) -> None:
+    """``n`` full rounds of the watcher, the hand clock moved by ``step_s`` before each."""
+    for _ in range(n):
+        rig["clock"].now += step_s
+        rig["watcher"].full_round()
+
+
+def ledger(engine: object, *columns: object) -> list:
+    with engine.connect() as conn:  # type: ignore[attr-defined]
+        return list(conn.execute(select(*columns or (files,))))
+
+
+def set_rows(engine: object, set_id: str) -> list:
+    with engine.connect() as conn:  # type: ignore[attr-defined]
+        return list(conn.execute(select(sets).where(sets.c.set_id == set_id,
+                                                    ~sets.c.version.startswith("pending-"))))
+
+
+def queued_events(engine: object, version: str) -> list[str]:
+    with engine.connect() as conn:  # type: ignore[attr-defined]
+        return list(conn.execute(select(job_events.c.event).where(job_events.c.version == version)
+                                 .order_by(job_events.c.id)).scalars())
+
+
+# -- odd trees -----------------------------------------------------------------------------------------------------
+def odd_tree(tree: Path, night: Path) -> tuple[SynthSet, dict[str, tuple[Path, str]]]:
+    """The good set (master under an undecodable name, one raw inside a folder called ``x.fits``) amid odd
+    entries; returns the set and ``{name: (path, expected reason)}`` of the odd ones."""
+    entry = chosen(night)
+    placed = deliver_set(night, tree, entry)
+    folder = tree / "dfs_product" / "DARK" / NIGHT
+    master = placed[entry.master].rename(folder / BAD_NAME)
+    raw = placed[entry.raws[0]]
+    (folder / "x.fits").mkdir()
+    raw.rename(folder / "x.fits" / raw.name)
+    (folder / "loop_a.fits").symlink_to(folder / "loop_b.fits")
+    (folder / "loop_b.fits").symlink_to(folder / "loop_a.fits")
+    (folder / "self.fits").symlink_to(folder / "self.fits")
+    (folder / "dangling.fits").symlink_to(folder / "nowhere.fits")
+    os.mkfifo(folder / "pipe.fits")
+    locked = folder / "locked_dark.fits"
+    shutil.copy(night / "dfs_product" / "DARK" / NIGHT / "crires_spec_dark_master.fits", locked)
+    locked.chmod(0)
+    odd = {"loop_a": (folder / "loop_a.fits", "symlink loop"), "loop_b": (folder / "loop_b.fits", "symlink loop"),
+           "self": (folder / "self.fits", "symlink loop"),
+           "dangling": (folder / "dangling.fits", "dangling symlink"),
+           "pipe": (folder / "pipe.fits", "not a regular file (FIFO)"),
+           "locked": (locked, "CALPRO_DARK" if os.geteuid() == 0 else "Permission denied")}
+    assert master.exists()
+    return entry, odd
+
+
+def test_odd_entries_are_recorded_with_reasons_and_the_good_set_is_processed(rig: dict) -> None:
+    entry, odd = odd_tree(rig["tree"], rig["night"])
+    rounds(rig)  # nothing raises: each phase is isolated, but none may even fail
+    assert not rig["watcher"].errors.seen("intake") and not rig["watcher"].errors.seen("rescan")
+    by_path = {path_from_text(r.path): r for r in ledger(rig["engine"])}
+    for name, (path, reason) in odd.items():
+        row = by_path[path]
+        assert row.state in ("ignored", "rejected") and reason in row.reason, name
+    bad = by_path[rig["tree"] / "dfs_product" / "DARK" / NIGHT / BAD_NAME]
+    assert bad.path.isascii() and path_from_text(bad.path) == rig["tree"] / "dfs_product" / "DARK" / NIGHT / BAD_NAME
+    assert shown(bad.path).endswith("bad\\xff\\xfe.fits") and bad.kind == "master"
+    ((version, state),) = [(r.version, r.state) for r in set_rows(rig["engine"], entry.set_id)]
+    assert state == "queued" and rig["queue"].count == 1
+    assert jobs.process_set(version)["state"] == "done"
+    with rig["engine"].connect() as conn:
+        assert conn.execute(select(func.count()).select_from(crires_flat)).scalar() == 4
+    assert bad.id in {r.id for r in ledger(rig["engine"]) if r.state == "done"}
+    before = ledger(rig["engine"], files.c.id, files.c.state, files.c.last_seen)
+    rounds(rig)
+    assert rig["watcher"].rescan() == 0  # the ledger agrees with the disk: nothing is taken again
+    assert ledger(rig["engine"], files.c.id, files.c.state, files.c.last_seen) == before
+    assert rig["queue"].count == 1 and len(set_rows(rig["engine"], entry.set_id)) == 1
+
+
+def test_flatqc_process_over_an_odd_tree(rig: dict) -> None:
+    entry, odd = odd_tree(rig["tree"], rig["night"])
+    settings = rig["settings"]
+    report = process_paths([settings.dfs_product, settings.dfs_raw], settings, rig["engine"])
+    assert [flatset.set_id for flatset, _ in report.done] == [entry.set_id]
+    notes = {note.path: note for note in report.files}
+    for name, (path, reason) in odd.items():
+        assert notes[path].state in ("ignored", "rejected") and reason in notes[path].reason, name
+    with rig["engine"].connect() as conn:
+        assert conn.execute(select(func.count()).select_from(crires_flat)).scalar() == 4
+
+
+# -- a database locked longer than the busy timeout ----------------------------------------------------------------
+def test_a_database_locked_past_its_busy_timeout_delays_intake_and_rejects_nothing(rig: dict, tmp_path: Path) -> None:
+    short = make_engine(rig["settings"].db_url, busy_timeout_s=0.2)
+    watcher = Watcher(rig["settings"], short, rig["redis"], clock=rig["clock"])
+    rig["watcher"] = watcher
+    entry = chosen(rig["night"])
+    placed = deliver_set(rig["night"], rig["tree"], entry)
+    holder = sqlite3.connect(tmp_path / "flatqc.db", isolation_level=None, timeout=5)
+    holder.execute("BEGIN IMMEDIATE")  # another writer holds the lock
+    try:
+        for _ in range(4):
+            rounds(rig, 1)
+            assert ledger(rig["engine"]) == []  # nothing could be recorded, nothing was rejected
+        assert len(watcher.settler.noticed) == len(placed)  # every file waits for its next try
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    rounds(rig, 2, step_s=RETRY_STEP_S)
+    rows = ledger(rig["engine"])
+    assert {path_from_text(r.path) for r in rows} == set(placed.values())
+    assert {r.state for r in rows} == {"queued"}
+    ((version, state),) = [(r.version, r.state) for r in set_rows(rig["engine"], entry.set_id)]
+    assert state == "queued" and rig["queue"].count == 1 and queued_events(rig["engine"], version) == ["queued"]
+    short.dispose()
+
+
+RETRY_STEP_S = 400.0
+"""Longer than the longest back-off of a file that hit a transient fault (watcher.core.RETRY_MAX_S)."""
+
+
+# -- SIGKILL at every boundary -------------------------------------------------------------------------------------
+def child_env(settings: object, redis_url: str, kill_at: str | None = None) -> dict[str, str]:
+    """The environment of a ``flatqc`` child process of this service (with the fault hook if ``kill_at``)."""
+    env = os.environ | settings_env(settings) | {  # type: ignore[arg-type]
+        "FLATQC_REDIS_URL": redis_url, "FLATQC_FILE_SETTLE_S": "0.2", "FLATQC_RESCAN_INTERVAL_S": "1",
+        "FLATQC_STALE_JOB_S": "1", "FLATQC_TRUNCATED_AFTER_S": "3"}
+    env.pop("FLATQC_FAULT_KILL_AT", None)
+    return env | ({"FLATQC_FAULT_KILL_AT": kill_at} if kill_at else {})
+
+
+def flatqc(*args: str, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("ab") as out:
+        return subprocess.Popen([sys.executable, "-m", "flatqc", *args], env=env, stdout=out, stderr=out,
+                                cwd=Path(__file__).parents[1])
+
+
+def wait_exit(process: subprocess.Popen[bytes], timeout_s: float) -> int:
+    try:
+        return process.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        raise AssertionError(f"{process.args} did not end within {timeout_s:.0f} s") from None
+
+
+def queued_once(engine: object, redis: Redis, settings: object, set_id: str) -> bool:
+    """The set's one version is queued, has exactly one job in the queue and one 'queued' event."""
+    rows = set_rows(engine, set_id)
+    if len(rows) != 1 or rows[0].state != "queued":
+        return False
+    queue = job_queue(settings, redis)  # type: ignore[arg-type]
+    return queue.get_job_ids() == [rows[0].job_id] and queued_events(engine, rows[0].version).count("queued") == 1
+
+
+@pytest.mark.parametrize("point", WATCHER_POINTS)
+def test_a_watcher_killed_at_a_boundary_queues_the_set_exactly_once_after_restart(
+        rig: dict, redis_url: str, tmp_path: Path, point: str) -> None:
+    entry = chosen(rig["night"])
+    deliver_set(rig["night"], rig["tree"], entry)
+    log = tmp_path / "watch.log"
+    killed = flatqc("watch", env=child_env(rig["settings"], redis_url, point), log=log)
+    assert wait_exit(killed, 30) == -9, log.read_text()
+    watcher = flatqc("watch", env=child_env(rig["settings"], redis_url), log=log)
+    try:
+        wait_for(lambda: queued_once(rig["engine"], rig["redis"], rig["settings"], entry.set_id), 20,
+                 f"the set queued once after a kill at {point}", interval_s=0.2)
+        later = rig["tree"] / "dfs_product" / "DARK" / NIGHT / "later_notes.fits"
+        later.write_text("shift notes\n")  # recorded by a later round, which must not queue the set again
+        wait_for(lambda: any(r.path == str(later) for r in ledger(rig["engine"])), 20, "a later round",
+                 interval_s=0.2)
+    finally:
+        watcher.terminate()
+        wait_exit(watcher, 15)
+    assert queued_once(rig["engine"], rig["redis"], rig["settings"], entry.set_id)
+    assert {r.state for r in ledger(rig["engine"]) if "later_notes" not in r.path} == {"queued"}
+
+
+@pytest.mark.parametrize("point", JOB_POINTS)
+def test_a_worker_killed_at_a_boundary_does_the_set_exactly_once(rig: dict, redis_url: str, tmp_path: Path,
+                                                                  point: str) -> None:
+    """The work-horse dies (SIGKILL) at ``point``; the repair pass of a later watcher round requeues a set whose
+    job went silent, and a second worker finishes it: one result, 4 QC1 rows, one 'finished' event."""
+    entry = chosen(rig["night"])
+    deliver_set(rig["night"], rig["tree"], entry)
+    rounds(rig, 2)
+    ((version, state),) = [(r.version, r.state) for r in set_rows(rig["engine"], entry.set_id)]
+    assert state == "queued"
+    log = tmp_path / "worker.log"
+    first = flatqc("worker", "--burst", env=child_env(rig["settings"], redis_url, point), log=log)
+    wait_exit(first, 60)
+    queue = rig["queue"]
+    assert (StartedJobRegistry(queue=queue).count + FailedJobRegistry(queue=queue).count
+            + len(queue.scheduled_job_registry)) >= 1 or point == "job-after-commit", log.read_text()
+    if point != "job-after-commit":
+        assert set_rows(rig["engine"], entry.set_id)[0].state in ("running", "queued", "failed")
+
+    def repaired() -> bool:
+        rig["clock"].now += 100
+        rig["watcher"].full_round()
+        return set_rows(rig["engine"], entry.set_id)[0].state == "done" or queue.count >= 1
+
+    wait_for(repaired, 20, f"the repair pass after a kill at {point}", interval_s=0.5)
+    second = flatqc("worker", "--burst", env=child_env(rig["settings"], redis_url), log=log)
+    assert wait_exit(second, 120) == 0, log.read_text()
+    (row,) = set_rows(rig["engine"], entry.set_id)
+    assert row.state == "done", (row.state, row.reason, log.read_text())
+    with rig["engine"].connect() as conn:
+        assert conn.execute(select(func.count()).select_from(crires_flat)).scalar() == 4
+    assert queued_events(rig["engine"], version).count("finished") == 1
+
+
+# -- a flood -------------------------------------------------------------------------------------------------------
+FLOOD = 10_000
+FLOOD_BUDGET_S = 30.0
+"""The issue's acceptance criterion: 10,000 files arriving at once are all in the ledger within 30 s."""
+
+
+def test_a_flood_of_small_files_reaches_the_ledger_in_time_and_status_sums_it_up(
+        rig: dict, redis_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = rig["settings"].model_copy(update={"file_settle_s": 1.0, "truncated_after_s": 10.0,
+                                                  "rescan_interval_s": 60.0})
+    stop = threading.Event()
+    thread = threading.Thread(target=run_watcher, args=(settings, rig["engine"], rig["redis"], stop), daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: settings.dfs_raw.is_dir(), 10, "the watcher to start", interval_s=0.05)
+        started = time.monotonic()
+        write_flood(rig["tree"], FLOOD)
+        wait_for(lambda: ledger_count(rig["engine"]) >= FLOOD, FLOOD_BUDGET_S - (time.monotonic() - started),
+                 f"{FLOOD} files in the ledger", interval_s=0.2)
+    finally:
+        stop.set()
+        thread.join(30)
+    assert ledger_count(rig["engine"]) == FLOOD
+    states = dict(ledger_states(rig["engine"]))
+    assert states == {"waiting": 4000, "ignored": 5000, "rejected": 1000}
+
+    runner = CliRunner()
+    text = runner.invoke(main, ["status"]).output
+    assert "  5000 ignored  not a flat product" in text and "  1000 rejected not a FITS file" in text
+    assert "other_00000.fits" not in text and len(text.splitlines()) < 40  # counted by reason, not listed
+    listed = runner.invoke(main, ["status", "--files"]).output
+    assert "other_00000.fits" in listed and "junk_00009.fits" in listed
+    summary = json.loads(runner.invoke(main, ["status", "--json"]).output)
+    assert {(r["state"], r["count"]) for r in summary["file_reasons"]} == {("ignored", 5000), ("rejected", 1000)}
+    assert "files" not in summary
+    assert len(json.loads(runner.invoke(main, ["status", "--json", "--files"]).output)["files"]) == 6000
+
+
+def ledger_states(engine: object) -> list[tuple[str, int]]:
+    with engine.connect() as conn:  # type: ignore[attr-defined]
+        return list(conn.execute(select(files.c.state, func.count()).group_by(files.c.state)))
