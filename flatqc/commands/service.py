@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import functools
 import getpass
 import json
 import signal
 import threading
 from collections import Counter
+from collections.abc import Callable
 from datetime import date, timedelta
 from pathlib import Path
+from typing import ParamSpec
 
 import click
 from rich.progress import Progress
 from rich.table import Table
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 
 from flatqc import lifecycle
 from flatqc.db import alerts as alerts_table
@@ -29,6 +33,24 @@ from flatqc.status import SET_COLUMNS, nights, problem_files, queue_status
 from watcher.core import BATCH, Watcher
 
 console = make_console()
+P = ParamSpec("P")
+
+
+def says_when_database_unreachable(command: Callable[P, None]) -> Callable[P, None]:
+    """Wrap a command that reads the database: an unreachable database ends it with one line
+    ("database unreachable: ...") and exit status 1, not a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> None:
+        try:
+            command(*args, **kwargs)
+        except SQLAlchemyError as exc:
+            if not database_unreachable(exc):
+                raise
+            click.echo(f"database unreachable: {one_line(exc)}", err=True)
+            raise SystemExit(1) from None
+
+    return wrapper
 
 
 def need_redis(settings: Settings) -> str:
@@ -104,17 +126,12 @@ def worker(name: str | None, burst: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 @click.option("--files", "list_files", is_flag=True, help="List every rejected and ignored file of the night "
               "(default: a count per reason).")
+@says_when_database_unreachable
 def status(night: str | None, n_nights: int, as_json: bool, list_files: bool) -> None:
     """Per night: sets done/queued/running/failed/incomplete, rejected and ignored files counted by reason (each
     file with --files); queue and workers."""
     settings = Settings()
-    try:
-        engine = connect(settings.db_url)
-    except Exception as exc:
-        if not database_unreachable(exc):
-            raise
-        click.echo(f"database unreachable: {one_line(exc)}", err=True)
-        raise SystemExit(1) from None
+    engine = connect(settings.db_url)
     url = resolve_redis_url(settings)
     queue = queue_status(settings, redis_connection(url) if url else None)
     summary = nights(engine, n_nights)
@@ -168,6 +185,7 @@ def night_folders(settings: Settings, night: str) -> list[Path]:
 @click.option("--from", "date_from", type=click.DateTime(["%Y-%m-%d"]), required=True, help="First night.")
 @click.option("--to", "date_to", type=click.DateTime(["%Y-%m-%d"]), required=True, help="Last night (inclusive).")
 @click.option("--force", is_flag=True, help="Reprocess sets that are already done, failed or rejected.")
+@says_when_database_unreachable
 def backfill(date_from: date, date_to: date, force: bool) -> None:
     """(Re)process the nights FROM..TO through the queue: record their files, queue complete sets."""
     settings = Settings()
@@ -201,6 +219,7 @@ def backfill(date_from: date, date_to: date, force: bool) -> None:
 @click.group(invoke_without_command=True)
 @click.option("--open", "only_open", is_flag=True, help="Only open alerts.")
 @click.pass_context
+@says_when_database_unreachable
 def alerts(ctx: click.Context, only_open: bool) -> None:
     """List alerts of failed certification; `flatqc alerts ack ID` acknowledges one."""
     if ctx.invoked_subcommand:
@@ -224,6 +243,7 @@ def alerts(ctx: click.Context, only_open: bool) -> None:
 @click.argument("alert_id", type=int)
 @click.option("--by", "by", default=getpass.getuser, show_default="current user", help="Who acknowledges.")
 @click.option("--comment", default=None)
+@says_when_database_unreachable
 def ack(alert_id: int, by: str, comment: str | None) -> None:
     """Acknowledge open alert ALERT_ID."""
     engine = connect(Settings().db_url)
