@@ -59,10 +59,11 @@ class Watcher:
     def root_of(self, path: Path) -> Path | None:
         return next((root for root in self.roots() if path.is_relative_to(root)), None)
 
-    def notice(self, path: Path) -> None:
-        """A file may have appeared or changed (event or rescan). Hidden and temporary names are never taken."""
+    def notice(self, path: Path, finished: bool = False) -> None:
+        """A file may have appeared or changed (event or rescan); ``finished``: its writer closed it or it was
+        renamed into place. Hidden and temporary names are never taken."""
         if is_candidate_name(path.name) and self.root_of(path) is not None:
-            self.settler.notice(path)
+            self.settler.notice(path, finished)
 
     # -- phases --------------------------------------------------------------------------------------------------
     def rescan(self) -> int:

@@ -40,9 +40,10 @@ class TreeEvents(FileSystemEventHandler):
             paths = [str(p) for p in walk_files(folder)] if folder.is_dir() else []
         elif event.is_directory or event.event_type in ("deleted", "opened", "closed_no_write"):
             return
+        finished = event.event_type in ("closed", "moved")  # close-after-write, or renamed into place
         with self.lock:
             for path in paths:
-                self.watcher.notice(Path(str(path)))
+                self.watcher.notice(Path(str(path)), finished)
 
 
 def run_watcher(settings: Settings, engine: Engine, redis: Redis, stop: threading.Event) -> None:

@@ -1,5 +1,9 @@
 """Settling: a file is taken only once its size and mtime stayed the same for ``file_settle_s`` and its FITS
-structure is whole (or stayed incomplete for ``truncated_after_s``: then it is taken, to be rejected as truncated)."""
+structure is whole (or stayed incomplete for ``truncated_after_s``: then it is taken, to be rejected as truncated).
+
+A file its writer has closed (inotify close-after-write) or that was renamed into place is *finished*: it is taken
+at the next round if its FITS structure is whole, without waiting ``file_settle_s`` (the alert is what people wait
+for). Should it change afterwards, its new bytes are a new version like any re-delivery."""
 
 from __future__ import annotations
 
@@ -21,6 +25,8 @@ class Noticed:
     mtime: float
     stable_since: float
     retry_at: float = 0.0
+    finished: bool = False
+    """Its writer closed it or it was renamed into place since its size or mtime last changed."""
 
 
 class Settler:
@@ -33,8 +39,9 @@ class Settler:
         self.noticed: dict[Path, Noticed] = {}
         self.failed: dict[Path, int] = {}
 
-    def notice(self, path: Path) -> None:
-        """``path`` may have appeared or changed: (re)start its clock if its size or mtime differ."""
+    def notice(self, path: Path, finished: bool = False) -> None:
+        """``path`` may have appeared or changed: (re)start its clock if its size or mtime differ. ``finished``:
+        an event said its writer closed it or it was renamed into place."""
         try:
             stat = disk_stat(path)
         except OSError:
@@ -42,7 +49,9 @@ class Settler:
             return
         known = self.noticed.get(path)
         if known is None or (known.size, known.mtime) != (stat.st_size, stat.st_mtime):
-            self.noticed[path] = Noticed(stat.st_size, stat.st_mtime, self.clock())
+            self.noticed[path] = Noticed(stat.st_size, stat.st_mtime, self.clock(), finished=finished)
+        elif finished:
+            known.finished = True
 
     def later(self, path: Path, delay_s: float) -> int:
         """Try ``path`` again in ``delay_s`` (a transient fault stopped it); returns how often it failed so far."""
@@ -66,7 +75,7 @@ class Settler:
             if self.noticed.get(path) is not entry:
                 continue  # gone, or changed since: its clock restarted
             stable_for = now - entry.stable_since
-            if stable_for < self.settle_s:
+            if stable_for < self.settle_s and not (entry.finished and whole(path)):
                 continue
             if stable_for < self.truncated_after_s and not whole(path):
                 continue  # maybe still being written; give it time before calling it truncated
