@@ -14,12 +14,12 @@ from sqlalchemy.engine import Connection
 
 from flatqc import __version__
 from flatqc.db import QC1_TABLES, qc1_rows, replace_qc1_rows
-from flatqc.files import path_text, sha256_file
+from flatqc.files import path_text, sha256_file, shown
 from flatqc.settings import Settings
 from qc.analysis import analyse_set
-from qc.cover import write_cover
+from qc.cover import draw_cover
 from qc.fitsio import FrameInfo
-from qc.plots import write_plots
+from qc.plots import draw_plots
 from qc.profiles import profile_named
 from qc.records import SetResult
 from qc.sets import FlatSet
@@ -80,8 +80,11 @@ def output_dir(settings: Settings, night: str, set_id: str) -> Path:
 def analyse(flatset: FlatSet, settings: Settings, with_views: bool) -> SetResult:
     """QC1 records and certification of a set (plus the display views the pictures need, if asked)."""
     profile = profile_named(flatset.profile)
-    return analyse_set(flatset, profile, settings.qc_config(profile.name), settings.qc_reference,
-                       with_views=with_views)
+    result = analyse_set(flatset, profile, settings.qc_config(profile.name), settings.qc_reference,
+                         with_views=with_views)
+    inputs = (flatset.master.path, flatset.bpm.path, *(raw.path for raw in flatset.raws))
+    result.input_files = tuple(shown(path.name) for path in inputs)
+    return result
 
 
 def compute_qc(flatset: FlatSet, settings: Settings, hashes: dict[Path, str] | None = None) -> SetOutcome:
@@ -94,9 +97,11 @@ def draw_pictures(result: SetResult, settings: Settings) -> dict[str, Path]:
     """flat1..flat5 and the cover sheet of an analysed set (with views) in ``$QC_OUTPUT/<DATE>/<set_id>/``."""
     out = output_dir(settings, result.night, result.set_id)
     out.mkdir(parents=True, exist_ok=True)
-    plots = write_plots(result, out)
-    plots["cover"] = write_cover(result, plots, out / "cover.png")
-    return plots
+    pictures = draw_plots(result, settings.qc_config(result.profile))
+    paths = {name: picture.canvas.save(out / f"{name}.png") for name, picture in pictures.items()}
+    cover = draw_cover(result, {name: picture.canvas.image for name, picture in pictures.items()})
+    paths["cover"] = cover.save(out / "cover.png")
+    return paths
 
 
 def compute_set(flatset: FlatSet, settings: Settings, hashes: dict[Path, str] | None = None) -> SetOutcome:

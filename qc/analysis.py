@@ -10,7 +10,7 @@ import numpy as np
 
 from qc.certify import certify
 from qc.config import QCConfig
-from qc.display import DISPLAY_PIXELS, block_reduce, display_block
+from qc.display import DISPLAY_PIXELS, block_or, block_reduce, display_block
 from qc.fitsio import open_fits, read_chip
 from qc.geometry import reference_rows, unvignetted_mask
 from qc.profiles import InstrumentProfile
@@ -21,31 +21,53 @@ from qc.stats import detector_qc, snr_map
 from qc.validation import check_inputs, check_qc1
 
 HIST_BINS = 120
-MASTER_RANGE = (0.0, 2.0)
-"""Histogram range of normalised masters."""
-RATIO_RANGE = (0.8, 1.2)
-"""Histogram range of master / reference."""
+SNR_CELL = 64
+"""Side of the cells [px] over which the S/N picture's limit contour takes the median S/N."""
 
 
 def central_cut(image: np.ndarray) -> np.ndarray:
-    """Column profile: median over the central fifth of the rows (NaN-aware; NaN where all are NaN)."""
+    """Column profile: median over the central fifth of the rows, ignoring NaN (NaN where all are NaN)."""
     ny = image.shape[0]
-    rows = slice(2 * ny // 5, max(3 * ny // 5, 2 * ny // 5 + 1))
+    rows = np.sort(image[2 * ny // 5:max(3 * ny // 5, 2 * ny // 5 + 1)], axis=0)  # NaN sort last
+    count = np.isfinite(rows).sum(axis=0)
+    low = np.take_along_axis(rows, np.maximum(count - 1, 0)[None, :] // 2, axis=0)[0]
+    high = np.take_along_axis(rows, (count // 2)[None, :], axis=0)[0]
+    return np.where(count > 0, (low + high) / 2, np.nan).astype(np.float32)
+
+
+def raw_histogram(stack: np.ndarray, good: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Histogram [ADU] of the finite pixels of every raw where ``good``, from min(0, lowest) to the highest value."""
+    lows, highs = [], []
+    for frame in stack:
+        values = frame[good]
+        lows.append(np.fmin.reduce(values, initial=np.inf))
+        highs.append(np.fmax.reduce(values, initial=-np.inf))
+    low, high = min(0.0, float(min(lows))), float(max(highs))
+    if not np.isfinite(high) or high <= low:
+        high = low + 1.0
+    counts = np.zeros(HIST_BINS, dtype=np.int64)
+    for frame in stack:
+        counts += np.histogram(frame[good], bins=HIST_BINS, range=(low, high))[0]
+    return counts, np.linspace(low, high, HIST_BINS + 1)
+
+
+def local_median(image: np.ndarray, counted: np.ndarray, cell: int) -> np.ndarray:
+    """Median of the ``counted`` finite pixels per ``cell`` x ``cell`` cell (a remainder forms smaller cells);
+    NaN where fewer than a quarter of a full cell count."""
+    ny, nx = image.shape
+    data = np.where(counted, image, np.nan)
+    data = np.pad(data, ((0, -ny % cell), (0, -nx % cell)), constant_values=np.nan)
+    cells = data.reshape(data.shape[0] // cell, cell, data.shape[1] // cell, cell).swapaxes(1, 2)
+    cells = cells.reshape(cells.shape[0], cells.shape[1], cell * cell)
+    enough = np.isfinite(cells).sum(axis=2) >= cell * cell // 4
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns (CRIRES+ edge) give NaN
-        return np.nanmedian(image[rows], axis=0).astype(np.float32)
-
-
-def histogram(values: np.ndarray, value_range: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
-    finite = values[np.isfinite(values)]
-    return np.histogram(finite, bins=HIST_BINS, range=value_range)
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN cells
+        return np.where(enough, np.nanmedian(cells, axis=2), np.nan).astype(np.float32)
 
 
 def bpm_change_view(bad: np.ndarray, ref_bad: np.ndarray, block: int) -> np.ndarray:
-    """Per display block: +1 if any pixel is newly bad, else -1 if any was fixed, else 0 (none disappears)."""
-    new = block_reduce(bad & ~ref_bad, block, "max")
-    fixed = block_reduce(~bad & ref_bad, block, "max")
-    return np.where(new > 0, 1.0, -fixed).astype(np.float32)
+    """Per display block the OR of 1 (a pixel newly bad) and 2 (a pixel fixed): no change disappears."""
+    return block_or((bad & ~ref_bad).astype(np.int32) | ((~bad & ref_bad).astype(np.int32) << 1), block)
 
 
 def detector_view(detector: int, starty: int, stack: np.ndarray, master: np.ndarray, bpm: np.ndarray,
@@ -53,27 +75,27 @@ def detector_view(detector: int, starty: int, stack: np.ndarray, master: np.ndar
                   unvignetted: np.ndarray, max_pixels: int = DISPLAY_PIXELS) -> DetectorView:
     """Block-averaged images, cuts and histograms of one detector for the plots."""
     block = display_block(master.shape, max_pixels)
-    finite_master = master[np.isfinite(master)]
-    normalised = master / np.median(finite_master) if finite_master.size else master
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = master / ref_master if ref_master is not None else None
-    bad = (bpm != 0).astype(np.float32)
+    in_master = np.isfinite(master)
+    snr_shown = np.where(in_master, snr, np.nan) if snr is not None else None
     return DetectorView(
         detector=detector,
         block=block,
         starty=starty,
         master=block_reduce(master, block),
         ratio=block_reduce(ratio, block) if ratio is not None else None,
-        bpm=block_reduce(bad, block, "max"),
-        bpm_diff=bpm_change_view(bpm != 0, ref_bpm != 0, block) if ref_bpm is not None else None,
-        snr=block_reduce(snr, block) if snr is not None else None,
+        bpm=block_or(bpm, block),
+        bpm_changes=bpm_change_view(bpm != 0, ref_bpm != 0, block) if ref_bpm is not None else None,
+        snr=block_reduce(snr_shown, block) if snr_shown is not None else None,
+        snr_local=local_median(snr_shown, unvignetted, SNR_CELL) if snr_shown is not None else None,
+        snr_cell=SNR_CELL,
         unvignetted=block_reduce((~unvignetted).astype(np.float32), block, "max") == 0,
         raw_cut=central_cut(stack.mean(axis=0, dtype=np.float64)),
         master_cut=central_cut(master),
         ref_cut=central_cut(ref_master) if ref_master is not None else None,
-        master_hist=histogram(normalised, MASTER_RANGE),
-        ref_hist=histogram(ref_master, MASTER_RANGE) if ref_master is not None else None,
-        ratio_hist=histogram(ratio, RATIO_RANGE) if ratio is not None else None,
+        ratio_cut=central_cut(ratio) if ratio is not None else None,
+        raw_hist=raw_histogram(stack, bpm == 0),
     )
 
 

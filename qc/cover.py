@@ -1,27 +1,28 @@
-"""The cover sheet: one page per set with keys, the QC1 table, the verdict with reasons and thumbnails."""
+"""The cover sheet: one page per set with keys, observation time and file names, every certified value against its
+limit with its margin, the QC1 table with units, the verdict and thumbnails of flat1..flat5."""
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
 
-import numpy as np
-from matplotlib.figure import Figure
 from PIL import Image
 
-from qc.display import PNG_OPTIONS
 from qc.profiles import profile_named
-from qc.records import QC1_NAMES, SetResult
+from qc.raster import BLACK, GREY, RED, WHITE, Canvas, Colour, font
+from qc.records import QC1_NAMES, QC1_UNITS, CheckResult, SetResult
 
-VERDICT_COLOURS = {"passed": "#1a7f37", "failed": "#c62828", "not_assessable": "#b26a00"}
-THUMBNAIL_PIXELS = (480, 360)
-"""Largest size of a thumbnail on the cover [px]; about twice its printed size, so it stays sharp."""
-
-
-def thumbnail(path: Path) -> np.ndarray:
-    """A plot reduced with PIL's area-averaging filter (fast, no aliasing) to at most THUMBNAIL_PIXELS."""
-    with Image.open(path) as image:
-        image.thumbnail(THUMBNAIL_PIXELS, Image.Resampling.BOX)
-        return np.asarray(image.convert("RGB"))
+VERDICT_COLOURS: dict[str, Colour] = {"passed": (26, 127, 55), "failed": (198, 40, 40), "not_assessable": (178, 106, 0)}
+AMBER: Colour = (178, 106, 0)
+PAGE = (1286, 910)
+"""A4 landscape at 110 dpi [px]."""
+THUMBNAIL_WIDTH = 240
+"""Largest width of a thumbnail on the cover [px]; the height is what is left below the tables."""
+CLOSE_MARGIN = 0.10
+"""A passed check within this fraction of its limit is flagged "close"."""
+MUST_EXCEED = {"median_snr": True, "max_flux": False}
+"""Per certified parameter: True if the value must be above its limit, False if it must not exceed it."""
+MJD_ZERO = datetime(1858, 11, 17, tzinfo=UTC)
 
 
 def format_cell(value: float | int | None) -> str:
@@ -33,54 +34,118 @@ def format_cell(value: float | int | None) -> str:
     return f"{value:.5g}"
 
 
-def write_cover(result: SetResult, plots: dict[str, Path], out_path: Path, dpi: int = 110) -> Path:
-    """Write the cover sheet PNG (A4 landscape) of one set."""
-    fig = Figure(figsize=(11.69, 8.27))
-    cert = result.certification
-    fig.text(0.03, 0.965, f"{result.profile.upper()} flat QC — set {result.set_id}", fontsize=16, weight="bold",
-             va="top")
-    keys = [
-        ("night", result.night), ("profile", result.profile), ("setting", result.setting_key),
-        ("raw type", result.raw_type), ("N raws", str(result.n_raw)),
+def margin(check: CheckResult) -> tuple[float, float] | None:
+    """Room between a checked value and its limit, (absolute, relative to the limit): positive inside the limit,
+    negative beyond it; None when the value is missing."""
+    if check.value is None:
+        return None
+    room = check.value - check.limit if MUST_EXCEED.get(check.name, False) else check.limit - check.value
+    return room, room / check.limit if check.limit else float("inf")
+
+
+def check_rows(result: SetResult) -> list[tuple[str, str, str, str, str, str]]:
+    """The certification table: (parameter, detector, value, limit, margin, result) per check."""
+    rows = []
+    for check in result.certification.checks:
+        unit = QC1_UNITS.get(check.name, "")
+        relation = ">" if MUST_EXCEED.get(check.name, False) else "<="
+        room = margin(check)
+        if check.passed is None or room is None:
+            outcome, room_text = "not assessable", "—"
+        else:
+            outcome = "FAIL" if not check.passed else "pass (close)" if room[1] < CLOSE_MARGIN else "pass"
+            room_text = f"{room[0]:+.5g}{' ' + unit if unit else ''} ({room[1]:+.1%})"
+        rows.append((check.name, str(check.detector), format_cell(check.value), f"{relation} {check.limit:g} {unit}",
+                     room_text, outcome))
+    return rows
+
+
+def observed(mjd: float | None) -> str:
+    """MJD-OBS as a UTC calendar time (with the MJD), or "unknown"."""
+    if mjd is None:
+        return "unknown"
+    return f"{(MJD_ZERO + timedelta(days=mjd)):%Y-%m-%d %H:%M:%S} UTC (MJD {mjd:.5f})"
+
+
+def key_lines(result: SetResult) -> list[tuple[str, str]]:
+    """Name / value lines of the key block: set keys, observation time, reference and input files."""
+    lines = [
+        ("night", result.night), ("observed", observed(result.mjd_obs)), ("profile", result.profile),
+        ("setting", result.setting_key), ("raw type", result.raw_type), ("N raws", str(result.n_raw)),
         ("DIT x NDIT", f"{result.dit:g} s x {result.ndit}"),
-        ("window", f"NY {result.window_ny}, STARTY {result.window_starty}"), ("reference", result.reference_note),
     ]
-    if profile_named(result.profile).window_ny_key is None:  # no windowed read-out on this instrument
-        keys = [(name, value) for name, value in keys if name != "window"]
-    for row, (name, value) in enumerate(keys):
-        fig.text(0.03, 0.915 - 0.024 * row, f"{name}:", fontsize=9, weight="bold", va="top")
-        fig.text(0.12, 0.915 - 0.024 * row, value, fontsize=9, va="top")
-    colour = VERDICT_COLOURS[cert.verdict]
-    fig.text(0.60, 0.955, cert.verdict.replace("_", " ").upper(), fontsize=26, weight="bold", color="white",
-             va="top", bbox={"facecolor": colour, "edgecolor": colour, "boxstyle": "round,pad=0.3"})
-    lines = [f"• {r}" for r in cert.reasons] + [f"· {n}" for n in cert.notes]
-    shown = lines[:9] + ([f"… and {len(lines) - 9} more"] if len(lines) > 9 else [])
-    for row, line in enumerate(shown or ["all checks passed"]):
-        fig.text(0.60, 0.875 - 0.021 * row, line, fontsize=8.5, va="top",
-                 color=colour if line.startswith("•") else "black")
+    if profile_named(result.profile).window_ny_key is not None:  # windowed read-out exists on this instrument
+        lines.append(("window", f"NY {result.window_ny}, STARTY {result.window_starty}"))
+    lines.append(("reference", result.reference_note))
+    if result.input_files:
+        master, bpm, *raws = result.input_files
+        lines += [("master", master), ("BPM", bpm)]
+        shown = raws[:4] + ([f"… and {len(raws) - 4} more"] if len(raws) > 4 else [])
+        lines += [("raws" if i == 0 else "", name) for i, name in enumerate(shown)]
+    return lines
 
-    ax = fig.add_axes((0.16, 0.30, 0.81, 0.37))
-    ax.axis("off")
+
+def _table(canvas: Canvas, x: int, y: int, widths: list[int], rows: list[list[str]], row_h: int,
+           fills: Mapping[tuple[int, int], Colour], align_right_from: int) -> int:
+    """Rows of cells with grid lines (row 0 is the bold header); returns the y below the table."""
+    for r, row in enumerate(rows):
+        left = x
+        for c, (text, width) in enumerate(zip(row, widths, strict=True)):
+            box = [left, y + r * row_h, left + width, y + (r + 1) * row_h]
+            canvas.draw.rectangle(box, fill=fills.get((r, c), WHITE), outline=GREY)
+            right = c >= align_right_from and r > 0
+            canvas.text(box[2] - 5 if right else box[0] + 5, box[1] + row_h / 2, text, size=11,
+                        anchor="rm" if right else "lm", bold=r == 0 or c == 0)
+            left += width
+    return y + len(rows) * row_h
+
+
+def draw_cover(result: SetResult, thumbnails: Mapping[str, Image.Image]) -> Canvas:
+    """The cover sheet of one set (A4 landscape), with thumbnails of the given pictures."""
+    canvas = Canvas(*PAGE)
+    cert = result.certification
+    canvas.text(30, 20, f"{result.profile.upper()} flat QC — set {result.set_id}", size=22, bold=True)
+    y = 62
+    for name, value in key_lines(result):
+        canvas.text(30, y, f"{name}:" if name else "", size=12, bold=True)
+        canvas.text(125, y, value, size=12)
+        y += 18
+
     names = list(QC1_NAMES) + list(result.detectors[0].bpm_bits if result.detectors else ())
-    table = ax.table(
-        cellText=[[format_cell(d.qc1()[name]) for d in result.detectors] for name in names],
-        rowLabels=names, colLabels=[f"det {d.detector}" for d in result.detectors],
-        loc="center", cellLoc="right",
-    )
-    table.auto_set_font_size(False)
-    table.set_fontsize(8.5)
-    table.scale(1.0, 1.08 if len(names) <= len(QC1_NAMES) else 0.95)  # CRIRES+ has 5 more rows (BPM bits)
-    failing = {(c.name, c.detector) for c in cert.checks if c.passed is False}
-    for (name, det) in failing:
-        col = [d.detector for d in result.detectors].index(det)
-        table[names.index(name) + 1, col].set_facecolor("#ffd7d7")
+    dets = [d.detector for d in result.detectors]
+    rows = [["QC1", "unit", *(f"det {d}" for d in dets)]]
+    rows += [[name, QC1_UNITS.get(name, "px"), *(format_cell(d.qc1()[name]) for d in result.detectors)]
+             for name in names]
+    fills = {(names.index(c.name) + 1, dets.index(c.detector) + 2): (255, 215, 215)
+             for c in cert.checks if c.passed is False}
+    bottom = _table(canvas, 30, y + 10, [140, 80, *[95] * len(dets)], rows, 17, fills, 2)
 
-    thumbs = [k for k in ("flat1", "flat2", "flat3", "flat4", "flat5") if k in plots]
-    for index, key in enumerate(thumbs):
-        tax = fig.add_axes((0.03 + index * 0.19, 0.03, 0.18, 0.23))
-        tax.imshow(thumbnail(plots[key]), interpolation="antialiased")
-        tax.set_title(key, fontsize=9)
-        tax.axis("off")
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out_path, dpi=dpi, pil_kwargs=PNG_OPTIONS)
-    return out_path
+    colour = VERDICT_COLOURS[cert.verdict]
+    verdict = cert.verdict.replace("_", " ").upper()
+    width = round(canvas.draw.textlength(verdict, font=font(28, True)))
+    canvas.draw.rounded_rectangle([660, 20, 660 + width + 28, 66], radius=8, fill=colour)
+    canvas.text(674, 43, verdict, size=28, anchor="lm", bold=True, fill=WHITE)
+    checks = check_rows(result)
+    table = [["certified", "det", "value", "limit", "margin", "result"], *map(list, checks)]
+    fills = {(r + 1, 5): (255, 215, 215) if row[5] == "FAIL" else (255, 236, 200) if row[5] == "pass (close)"
+             else WHITE for r, row in enumerate(checks)}
+    y = _table(canvas, 660, 84, [100, 40, 80, 110, 140, 110], table, 19, fills, 1) + 10
+    canvas.text(660, y, "margin: room left to the limit (negative: beyond it), absolute and relative to the limit",
+                size=10, fill=GREY)
+    y += 20
+    for line in [*cert.notes, result.reference_note]:
+        canvas.text(660, y, f"· {line}", size=11, fill=AMBER if line in cert.notes else BLACK)
+        y += 17
+    for reason in cert.reasons[:6]:
+        canvas.text(660, y, f"• {reason}", size=11, fill=RED)
+        y += 17
+
+    top = max(bottom, y) + 16
+    size = (THUMBNAIL_WIDTH, PAGE[1] - top - 28)
+    for index, key in enumerate(k for k in ("flat1", "flat2", "flat3", "flat4", "flat5") if k in thumbnails):
+        thumb = thumbnails[key].copy()
+        thumb.thumbnail(size, Image.Resampling.BOX)
+        x = 20 + index * (THUMBNAIL_WIDTH + 10)
+        canvas.text(x + THUMBNAIL_WIDTH / 2, top, key, size=12, anchor="mt", bold=True)
+        canvas.image.paste(thumb, (x + (THUMBNAIL_WIDTH - thumb.width) // 2, top + 18))
+    return canvas

@@ -39,3 +39,15 @@ def block_reduce(image: np.ndarray, block: int, how: str = "mean") -> np.ndarray
     count = finite.sum(axis=3).sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         return (total / count).astype(np.float32)
+
+
+def block_or(codes: np.ndarray, block: int) -> np.ndarray:
+    """Reduce an integer image (e.g. a BPM bit mask) by ``block`` x ``block`` blocks with bitwise OR, so every bit
+    set anywhere in a block is kept (int32 result; a remainder at the edges forms a smaller last block)."""
+    data = np.asarray(codes, dtype=np.int32)
+    if block == 1:
+        return data.copy()
+    ny, nx = data.shape
+    data = np.pad(data, ((0, -ny % block), (0, -nx % block)))
+    blocks = data.reshape(data.shape[0] // block, block, data.shape[1] // block, block)
+    return np.bitwise_or.reduce(np.bitwise_or.reduce(blocks, axis=3), axis=1)

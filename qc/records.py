@@ -13,6 +13,13 @@ QC1_NAMES: tuple[str, ...] = (
 )
 """QC1 column names of contract section 4 (fixed: the database columns carry these names)."""
 
+QC1_UNITS: Mapping[str, str] = {
+    "mean_level": "ADU", "mean_flux": "ADU/s", "rms_master": "normalised", "badpix": "px", "median_snr": "",
+    "max_flux": "ADU", "num_overexp": "px", "level_overexp": "ADU", "bpm_count": "px", "ref_ratio_median": "ratio",
+    "ref_ratio_std": "ratio", "bpm_new": "px", "bpm_fixed": "px",
+}
+"""Unit of each QC1 column ("" for a pure number); the per-bit BPM counts of CRIRES+ are pixels too."""
+
 
 @dataclass(frozen=True)
 class DetectorQC:
@@ -97,21 +104,28 @@ class DetectorView:
     ratio: np.ndarray | None
     """master / reference master (window rows), None without reference."""
     bpm: np.ndarray
-    """1 where any pixel of the display block is bad (block max), else 0: no bad pixel disappears."""
-    bpm_diff: np.ndarray | None
-    """Per block +1 where a pixel is bad now but not in the reference, else -1 where one was fixed, else 0;
-    None without reference."""
+    """Bitwise OR of the BPM values of each display block (int32): no bad pixel and no bit disappears."""
+    bpm_changes: np.ndarray | None
+    """Per display block the OR of 1 (a pixel bad now, good in the reference BPM) and 2 (good now, bad in the
+    reference: fixed); None without reference."""
     snr: np.ndarray | None
+    """Block-mean S/N per pixel where the master is finite (NaN between CRIRES+ orders); None when N < 3."""
+    snr_local: np.ndarray | None
+    """Median S/N of the pixels the certified median counts (unvignetted, finite master) per ``snr_cell`` square
+    cell of the window; NaN where less than a quarter of a cell counts; None when N < 3."""
+    snr_cell: int
+    """Side of a ``snr_local`` cell [px]."""
     unvignetted: np.ndarray
     """Boolean mask per display block: True where the whole block is unvignetted."""
     raw_cut: np.ndarray
     """Mean raw (averaged over raws) along the columns, median over the central rows [ADU], full resolution."""
     master_cut: np.ndarray
     ref_cut: np.ndarray | None
-    master_hist: tuple[np.ndarray, np.ndarray]
-    """(counts, edges) of the normalised master values."""
-    ref_hist: tuple[np.ndarray, np.ndarray] | None
-    ratio_hist: tuple[np.ndarray, np.ndarray] | None
+    """The same cut through the reference master (normalised), None without reference."""
+    ratio_cut: np.ndarray | None
+    """The same cut through master / reference master, None without reference."""
+    raw_hist: tuple[np.ndarray, np.ndarray]
+    """(counts, edges [ADU]) of the finite pixels of every raw that are good in the BPM."""
 
 
 @dataclass
@@ -136,3 +150,5 @@ class SetResult:
     detectors: list[DetectorQC]
     certification: Certification
     views: list[DetectorView] = field(default_factory=list)
+    input_files: tuple[str, ...] = ()
+    """Names of the master, the BPM and the raws, in that order (shown on the cover sheet)."""
