@@ -1,11 +1,21 @@
-"""Time one 4-flat set end to end (read, stats, plots, cover) against the naive version, in the same run.
+"""Time one 4-flat set of each profile (CRIRES, CRIRES+) stage by stage against the naive version, in one run.
 
-    python bench/bench_set.py [--profile crires] [--repeat 3]
+    python -m bench.bench_set [--profile crires|crires+] [--repeat 3]
 
-Writes the passing 4-flat set of a synthetic night (and its reference) into a temporary folder and runs both
-implementations on the same files, after one warm-up each (so both see a warm page cache). Prints the median times,
-the ratio naive / production, the raw file-read time as a floor, and the peak RSS of each implementation processing
-the set once in a fresh process (interpreter and imports included; CRIRES+ budget 1.5 GB).
+For each profile (both unless ``--profile`` picks one) the passing 4-flat set of a synthetic night and its reference
+are written into a temporary folder, then timed on the same files, each stage after one warm-up (warm page cache),
+best of ``--repeat`` (the machine is shared):
+
+- I/O floor: ``np.fromfile`` of every file the statistics read (raws, master, BPM, reference master and BPM);
+- statistics: ``qc.analysis.analyse_set(..., with_views=False)`` (reading in physical units, validation, QC1);
+- QC path: what the worker's QC job does between taking the set and committing (``worker.jobs.process_set``):
+  ``compute_qc``, then QC1 rows + set state + alert in one transaction of a SQLite database;
+- pictures: ``draw_pictures`` (flat1..flat5 and the cover) of a result analysed with views;
+- naive: ``bench.naive.naive_set`` (astropy defaults, float64, full-resolution plots).
+
+Prints the times and the ratios statistics / floor, naive / QC path and naive / (QC path + pictures), and the peak
+RSS of the production path (``compute_set``: read, QC, pictures) and of the naive version, each processing the set
+once in a fresh process (interpreter and imports included; CRIRES+ budget 1.5 GB). Nothing is asserted.
 """
 
 from __future__ import annotations
@@ -13,42 +23,48 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import resource
-import statistics
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
 
-from astropy.io import fits
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.engine import Engine
 
 from bench.naive import naive_set
-from flatqc.pipeline import compute_set
+from flatqc import lifecycle
+from flatqc.db import connect, sets
+from flatqc.files import sha256_file
+from flatqc.lifecycle import Members, SetKeys
+from flatqc.pipeline import analyse, compute_qc, compute_set, draw_pictures, store_qc1
 from flatqc.process import inspect_tree
 from flatqc.settings import Settings
-from qc.profiles import profile_named
-from qc.reference import find_reference
-from qc.sets import group_sets
+from qc.analysis import analyse_set
+from qc.profiles import PROFILES, profile_named
+from qc.reference import Reference, find_reference
+from qc.sets import FlatSet, group_sets
 from qc.synth import write_night
 
 
-def timed(fn: Callable[[], object], repeat: int) -> float:
-    """Median wall time [s] of ``repeat`` calls after one warm-up."""
-    fn()
+def timed(fn: Callable[[], object], repeat: int, setup: Callable[[], object] | None = None) -> float:
+    """Best wall time [s] of ``repeat`` calls after one warm-up; ``setup`` runs untimed before each call."""
     times = []
-    for _ in range(repeat):
+    for _ in range(repeat + 1):
+        if setup is not None:
+            setup()
         start = time.perf_counter()
         fn()
         times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return min(times[1:])
 
 
-def read_all(paths: list[Path]) -> None:
-    """Only read every data byte once (the floor any implementation pays)."""
+def read_floor(paths: list[Path]) -> None:
+    """Only read every byte once into memory (the floor any implementation pays)."""
     for path in paths:
-        with fits.open(path, memmap=False) as hdul:
-            for hdu in hdul:
-                _ = hdu.data
+        np.fromfile(path, dtype=np.uint8)
 
 
 def _report_peak_rss(sender: Connection, fn: Callable[..., object], args: tuple) -> None:
@@ -66,43 +82,109 @@ def peak_rss_mb(fn: Callable[..., object], *args: object) -> float:
     return peak
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--profile", default="crires", choices=["crires", "crires+"])
-    parser.add_argument("--repeat", type=int, default=3)
-    args = parser.parse_args()
-    profile = profile_named(args.profile)
+@dataclass
+class Bench:
+    """One profile's synthetic set, its settings and a SQLite ledger holding the set as the watcher would."""
 
+    flatset: FlatSet
+    settings: Settings
+    reference: Reference
+    engine: Engine
+    version: str
+    work: Path
+
+    def files(self) -> list[Path]:
+        """Every file the statistics read."""
+        refs = [self.reference.master, self.reference.bpm] if self.reference.available else []
+        return [self.flatset.master.path, self.flatset.bpm.path, *(r.path for r in self.flatset.raws),
+                *(p for p in refs if p is not None)]
+
+    def statistics(self) -> None:
+        profile = profile_named(self.flatset.profile)
+        analyse_set(self.flatset, profile, self.settings.qc_config(profile.name), self.settings.qc_reference,
+                    with_views=False)
+
+    def take(self) -> None:
+        """Put the set version back in the hands of a job (``running``), as ``lifecycle.start`` does."""
+        with self.engine.begin() as conn:
+            row = conn.execute(select(sets).where(sets.c.version == self.version)).one()
+            lifecycle.requeue(conn, row, "bench")
+            lifecycle.start(conn, self.version, "bench")
+
+    def qc_path(self) -> None:
+        """The worker's QC job from a running set version to its commit (no notification, no picture job)."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(sets).where(sets.c.version == self.version)).one()
+        members = Members.from_json(row.members)
+        outcome = compute_qc(self.flatset, self.settings, members.hashes())
+        with self.engine.begin() as conn:
+            store_qc1(conn, self.flatset, outcome, self.settings, self.version)
+            lifecycle.finish(conn, row, "bench", outcome.result.certification.verdict, outcome.result.raw_type)
+            lifecycle.record_alert(conn, outcome.result, self.version)
+
+
+def prepare(profile_name: str, work: Path) -> Bench:
+    """Write the ``snr_pass`` set (4 flats, with reference) of a synthetic night and claim it in a new ledger."""
+    profile = profile_named(profile_name)
+    manifest = write_night(work / "night", seed=7, profile=profile.name, sets=["snr_pass"])
+    spec = next(s for s in manifest.sets if s.name == "snr_pass")
+    night = work / "night"
+    settings = Settings(dfs_product=night / "dfs_product", dfs_raw=night / "dfs_raw",
+                        qc_reference=night / "reference", qc_output=work / "qc",
+                        db_url=f"sqlite:///{work / 'flatqc.db'}")
+    folders = {(night / spec.master).parent, *((night / raw).parent for raw in spec.raws)}
+    frames = inspect_tree(sorted(folders), settings, [])
+    flatset = next(s for s in group_sets(frames).complete if s.set_id == spec.set_id)
+    reference = find_reference(settings.qc_reference, profile, settings.qc_config(profile.name),
+                               flatset.setting_key)
+    paths = [flatset.master.path, flatset.bpm.path, *(r.path for r in flatset.raws)]
+    members = Members(tuple(str(p) for p in paths), tuple(sha256_file(p) for p in paths))
+    engine = connect(settings.db_url)
+    keys = SetKeys(flatset.set_id, flatset.night, flatset.profile, flatset.setting_key, flatset.n_raw)
+    with engine.begin() as conn:
+        lifecycle.claim_complete(conn, keys, members, [], None)
+        lifecycle.start(conn, members.version, "bench")
+    return Bench(flatset, settings, reference, engine, members.version, work)
+
+
+def run_profile(profile_name: str, repeat: int) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-set-") as tmp:
-        work = Path(tmp)
-        manifest = write_night(work / "night", seed=7, profile=profile.name, sets=["snr_pass"])
-        spec = next(s for s in manifest.sets if s.name == "snr_pass")
-        settings = Settings(dfs_product=work / "night/dfs_product", dfs_raw=work / "night/dfs_raw",
-                            qc_reference=work / "night/reference", qc_output=work / "qc")
-        night = work / "night"
-        folders = {(night / spec.master).parent, *((night / raw).parent for raw in spec.raws)}
-        frames = inspect_tree(sorted(folders), settings, [])
-        flatset = next(s for s in group_sets(frames).complete if s.set_id == spec.set_id)
-        files = [flatset.master.path, flatset.bpm.path, *(r.path for r in flatset.raws)]
+        bench = prepare(profile_name, Path(tmp))
+        flatset, settings, reference = bench.flatset, bench.settings, bench.reference
+        files = bench.files()
         size_mb = sum(p.stat().st_size for p in files) / 1e6
-
-        reference = find_reference(settings.qc_reference, profile, settings.qc_config(profile.name),
-                                   flatset.setting_key)
         naive_args = ([r.path for r in flatset.raws], flatset.master.path, flatset.bpm.path,
-                      reference.master, reference.bpm, work / "naive", profile.n_detectors)
+                      reference.master, reference.bpm, bench.work / "naive", profile_named(profile_name).n_detectors)
         rss_prod = peak_rss_mb(compute_set, flatset, settings)
         rss_naive = peak_rss_mb(naive_set, *naive_args)
-        t_read = timed(lambda: read_all(files), args.repeat)
-        t_prod = timed(lambda: compute_set(flatset, settings), args.repeat)
-        t_naive = timed(lambda: naive_set(*naive_args), args.repeat)
+        t_floor = timed(lambda: read_floor(files), repeat)
+        t_stats = timed(bench.statistics, repeat)
+        t_qc = timed(bench.qc_path, repeat, setup=bench.take)
+        with_views = analyse(flatset, settings, with_views=True)
+        t_pictures = timed(lambda: draw_pictures(with_views, settings), repeat)
+        t_naive = timed(lambda: naive_set(*naive_args), repeat)
+        bench.engine.dispose()
 
-    print(f"profile {profile.name}: one set of {flatset.n_raw} raw flats + master + BPM, {size_mb:.0f} MB of FITS")
-    print(f"  raw file read (floor)      {t_read:7.2f} s")
-    print(f"  production (compute_set)   {t_prod:7.2f} s   = {t_prod / t_read:5.1f} x read time")
-    print(f"  naive (astropy + full-res) {t_naive:7.2f} s   = {t_naive / t_read:5.1f} x read time")
-    print(f"  ratio naive / production   {t_naive / t_prod:7.1f}")
-    print(f"  peak RSS, production       {rss_prod:7.0f} MB (one set in a fresh process)")
-    print(f"  peak RSS, naive            {rss_naive:7.0f} MB (one set in a fresh process)")
+    print(f"profile {profile_name}: one set of {flatset.n_raw} raw flats + master + BPM + reference, "
+          f"{size_mb:.0f} MB of FITS (best of {repeat}, warm page cache)")
+    print(f"  I/O floor (np.fromfile)        {t_floor:7.3f} s")
+    print(f"  statistics (analyse_set)       {t_stats:7.3f} s   = {t_stats / t_floor:5.1f} x floor")
+    print(f"  QC path (stats+rows+alert)     {t_qc:7.3f} s")
+    print(f"  pictures (draw_pictures)       {t_pictures:7.3f} s")
+    print(f"  naive (astropy + full-res)     {t_naive:7.3f} s")
+    print(f"  naive / QC path                {t_naive / t_qc:7.1f}")
+    print(f"  naive / (QC path + pictures)   {t_naive / (t_qc + t_pictures):7.1f}")
+    print(f"  peak RSS, production           {rss_prod:7.0f} MB (compute_set, one set in a fresh process)")
+    print(f"  peak RSS, naive                {rss_naive:7.0f} MB (one set in a fresh process)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--profile", choices=sorted(PROFILES), help="only this profile (default: both)")
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    for name in [args.profile] if args.profile else ["crires", "crires+"]:
+        run_profile(name, args.repeat)
 
 
 if __name__ == "__main__":

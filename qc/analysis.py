@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import warnings
 from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -19,6 +21,9 @@ from qc.reference import Reference, find_reference
 from qc.sets import FlatSet
 from qc.stats import detector_qc, snr_map
 from qc.validation import check_inputs, check_qc1
+
+if TYPE_CHECKING:
+    from astropy.io import fits
 
 HIST_BINS = 120
 SNR_CELL = 64
@@ -114,20 +119,24 @@ def analyse_set(flatset: FlatSet, profile: InstrumentProfile, config: QCConfig, 
         if reference.master is not None and reference.bpm is not None else None
     raw_names = [raw.path.name for raw in flatset.raws]
     detectors, views = [], []
-    for det in profile.detectors:
-        stack, master, bpm, ref_master, ref_bpm = read_detector(flatset, reference, profile, det, ny, rows)
-        check_inputs(det, profile, raw_names, stack, flatset.master.path.name, master, flatset.bpm.path.name, bpm,
-                     config.in_order_only, reference_names, ref_master, ref_bpm)
-        unvignetted = unvignetted_mask(profile, config, det, ny, starty)
-        snr = snr_map(stack) if n_raw >= config.min_flats_for_snr else None
-        detectors.append(detector_qc(
-            stack, master, bpm, ref_master, ref_bpm, first.dit or 0.0, first.ndit or 1, unvignetted,
-            config, det, snr=snr, bpm_bits=dict(profile.bpm_bits) if profile.bpm_bits else None,
-        ))
-        check_qc1(detectors[-1], f"set {flatset.set_id}")
-        if with_views:
-            views.append(detector_view(det, starty, stack, master, bpm, ref_master, ref_bpm, snr, unvignetted))
-        del stack, master, bpm, snr, ref_master, ref_bpm
+    with ExitStack() as files:
+        inputs = open_inputs(files, flatset, reference)
+        for det in profile.detectors:
+            stack, master, bpm, ref_master, ref_bpm = read_detector(inputs, profile, det, ny, rows)
+            checked = check_inputs(det, profile, raw_names, stack, flatset.master.path.name, master,
+                                   flatset.bpm.path.name, bpm, config.in_order_only, reference_names, ref_master,
+                                   ref_bpm)
+            unvignetted = unvignetted_mask(profile, config, det, ny, starty)
+            snr = snr_map(stack) if n_raw >= config.min_flats_for_snr else None
+            detectors.append(detector_qc(
+                stack, master, bpm, ref_master, ref_bpm, first.dit or 0.0, first.ndit or 1, unvignetted,
+                config, det, snr=snr, bpm_bits=dict(profile.bpm_bits) if profile.bpm_bits else None,
+                master_finite=checked.finite, master_median=checked.median,
+            ))
+            check_qc1(detectors[-1], f"set {flatset.set_id}")
+            if with_views:
+                views.append(detector_view(det, starty, stack, master, bpm, ref_master, ref_bpm, snr, unvignetted))
+            del stack, master, bpm, snr, ref_master, ref_bpm, checked
     return SetResult(
         set_id=flatset.set_id, night=flatset.night, profile=profile.name, setting_key=flatset.setting_key,
         raw_type=profile.raw_type(ny), n_raw=n_raw, dit=first.dit or 0.0, ndit=first.ndit or 1,
@@ -140,25 +149,47 @@ def analyse_set(flatset: FlatSet, profile: InstrumentProfile, config: QCConfig, 
     )
 
 
-def read_detector(flatset: FlatSet, reference: Reference, profile: InstrumentProfile, det: int, ny: int,
-                  rows: slice) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
-    """Chip ``det`` of every input in physical units: (N, ny, nx) float32 raw stack [ADU], master (profile dtype),
-    int32 BPM, and the reference master and BPM rows ``rows`` (None without reference).
+@dataclass(frozen=True)
+class SetFiles:
+    """The FITS files of one set, each opened once (headers parsed once): raws, master, BPM and the reference
+    master and BPM (None without reference)."""
 
-    The files are opened for this detector only and closed again, so no more than one detector's memory-mapped
-    pages stay resident.
+    raws: list[fits.HDUList]
+    master: fits.HDUList
+    bpm: fits.HDUList
+    ref_master: fits.HDUList | None
+    ref_bpm: fits.HDUList | None
+
+
+def open_inputs(files: ExitStack, flatset: FlatSet, reference: Reference) -> SetFiles:
+    """Open every input of the set for reading (closed by ``files``)."""
+    def opened(path: Path) -> fits.HDUList:
+        return files.enter_context(open_fits(path))
+
+    raws = [opened(raw.path) for raw in flatset.raws]
+    master, bpm = opened(flatset.master.path), opened(flatset.bpm.path)
+    ref_master = ref_bpm = None
+    if reference.available and reference.master is not None and reference.bpm is not None:
+        ref_master, ref_bpm = opened(reference.master), opened(reference.bpm)
+    return SetFiles(raws, master, bpm, ref_master, ref_bpm)
+
+
+def read_detector(inputs: SetFiles, profile: InstrumentProfile, det: int, ny: int,
+                  rows: slice) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """Chip ``det`` of every input in physical units, each read once: (N, ny, nx) float32 raw stack [ADU], master
+    (profile dtype), int32 BPM, and the reference master and BPM rows ``rows`` (None without reference).
+
+    :func:`qc.fitsio.read_chip` releases each chip's memory map once converted, so no more than one detector's
+    pixels stay resident.
     """
     master_dtype = np.dtype(profile.master_dtype).type
-    with ExitStack() as files:
-        stack = np.empty((flatset.n_raw, ny, profile.nx), dtype=np.float32)
-        for index, raw in enumerate(flatset.raws):
-            read_chip(files.enter_context(open_fits(raw.path)), profile, det, np.float32, ny, out=stack[index])
-        master = read_chip(files.enter_context(open_fits(flatset.master.path)), profile, det, master_dtype, ny)
-        bpm = read_chip(files.enter_context(open_fits(flatset.bpm.path)), profile, det, np.int32, ny)
-        ref_master = ref_bpm = None
-        if reference.available and reference.master is not None and reference.bpm is not None:
-            ref_file = files.enter_context(open_fits(reference.master))
-            ref_master = read_chip(ref_file, profile, det, master_dtype, profile.full_ny)[rows]
-            ref_bpm = read_chip(files.enter_context(open_fits(reference.bpm)), profile, det, np.int32,
-                                profile.full_ny)[rows]
+    stack = np.empty((len(inputs.raws), ny, profile.nx), dtype=np.float32)
+    for index, raw in enumerate(inputs.raws):
+        read_chip(raw, profile, det, np.float32, ny, out=stack[index])
+    master = read_chip(inputs.master, profile, det, master_dtype, ny)
+    bpm = read_chip(inputs.bpm, profile, det, np.int32, ny)
+    ref_master = ref_bpm = None
+    if inputs.ref_master is not None and inputs.ref_bpm is not None:
+        ref_master = read_chip(inputs.ref_master, profile, det, master_dtype, profile.full_ny)[rows]
+        ref_bpm = read_chip(inputs.ref_bpm, profile, det, np.int32, profile.full_ny)[rows]
     return stack, master, bpm, ref_master, ref_bpm

@@ -406,12 +406,22 @@ def read_chip(hdul: fits.HDUList, profile: InstrumentProfile, detector: int, dty
     Float ``dtype`` (raws [ADU], masters): scaled a block of rows at a time into ``out`` (allocated unless given),
     BLANK pixels become NaN. Integer ``dtype`` (BPMs): the physical values must be whole numbers that fit, and no
     pixel may be BLANK (a bad-pixel map must define every pixel); :class:`BadData` otherwise.
+
+    The chip's stored pixels are dropped once converted, so that astropy releases the file's memory map when no
+    other chip of it is held: a file can stay open for every detector without its pages staying resident.
     """
     where, hdu = _chip_hdu(hdul, profile, detector, expected_ny)
-    data = hdu.data
+    try:
+        return _physical(hdu.data, hdu.header, where, detector, np.dtype(dtype), out)
+    finally:
+        del hdu.data
+
+
+def _physical(data: np.ndarray, header: fits.Header, where: str, detector: int, target: np.dtype,
+              out: np.ndarray | None) -> np.ndarray:
+    """Stored values ``data`` as physical values of dtype ``target``, into ``out`` (see :func:`read_chip`)."""
     integer_data = data.dtype.kind in "iu"
-    bscale, bzero, blank = scaling(hdu.header, integer_data, where)
-    target = np.dtype(dtype)
+    bscale, bzero, blank = scaling(header, integer_data, where)
     if out is None:
         out = np.empty(data.shape, dtype=target)
     identity = bscale == 1 and bzero == 0
@@ -449,6 +459,6 @@ def read_chip(hdul: fits.HDUList, profile: InstrumentProfile, detector: int, dty
 
 
 def open_fits(path: str | os.PathLike[str]) -> fits.HDUList:
-    """Open for reading with memory mapping and no implicit scaling (:func:`read_chip` scales; use as a context
-    manager)."""
+    """Open for reading with memory mapping and no implicit scaling (:func:`read_chip` scales and releases each
+    chip's pages; use as a context manager)."""
     return fits.open(path, memmap=True, do_not_scale_image_data=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -16,6 +17,7 @@ import numpy as np
 from qc.errors import BadData, BadHeader, MissingKeyword
 from qc.profiles import InstrumentProfile
 from qc.records import DetectorQC
+from qc.stats import master_level
 
 
 def require(header: Mapping[str, Any], key: str, where: str) -> Any:
@@ -66,8 +68,11 @@ def _example(image: np.ndarray, mask: np.ndarray) -> str:
     return f"{shown} at row {row}, column {col}"
 
 
-def check_no_inf(image: np.ndarray, where: str, detector: int) -> None:
-    """Raise :class:`BadData` if any pixel is +inf or -inf (NaN is allowed: it marks an undefined pixel)."""
+def check_no_inf(image: np.ndarray, where: str, detector: int, finite: np.ndarray | None = None) -> None:
+    """Raise :class:`BadData` if any pixel is +inf or -inf (NaN is allowed: it marks an undefined pixel).
+    ``finite``: ``np.isfinite(image)`` if known (all true: nothing else to look at)."""
+    if finite is not None and finite.all():
+        return
     infinite = np.isinf(image)
     count = int(np.count_nonzero(infinite))
     if count:
@@ -76,28 +81,32 @@ def check_no_inf(image: np.ndarray, where: str, detector: int) -> None:
 
 def check_raw(raw: np.ndarray, where: str, detector: int, pixels: np.ndarray | None = None) -> None:
     """A raw detector [ADU] must have no inf, some finite pixel (within ``pixels``: CRIRES+ in-order pixels)
-    and not be constant (all zero included): otherwise its median, S/N and flux mean nothing."""
-    check_no_inf(raw, where, detector)
-    finite = np.isfinite(raw)
-    if not finite.any():
+    and not be constant (all zero included): otherwise its median, S/N and flux mean nothing.
+
+    Two NaN-skipping reductions (``fmin``, ``fmax``) answer all but the in-order question: an inf is the lowest or
+    the highest value, and both are NaN only when every pixel is.
+    """
+    low, high = float(np.fmin.reduce(raw, axis=None)), float(np.fmax.reduce(raw, axis=None))
+    if math.isinf(low) or math.isinf(high):
+        check_no_inf(raw, where, detector)
+    if math.isnan(low):
         raise BadData(f"{where} detector {detector}: all {raw.size} pixels are NaN (no finite pixel)")
-    if pixels is not None and not (finite & pixels).any():
+    if pixels is not None and not np.count_nonzero(pixels & np.isfinite(raw)):
         raise BadData(f"{where} detector {detector}: no finite pixel where the master is finite")
-    low, high = float(np.fmin.reduce(raw, axis=None)), float(np.fmax.reduce(raw, axis=None))  # fmin skips NaN
     if low == high:
         what = "all zero" if low == 0 else f"constant: every finite pixel is {low:g} ADU"
         raise BadData(f"{where} detector {detector}: raw is {what}")
 
 
-def master_median(master: np.ndarray, where: str, detector: int) -> float:
+def master_median(master: np.ndarray, where: str, detector: int, finite: np.ndarray | None = None) -> float:
     """Median of the finite master pixels; :class:`BadData` when there is none, when it is <= 0 (a flat cannot be
-    normalised by it) or when a pixel is inf."""
-    check_no_inf(master, where, detector)
-    finite = master[np.isfinite(master)]
-    if not finite.size:
+    normalised by it) or when a pixel is inf. ``finite``: ``np.isfinite(master)`` if known."""
+    finite = np.isfinite(master) if finite is None else finite
+    check_no_inf(master, where, detector, finite)
+    median = master_level(master, finite)
+    if median is None:
         raise BadData(f"{where} detector {detector}: master has no finite pixel (all {master.size} NaN): "
                       "cannot normalise")
-    median = float(np.median(finite))
     if not median > 0:
         raise BadData(f"{where} detector {detector}: median of the finite master pixels is {median:g}: "
                       "cannot normalise")
@@ -107,32 +116,45 @@ def master_median(master: np.ndarray, where: str, detector: int) -> float:
 def check_bpm(bpm: np.ndarray, where: str, detector: int, profile: InstrumentProfile) -> None:
     """A BPM detector must leave at least one pixel good (0); a bit-mask BPM (CRIRES+) may only hold sums of its
     profile's named bits. A plain BPM (CRIRES) may hold any integer: 0 is good, non-zero bad (contract 3)."""
-    outside = (bpm & ~profile.bpm_allowed_mask) != 0 if profile.bpm_bits else np.zeros(bpm.shape, dtype=bool)
-    count = int(np.count_nonzero(outside))  # negative values have high bits set too
-    if count:
-        allowed = "0 or sums of bits " + ", ".join(str(v) for v in profile.bpm_bits.values())
-        raise BadData(f"{where} detector {detector}: {count} BPM pixel(s) hold values the {profile.name} profile "
-                      f"does not allow ({allowed}), e.g. {_example(bpm, outside)}")
-    if not (bpm == 0).any():
+    if profile.bpm_bits:
+        outside = bpm & ~profile.bpm_allowed_mask  # negative values have high bits set too
+        count = int(np.count_nonzero(outside))
+        if count:
+            allowed = "0 or sums of bits " + ", ".join(str(v) for v in profile.bpm_bits.values())
+            raise BadData(f"{where} detector {detector}: {count} BPM pixel(s) hold values the {profile.name} "
+                          f"profile does not allow ({allowed}), e.g. {_example(bpm, outside != 0)}")
+    if np.count_nonzero(bpm) == bpm.size:
         raise BadData(f"{where} detector {detector}: the BPM marks all {bpm.size} pixels bad")
+
+
+@dataclass(frozen=True)
+class CheckedMaster:
+    """What validating a master found out and the statistics need again."""
+
+    finite: np.ndarray
+    """``np.isfinite(master)``: the in-order pixels of CRIRES+."""
+    median: float
+    """Median of the finite pixels (> 0), which normalises the master."""
 
 
 def check_inputs(detector: int, profile: InstrumentProfile, raw_names: Sequence[str], stack: np.ndarray,
                  master_name: str, master: np.ndarray, bpm_name: str, bpm: np.ndarray,
                  in_order_only: bool = False, reference_names: tuple[str, str] | None = None,
-                 ref_master: np.ndarray | None = None, ref_bpm: np.ndarray | None = None) -> None:
+                 ref_master: np.ndarray | None = None, ref_bpm: np.ndarray | None = None) -> CheckedMaster:
     """Every input of one detector, before any statistic: master, BPM, each raw of the (N, ny, nx) ``stack``
-    (within the master's finite pixels with ``in_order_only``), and the reference master (no inf) and BPM."""
-    master_median(master, master_name, detector)
+    (within the master's finite pixels with ``in_order_only``), and the reference master (no inf) and BPM.
+    Returns the master's finite mask and median for the statistics."""
+    finite = np.isfinite(master)
+    checked = CheckedMaster(finite, master_median(master, master_name, detector, finite))
     check_bpm(bpm, bpm_name, detector, profile)
-    in_order = np.isfinite(master) if in_order_only else None
     for name, raw in zip(raw_names, stack, strict=True):
-        check_raw(raw, name, detector, in_order)
+        check_raw(raw, name, detector, finite if in_order_only else None)
     if reference_names is not None:
         if ref_master is not None:
             check_no_inf(ref_master, reference_names[0], detector)
         if ref_bpm is not None:
             check_bpm(ref_bpm, reference_names[1], detector, profile)
+    return checked
 
 
 def check_qc1(qc: DetectorQC, where: str) -> None:
