@@ -52,5 +52,5 @@ def load_trends(engine: Engine, table: Table, columns: Sequence[str], key: str |
         block = np.array([r[2:] for r in group], dtype=float)  # None -> NaN
         per_column = trends.setdefault(setting, {c: [] for c in columns})
         for index, column in enumerate(columns, start=1):
-            per_column[column].append(TrendSeries(f"det {detector}", block[:, 0], block[:, index]))
+            per_column[column].append(TrendSeries(f"det {detector}", detector, block[:, 0], block[:, index]))
     return trends

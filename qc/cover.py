@@ -55,8 +55,8 @@ def check_rows(result: SetResult) -> list[tuple[str, str, str, str, str, str]]:
         else:
             outcome = "FAIL" if not check.passed else "pass (close)" if room[1] < CLOSE_MARGIN else "pass"
             room_text = f"{room[0]:+.5g}{' ' + unit if unit else ''} ({room[1]:+.1%})"
-        rows.append((check.name, str(check.detector), format_cell(check.value), f"{relation} {check.limit:g} {unit}",
-                     room_text, outcome))
+        limit = f"{relation} {check.limit:g}" + (f" {unit}" if unit else "")
+        rows.append((check.name, str(check.detector), format_cell(check.value), limit, room_text, outcome))
     return rows
 
 

@@ -46,6 +46,8 @@ BAD_PIXEL_RADIUS = 2
 """Bad pixels and BPM changes are grown by this many display pixels on each side (a 5 x 5 square)."""
 SHADE: Colour = (128, 128, 128)
 """Grey blended over the vignetted area (55 %)."""
+RATIO_MIN_HALF_RANGE = 1e-4
+"""The master / reference cut spans at least 1 +- this (identical frames would otherwise give a 1e-6 axis)."""
 ORANGE: Colour = (230, 140, 0)
 BLUE: Colour = (30, 90, 200)
 
@@ -412,6 +414,7 @@ def flat5(result: SetResult, config: QCConfig) -> Picture:
             ref.frame(xticks, nice_ticks(*ref.ylim, 4))
             ref.title("cut through the reference (normalised)", size=10)
             lo, hi = percentile_limits([view.ratio_cut], 0.5, 99.5, symmetric_about=1.0)
+            lo, hi = min(lo, 1.0 - RATIO_MIN_HALF_RANGE), max(hi, 1.0 + RATIO_MIN_HALF_RANGE)
             ratio = Panel(canvas, box(3), xlim, (lo, hi))
             ratio.hline(1.0, GREY)
             ratio.line(x, view.ratio_cut, BLUE)
@@ -428,7 +431,7 @@ def flat5(result: SetResult, config: QCConfig) -> Picture:
         picture.panels[f"ratio_cut {view.detector}"] = ratio
         canvas.text(left + col_w / 2, ratio.box[3] + 22, "column [px]", size=10, anchor="mt")
         if col == 0:
-            for row, label in enumerate(("raw [ADU]", "pixels", "reference", "ratio")):
+            for row, label in enumerate(("raw [ADU]", "pixels", "reference", "normalised")):
                 canvas.vertical_text(18, box(row)[1] + plot_h / 2, label, size=10)
     return picture
 

@@ -90,7 +90,7 @@ def nice_ticks(low: float, high: float, target: int = 5) -> list[float]:
         return [low] if math.isfinite(low) else []
     raw = (high - low) / max(target, 1)
     power = 10.0 ** math.floor(math.log10(raw))
-    step = next(m * power for m in (1.0, 2.0, 2.5, 5.0, 10.0) if m * power >= raw)
+    step = next(m * power for m in (1.0, 2.0, 2.5, 5.0, 10.0) if m * power >= raw * (1 - 1e-9))
     first = math.ceil(low / step - 1e-9)
     count = math.floor(high / step + 1e-9) - first + 1
     return [round((first + i) * step, 12) for i in range(count)]
@@ -138,9 +138,20 @@ class Canvas:
     def save(self, path: Path) -> Path:
         """Quantise to 256 colours and write the PNG (atomically: temporary name, then rename)."""
         tmp = path.with_name(f".{path.name}.tmp")
-        self.image.quantize(256, method=Image.Quantize.FASTOCTREE).save(tmp, format="png", compress_level=PNG_LEVEL)
+        palette_image(self.image).save(tmp, format="png", compress_level=PNG_LEVEL)
         tmp.replace(path)
         return path
+
+
+def palette_image(image: Image.Image) -> Image.Image:
+    """256-colour version of an RGB image (fast octree); palette entries within 6 of pure white or black are
+    snapped to it, as the octree's averaging turns the white background into (254, 254, 254)."""
+    quantised = image.quantize(256, method=Image.Quantize.FASTOCTREE)
+    palette = np.array(quantised.getpalette() or [], dtype=np.int16).reshape(-1, 3)
+    palette[(palette >= 249).all(axis=1)] = 255
+    palette[(palette <= 6).all(axis=1)] = 0
+    quantised.putpalette(palette.astype(np.uint8).ravel().tolist())
+    return quantised
 
 
 @lru_cache(maxsize=64)
@@ -210,8 +221,9 @@ class Panel:
         py = float(np.clip(py, top, bottom))
         for x in range(left, right, 10):
             self.canvas.draw.line([x, py, min(x + 6, right), py], fill=colour, width=width)
-        if label:
-            self.canvas.label(right - 4, py - 3, label, colour, anchor="rd")
+        if label:  # above the line, or below it when the line runs along the top of the panel
+            above = py - top > 16
+            self.canvas.label(right - 4, py - 3 if above else py + 4, label, colour, anchor="rd" if above else "rt")
         self.hlines.append((y, label))
 
     def vline(self, x: float, colour: Colour, label: str = "", width: int = 2) -> None:

@@ -46,9 +46,10 @@ def draw_key(engine: Engine, table: Table, config: QCConfig, out_dir: Path, key:
     written = [
         trend_plot(out_dir / f"FLATSTAB_{name}_mean_flux.png", f"FLATSTAB {key}: mean_flux", "mean_flux [ADU/s]",
                    series["mean_flux"], limits.mean_flux if limits else None),
-        trend_plot(out_dir / f"FLATSTAB_{name}_rms_master.png", f"FLATSTAB {key}: rms_master", "rms_master",
-                   series["rms_master"], limits.rms_master if limits else None),
-        trend_plot(out_dir / f"BADPIX_{name}.png", f"BADPIX {key}: badpix", "bad pixels", series["badpix"]),
+        trend_plot(out_dir / f"FLATSTAB_{name}_rms_master.png", f"FLATSTAB {key}: rms_master",
+                   "rms_master [normalised master]", series["rms_master"], limits.rms_master if limits else None),
+        trend_plot(out_dir / f"BADPIX_{name}.png", f"BADPIX {key}: badpix", "badpix [pixels]", series["badpix"],
+                   integer=True),
     ]
     if report_applies("FLAT_IRHa", key):
         written.append(trend_plot(out_dir / f"FLAT_IRHa_{name}.png", f"FLAT_IRHa {key}: mean_flux (Halogen)",
