@@ -28,6 +28,7 @@ from sqlalchemy import (
     create_engine,
     delete,
     event,
+    func,
     insert,
     inspect,
     text,
@@ -126,10 +127,20 @@ alerts = Table(
     Column("notify_attempts", Integer, nullable=False, default=0),
     Column("notified_at", DateTime),
     Column("notify_error", Text),
+    Column("severity", String(16)),  # "alert" (failed certification; NULL in older rows) or "warning" (trend limits)
+    Column("cover_sent_at", DateTime),  # the cover sheet followed the notification (channels with attachments)
     Index("ix_alerts_set", "set_id"),
     Index("ix_alerts_state", "state"),
 )
-"""One alert per failing set (contract 5)."""
+"""One alert per failing set (contract 5), and one warning per set outside its HealthCheck trend limits."""
+
+ALERT, WARNING = "alert", "warning"
+"""Severities of an ``alerts`` row: a failed certification, and the trend-limit warning below it."""
+
+
+def severity_is(severity: str) -> Any:
+    """SQL condition: an ``alerts`` row of ``severity`` (rows from before severities existed are alerts)."""
+    return func.coalesce(alerts.c.severity, ALERT) == severity
 
 
 def _qc1_table(name: str, setting_columns: Iterable[Column], extra_qc1: Iterable[str] = ()) -> Table:

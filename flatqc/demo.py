@@ -1,8 +1,13 @@
 """``make demo``: run ``flatqc up`` (own Redis, SQLite, local folders) and feed it a synthetic night file by file.
 
 Some files are written slowly, some renamed into place, one set's products arrive before its raws, one file is
-delivered twice, junk files too. QC1 results and alerts are printed as they happen; the service stops when every
-set of the night has reached its final state (or after ``--timeout`` seconds), then prints ``flatqc status``.
+delivered twice, junk files too. QC1 results and alerts are printed as they happen. When every set of the night has
+reached its final state (or after ``--timeout`` seconds) it prints ``flatqc status`` and ``flatqc alerts`` and keeps
+the service and dashboard running until Ctrl-C (``--exit``: stop at once).
+
+Its settings are written to ``<root>/flatqc.toml`` (:data:`DEMO_CONFIG` by default), so that
+``FLATQC_CONFIG=var/demo/flatqc.toml flatqc status | alerts | web`` look at the demo's database and pictures, then and
+later; the commands print that hint themselves when the default database is empty and that file exists.
 """
 
 from __future__ import annotations
@@ -22,8 +27,8 @@ from sqlalchemy import select
 from flatqc.db import alerts, connect, crires_flat, sets
 from flatqc.delivery import deliver_file, delivery_plan
 from flatqc.report import make_console
-from flatqc.service import Service, settings_env
-from flatqc.settings import Settings
+from flatqc.service import Service
+from flatqc.settings import DEMO_CONFIG, Settings
 from qc.synth import write_night
 
 FINAL_STATES = ("done", "failed", "rejected", "incomplete")
@@ -61,11 +66,12 @@ class Reporter:
 
 
 @click.command()
-@click.option("--root", type=click.Path(file_okay=False, path_type=Path), default=Path("var/demo"), show_default=True)
+@click.option("--root", type=click.Path(file_okay=False, path_type=Path), default=DEMO_CONFIG.parent, show_default=True)
 @click.option("--seed", type=int, default=1, show_default=True)
 @click.option("--timeout", type=float, default=300.0, show_default=True)
-@click.option("--stay", is_flag=True, help="Keep the service and dashboard running after the night, until Ctrl-C.")
-def main(root: Path, seed: int, timeout: float, stay: bool) -> None:
+@click.option("--exit", "exit_after", is_flag=True,
+              help="Stop the service after the night instead of serving the dashboard until Ctrl-C.")
+def main(root: Path, seed: int, timeout: float, exit_after: bool) -> None:
     """Feed a synthetic night to a local ``flatqc up`` and print what happens."""
     console = make_console()
     shutil.rmtree(root, ignore_errors=True)
@@ -77,6 +83,7 @@ def main(root: Path, seed: int, timeout: float, stay: bool) -> None:
         qc_output=tree / "qc", run_dir=root / "run", db_url=f"sqlite:///{root / 'flatqc.db'}", redis_url=None,
         incomplete_timeout_s=15, rescan_interval_s=5, file_settle_s=1, truncated_after_s=5,
     )
+    config = write_config(settings, root / DEMO_CONFIG.name)
     service = Service(settings, web=True)
     service.start()
     dashboard = f"http://{settings.web_host}:{service.web.server_port}/" if service.web else "not running"
@@ -94,15 +101,39 @@ def main(root: Path, seed: int, timeout: float, stay: bool) -> None:
             report()
         time.sleep(2)
         report()
-        env = dict(os.environ) | settings_env(settings) | {"FLATQC_REDIS_URL": service.redis_url or ""}
+        env = dict(os.environ) | {"FLATQC_CONFIG": str(config)}
         for verb in ("status", "alerts"):
             subprocess.run([sys.executable, "-m", "flatqc", verb], env=env, check=False)
-        if stay:
-            console.print(f"still running (dashboard {dashboard}); Ctrl-C to stop")
+        console.print(f"QC1 rows: {root / 'flatqc.db'} (table crires_flat); pictures and trend reports under "
+                      f"{tree / 'qc'}")
+        console.print(look_again(config), markup=False, highlight=False)
+        if not exit_after:
+            console.print(f"[bold]the dashboard stays up: {dashboard}[/] (Ctrl-C stops the service)")
             service.wait()
     finally:
         service.stop()
-    console.print(f"QC1 rows: {root / 'flatqc.db'} (table crires_flat); pictures and trend reports under {tree / 'qc'}")
+
+
+def write_config(settings: Settings, path: Path) -> Path:
+    """The demo's settings as a TOML file for ``FLATQC_CONFIG`` (absolute paths: usable from any folder)."""
+    values = {name: str(getattr(settings, name).resolve()) for name in ("dfs_product", "dfs_raw", "qc_reference",
+                                                                        "qc_output", "run_dir")}
+    values["db_url"] = f"sqlite:///{Path(settings.db_url.removeprefix('sqlite:///')).resolve()}"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("# written by `make demo` (python -m flatqc.demo): FLATQC_CONFIG=<this file> flatqc status\n"
+                    + "".join(f"{name} = {json.dumps(value)}\n" for name, value in values.items()), encoding="utf-8")
+    return path
+
+
+def look_again(config: Path) -> str:
+    """The commands that show the demo's results again, now or after it stopped."""
+    script = Path(sys.executable).parent / "flatqc"
+    if script.is_relative_to(Path.cwd()):
+        script = script.relative_to(Path.cwd())
+    command = f"FLATQC_CONFIG={config} {script if script.exists() else 'flatqc'}"
+    return "\n".join(["To look again (now, or after Ctrl-C):",
+                      *(f"  {command} {verb}" for verb in ("status", "alerts", "web")),
+                      f"  (flatqc web serves {config.parent / 'flatqc.db'} on http://127.0.0.1:8080/)"])
 
 
 if __name__ == "__main__":

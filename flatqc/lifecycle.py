@@ -19,7 +19,10 @@ Set version (sha256 of its members' hashes; the unique column makes the claim ex
     queued ──start──> running ──> done (verdict) | rejected (bad data) | queued (retry) | failed
     any non-final ──newer version of a member──> superseded (its job stores nothing)
 
-Alert (one per failing set): open ──acknowledge──> acknowledged; open|acknowledged ──passing run──> resolved;
+Alert (one per failing set) and warning (one per set outside its HealthCheck trend limits), each::
+
+    open ──acknowledge──> acknowledged; open|acknowledged ──passing run──> resolved
+
 the same failure again sends nothing; changed reasons update the alert and send it again.
 """
 
@@ -38,7 +41,7 @@ from sqlalchemy import and_, insert, or_, select, update
 from sqlalchemy.engine import Connection, Row
 from sqlalchemy.exc import IntegrityError
 
-from flatqc.db import alerts, files, job_events, sets, utcnow
+from flatqc.db import ALERT, WARNING, alerts, files, job_events, sets, severity_is, utcnow
 from flatqc.files import path_from_text, safe_text
 from flatqc.ledger import latest_version, older_than
 from flatqc.queue import job_id_for
@@ -457,26 +460,38 @@ def record_alert(conn: Connection, result: SetResult, version: str) -> int | Non
     A failing set opens an alert unless one with the same reasons is active (nothing new to say);
     different reasons update the alert and send again; a set that no longer fails resolves its alert.
     """
-    active = conn.execute(select(alerts).where(alerts.c.set_id == result.set_id,
+    cert = result.certification
+    return _raise_or_resolve(conn, ALERT, result, version, cert.reasons if cert.verdict == "failed" else ())
+
+
+def record_warning(conn: Connection, result: SetResult, version: str, warnings: Sequence[str]) -> int | None:
+    """The same life cycle for the set's *warning* (QC1 outside its HealthCheck trend limits, a severity below a
+    failed certification): opened, updated or resolved by ``warnings``; returns the id of a warning to send."""
+    return _raise_or_resolve(conn, WARNING, result, version, tuple(warnings))
+
+
+def _raise_or_resolve(conn: Connection, severity: str, result: SetResult, version: str,
+                      reasons: Sequence[str]) -> int | None:
+    active = conn.execute(select(alerts).where(alerts.c.set_id == result.set_id, severity_is(severity),
                                                alerts.c.state.in_(ACTIVE_ALERT_STATES))
                           .order_by(alerts.c.id.desc())).first()
-    cert = result.certification
     now = utcnow()
-    if cert.verdict != "failed":
+    if not reasons:
         if active is not None:
             conn.execute(update(alerts).where(alerts.c.id == active.id)
                          .values(state="resolved", resolved_at=now, updated_at=now, version=version))
         return None
-    reasons = json.dumps(list(cert.reasons))
+    encoded = json.dumps(list(reasons))
     if active is not None:
-        if active.reasons == reasons:
+        if active.reasons == encoded:
             return None
         conn.execute(update(alerts).where(alerts.c.id == active.id)
-                     .values(reasons=reasons, version=version, state="open", updated_at=now))
+                     .values(reasons=encoded, version=version, state="open", updated_at=now, cover_sent_at=None))
         return active.id
     return conn.execute(insert(alerts).values(
         set_id=result.set_id, version=version, night=result.night, profile=result.profile,
-        setting_key=result.setting_key, reasons=reasons, state="open", created_at=now, updated_at=now,
+        setting_key=result.setting_key, reasons=encoded, state="open", severity=severity, created_at=now,
+        updated_at=now,
     )).inserted_primary_key[0]
 
 

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import os
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy.engine import Engine
 
 from flatqc import lifecycle
+from flatqc.db import ALERT, WARNING
 from flatqc.faults import describe
 from flatqc.files import is_candidate_name, locate_raw, path_text, sha256_file, unusable_reason, walk_files
 from flatqc.lifecycle import Members, SetKeys, SetState
 from flatqc.pipeline import SetOutcome, compute_set, store_qc1
 from flatqc.settings import Settings
+from qc.certify import trend_warnings
 from qc.errors import FlatQCError, NotAFlatProduct
 from qc.fitsio import FrameInfo, inspect_file
 from qc.sets import FlatSet, Grouping, group_sets, night_of
@@ -28,10 +31,26 @@ class FileNote:
     reason: str
 
 
+@dataclass(frozen=True)
+class RaisedAlert:
+    """An alert or warning that ``flatqc process --alerts`` opened or updated (to be notified)."""
+
+    id: int
+    set_id: str
+    severity: str
+
+
 @dataclass
 class ProcessReport:
-    """What one ``flatqc process`` run did."""
+    """What one ``flatqc process`` run did, and where its results went."""
 
+    database: str = ""
+    pictures: Path = Path()
+    """``<DATE>/<set_id>/`` PNGs below this folder."""
+    reference: Path = Path()
+    skipped: list[Path] = field(default_factory=list)
+    """Folders under the given paths that were not read: QC output and references."""
+    alerts: list[RaisedAlert] = field(default_factory=list)
     done: list[tuple[FlatSet, SetOutcome]] = field(default_factory=list)
     failed_sets: list[tuple[str, str]] = field(default_factory=list)
     """``(set_id, reason)`` of complete sets that could not be processed or were inconsistent."""
@@ -40,8 +59,36 @@ class ProcessReport:
     files: list[FileNote] = field(default_factory=list)
 
 
-def inspect_tree(paths: Iterable[Path], settings: Settings, notes: list[FileNote]) -> list[FrameInfo]:
-    """Classify every file under ``paths``; unusable ones go to ``notes`` with their reason."""
+def reference_folder(paths: Sequence[Path], settings: Settings) -> Path:
+    """The configured reference folder if it exists, else a ``reference/`` folder in a given path or up to three
+    levels above it (``flatqc synth`` and the demo put it beside ``dfs_product/``)."""
+    if settings.qc_reference.is_dir():
+        return settings.qc_reference
+    for root in paths:
+        base = root if root.is_dir() else root.parent
+        for folder in (base, *base.resolve().parents[:3]):
+            if (folder / "reference").is_dir():
+                return folder / "reference"
+    return settings.qc_reference
+
+
+def skipped_folders(paths: Sequence[Path], settings: Settings) -> list[Path]:
+    """Folders under ``paths`` that hold results or references, not products: the QC output and reference folders
+    (configured or found), and ``qc/`` and ``reference/`` of a tree laid out like the service's (``dfs_product/``
+    beside them)."""
+    candidates = [settings.qc_output, settings.qc_reference]
+    for root in paths:
+        if (root / "dfs_product").is_dir():
+            candidates += [root / "qc", root / "reference"]
+    inside = [Path(os.path.abspath(c)) for c in candidates if c.is_dir()]
+    roots = [Path(os.path.abspath(r)) for r in paths]
+    return sorted({c for c in inside if any(c.is_relative_to(r) for r in roots)})
+
+
+def inspect_tree(paths: Iterable[Path], settings: Settings, notes: list[FileNote],
+                 skip: Sequence[Path] = ()) -> list[FrameInfo]:
+    """Classify every file under ``paths`` but those under ``skip``; unusable ones go to ``notes`` with their
+    reason."""
     frames: list[FrameInfo] = []
     for root in paths:
         if not root.exists():
@@ -49,6 +96,8 @@ def inspect_tree(paths: Iterable[Path], settings: Settings, notes: list[FileNote
             continue
         top = root if root.is_dir() else root.parent
         for path in walk_files(root):
+            if any(Path(os.path.abspath(path)).is_relative_to(folder) for folder in skip):
+                continue
             frame = _inspect_one(path, top, settings, notes)
             if frame is not None:
                 frames.append(frame)
@@ -108,8 +157,9 @@ def _members(paths: list[Path], hashes: dict[Path, str] | None = None) -> Member
 
 
 def _record_set(engine: Engine, flatset: FlatSet, hashes: dict[Path, str], state: SetState, reason: str | None,
-                outcome: SetOutcome | None, settings: Settings) -> None:
-    """Write the set's row (and its QC1 rows when done) in one transaction; replaces earlier rows."""
+                outcome: SetOutcome | None, settings: Settings, with_alerts: bool = False) -> list[RaisedAlert]:
+    """Write the set's row (and its QC1 rows when done; with ``with_alerts`` its alert and trend-limit warning, as
+    the service would) in one transaction; replaces earlier rows. Returns the alerts to notify."""
     members = _members([flatset.master.path, flatset.bpm.path, *(r.path for r in flatset.raws)], hashes)
     keys = SetKeys(flatset.set_id, flatset.night, flatset.profile, flatset.setting_key, flatset.n_raw)
     with engine.begin() as conn:
@@ -118,13 +168,25 @@ def _record_set(engine: Engine, flatset: FlatSet, hashes: dict[Path, str], state
         lifecycle.record_processed(conn, keys, members, state, reason,
                                    outcome.result.certification.verdict if outcome else None,
                                    outcome.result.raw_type if outcome else None)
+        if outcome is None or not with_alerts:
+            return []
+        result = outcome.result
+        warnings = trend_warnings(settings.qc_config(result.profile), result.setting_key, result.detectors)
+        raised = [(lifecycle.record_alert(conn, result, members.version), ALERT),
+                  (lifecycle.record_warning(conn, result, members.version, warnings), WARNING)]
+    return [RaisedAlert(alert_id, flatset.set_id, severity) for alert_id, severity in raised if alert_id is not None]
 
 
 def process_paths(paths: Iterable[Path], settings: Settings, engine: Engine,
-                  on_set: Callable[[str], None] | None = None) -> ProcessReport:
-    """Process every complete set found under ``paths``; report sets, incomplete sets and unusable files."""
-    report = ProcessReport()
-    frames = inspect_tree(list(paths), settings, report.files)
+                  on_set: Callable[[str], None] | None = None, with_alerts: bool = False) -> ProcessReport:
+    """Process every complete set found under ``paths`` (references from :func:`reference_folder`, QC output and
+    reference folders skipped); report sets, incomplete sets, unusable files and where the results went. With
+    ``with_alerts`` failing sets open alerts and sets outside their trend limits warnings (not sent here)."""
+    paths = list(paths)
+    settings = settings.model_copy(update={"qc_reference": reference_folder(paths, settings)})
+    report = ProcessReport(database=engine.url.render_as_string(), pictures=settings.qc_output,
+                           reference=settings.qc_reference, skipped=skipped_folders(paths, settings))
+    frames = inspect_tree(paths, settings, report.files, report.skipped)
     grouping = group_sets(frames, {f.path: f.path.stat().st_mtime for f in frames})
     if _add_missing_raws(grouping, frames, settings, report.files):
         grouping = group_sets(frames, {f.path: f.path.stat().st_mtime for f in frames})
@@ -155,6 +217,6 @@ def process_paths(paths: Iterable[Path], settings: Settings, engine: Engine,
         except Exception as exc:  # noqa: BLE001 - disk full, I/O error...: this set is not done, the others go on
             report.failed_sets.append((flatset.set_id, f"not processed: {describe(exc)}"))
             continue
-        _record_set(engine, flatset, hashes, SetState.DONE, None, outcome, settings)
+        report.alerts += _record_set(engine, flatset, hashes, SetState.DONE, None, outcome, settings, with_alerts)
         report.done.append((flatset, outcome))
     return report

@@ -75,8 +75,16 @@ def print_report(report: ProcessReport, console: Console) -> None:
     for note in report.files:
         style = "red" if note.state == "rejected" else "dim"
         console.print(f"[{style}]{note.state} file[/] {escape(shown(note.path))}: {escape(safe_text(note.reason))}")
+    for raised in report.alerts:
+        console.print(f"[red]{raised.severity} #{raised.id}[/] recorded for set {raised.set_id} (flatqc alerts)")
     console.print(
         f"{len(report.done)} sets processed "
         f"({sum(o.result.certification.verdict == 'failed' for _, o in report.done)} failed certification), "
         f"{len(report.failed_sets)} rejected, {len(report.incomplete)} incomplete, {len(report.files)} files not used"
     )
+    where = [f"QC1 rows and set states: {report.database}",
+             f"PNGs and cover sheets: {report.pictures}/<night>/<set_id>/",
+             f"references: {report.reference}" + ("" if report.reference.is_dir() else " (not found)")]
+    where += [f"not read (QC output or references): {folder}" for folder in report.skipped]
+    for line in where:
+        console.print(escape(safe_text(line)), highlight=False)

@@ -26,7 +26,8 @@ from watcher.service import run_watcher
 log = logging.getLogger(__name__)
 
 PASSED_ON = ("dfs_product", "dfs_raw", "qc_reference", "qc_output", "run_dir", "db_url", "queue_name", "alert_urls",
-             "alert_retries", "instrument", "job_timeout_s", "job_heartbeat_s", "job_retry_intervals")
+             "alert_retries", "notify_warnings", "public_url", "instrument", "job_timeout_s", "job_heartbeat_s",
+             "job_retry_intervals")
 """Settings handed to worker processes explicitly (the rest they read from the same environment)."""
 
 

@@ -24,6 +24,9 @@ from pydantic_settings import (
 from qc.config import QCConfig
 from qc.profiles import CRIRES, CRIRES_PLUS, profile_named
 
+DEMO_CONFIG = Path("var/demo/flatqc.toml")
+"""Where ``make demo`` writes its settings (for ``FLATQC_CONFIG``), relative to the folder it ran in."""
+
 StrList = Annotated[list[str], NoDecode]
 """A list given in the environment as a comma- or space-separated string."""
 
@@ -55,6 +58,10 @@ class Settings(BaseSettings):
     alert_urls: StrList = []
     """apprise URLs (mailto://, slack://, matrix://, json://...), comma or space separated."""
     alert_retries: int = 3
+    notify_warnings: bool = False
+    """Also notify trend-limit warnings (QC1 outside the HealthCheck limits), not only failed certifications."""
+    public_url: str = "http://127.0.0.1:8080"
+    """The dashboard's address as readers of a notification reach it (links to set pages and cover sheets)."""
     workers: int = 2
     instrument: str = "auto"
     """``auto`` detects the profile from each file's headers; ``crires`` or ``crires+`` accepts only that one."""

@@ -54,3 +54,25 @@ def certify(detectors: Sequence[DetectorQC], n_raw: int, setting_key: str, confi
     else:
         verdict = "passed"
     return Certification(verdict=verdict, checks=tuple(checks), reasons=reasons, notes=tuple(notes))
+
+
+TREND_UNITS = {"mean_flux": " ADU/s", "rms_master": ""}
+"""Units of the QC1 parameters that have HealthCheck trend limits (contract 7)."""
+
+
+def trend_warnings(config: QCConfig, setting_key: str, detectors: Sequence[DetectorQC]) -> tuple[str, ...]:
+    """HealthCheck trend-limit violations of a set (contract 7): a *warning*, below a failed certification. One
+    line per detector and parameter, with value and limits; empty without limits for ``setting_key``."""
+    limits = config.trend_limits.get(setting_key)
+    if limits is None:
+        return ()
+    warnings = []
+    for qc in detectors:
+        for name, unit in TREND_UNITS.items():
+            value, (low, high) = getattr(qc, name), getattr(limits, name)
+            if value is None or low <= value <= high:
+                continue
+            relation, limit = ("<", low) if value < low else (">", high)
+            warnings.append(f"detector {qc.detector}: {name} = {value:.4g}{unit} {relation} {limit:g}{unit} "
+                            f"(trend limits {low:g} .. {high:g})")
+    return tuple(warnings)

@@ -1,7 +1,10 @@
-"""Delivery of alerts on failed certification through apprise (their states: :mod:`flatqc.lifecycle`).
+"""Delivery of alerts (failed certification) and warnings (trend limits) through apprise; their states live in
+:mod:`flatqc.lifecycle`.
 
 Recording happens in the job's result transaction; sending happens after the commit, with retries, and a failed
-delivery is logged on the alert, never undoing the QC1 rows.
+delivery is logged on the alert, never undoing the QC1 rows. Each message links the set's page on the dashboard
+(``FLATQC_PUBLIC_URL``); the cover sheet, drawn later by the picture job, follows as an attachment on channels that
+take attachments (:func:`send_cover`).
 """
 
 from __future__ import annotations
@@ -9,26 +12,54 @@ from __future__ import annotations
 import json
 import logging
 import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
 
 import apprise
 from sqlalchemy import select, update
 from sqlalchemy.engine import Engine
 
-from flatqc.db import alerts, utcnow
+from flatqc.db import WARNING, alerts, utcnow
 
 log = logging.getLogger(__name__)
 
 
-def alert_message(row: object) -> tuple[str, str]:
-    """Title and body of the notification of one alert row."""
+def set_url(public_url: str, set_id: str) -> str:
+    """The dashboard page of a set, as a reader of the notification reaches it."""
+    return f"{public_url.rstrip('/')}/sets/{quote(set_id)}"
+
+
+def cover_url(public_url: str, night: str, set_id: str) -> str:
+    """The cover sheet of a set on the dashboard."""
+    return f"{public_url.rstrip('/')}/files/{quote(night)}/{quote(set_id)}/cover.png"
+
+
+def alert_message(row: Any, public_url: str) -> tuple[str, str]:
+    """Title and body of the notification of one alert row: what failed (value and limit per reason) and where
+    to look (set page, cover sheet)."""
     reasons = json.loads(row.reasons)
-    title = f"CRIRES flat QC FAILED: set {row.set_id} ({row.setting_key}, night {row.night})"
-    body = "\n".join([f"Set {row.set_id} failed certification:", *(f"- {r}" for r in reasons),
-                      f"Night {row.night}, setting {row.setting_key}, alert #{row.id}."])
+    warning = row.severity == WARNING
+    what = "outside its HealthCheck trend limits" if warning else "failed certification"
+    title = (f"CRIRES flat QC {'WARNING' if warning else 'FAILED'}: set {row.set_id} ({row.setting_key}, "
+             f"night {row.night})")
+    body = "\n".join([f"Set {row.set_id} {what}:", *(f"- {r}" for r in reasons),
+                      f"Night {row.night}, setting {row.setting_key}, {row.severity or 'alert'} #{row.id}.",
+                      f"Set page (verdict, plots, Acknowledge): {set_url(public_url, row.set_id)}",
+                      f"Cover sheet: {cover_url(public_url, row.night, row.set_id)}"])
     return title, body
 
 
-def send_alert(engine: Engine, alert_id: int, urls: list[str], retries: int = 3, backoff_s: float = 1.0) -> bool:
+def _notifier(urls: list[str], what: str) -> apprise.Apprise:
+    notifier = apprise.Apprise()
+    for url in urls:
+        if not notifier.add(url):
+            log.error("%s: apprise cannot use URL %s", what, url.split("://")[0] + "://...")
+    return notifier
+
+
+def send_alert(engine: Engine, alert_id: int, urls: list[str], retries: int = 3, backoff_s: float = 1.0,
+               public_url: str = "http://127.0.0.1:8080") -> bool:
     """Send alert ``alert_id`` to every apprise URL; retry with back-off; record the outcome on the alert."""
     if not urls:
         with engine.begin() as conn:
@@ -37,15 +68,13 @@ def send_alert(engine: Engine, alert_id: int, urls: list[str], retries: int = 3,
         return False
     with engine.connect() as conn:
         row = conn.execute(select(alerts).where(alerts.c.id == alert_id)).one()
-    title, body = alert_message(row)
-    notifier = apprise.Apprise()
-    for url in urls:
-        if not notifier.add(url):
-            log.error("alert #%s: apprise cannot use URL %s", alert_id, url.split("://")[0] + "://...")
+    title, body = alert_message(row, public_url)
+    notifier = _notifier(urls, f"alert #{alert_id}")
+    kind = apprise.NotifyType.WARNING if row.severity == WARNING else apprise.NotifyType.FAILURE
     error, attempts = None, 0
     for attempt in range(1, retries + 1):
         attempts = attempt
-        if notifier.notify(title=title, body=body, notify_type=apprise.NotifyType.FAILURE):
+        if notifier.notify(title=title, body=body, notify_type=kind):
             error = None
             break
         error = f"delivery failed on attempt {attempt} of {retries}"
@@ -57,3 +86,31 @@ def send_alert(engine: Engine, alert_id: int, urls: list[str], retries: int = 3,
             notified_at=utcnow() if error is None else None,
         ))
     return error is None
+
+
+def send_cover(engine: Engine, set_id: str, cover: Path, urls: list[str], public_url: str) -> bool:
+    """After the picture job drew ``cover``: send it to the channels that take attachments, as a follow-up of the
+    set's open alert that was notified and has not had its cover yet; True if it was sent."""
+    with engine.connect() as conn:
+        row = conn.execute(select(alerts).where(alerts.c.set_id == set_id, alerts.c.state == "open",
+                                                alerts.c.notified_at.is_not(None), alerts.c.cover_sent_at.is_(None))
+                           .order_by(alerts.c.id.desc())).first()
+    if row is None or not urls or not cover.is_file():
+        return False
+    notifier = _notifier([u for u in urls if _takes_attachments(u)], f"cover of alert #{row.id}")
+    if not len(notifier):
+        return False
+    title = f"Cover sheet of set {row.set_id} ({row.setting_key}, night {row.night})"
+    body = f"Cover sheet of {row.severity or 'alert'} #{row.id}: {set_url(public_url, row.set_id)}"
+    if not notifier.notify(title=title, body=body, attach=str(cover)):
+        log.warning("cover of alert #%s: delivery failed", row.id)
+        return False
+    with engine.begin() as conn:
+        conn.execute(update(alerts).where(alerts.c.id == row.id).values(cover_sent_at=utcnow()))
+    return True
+
+
+def _takes_attachments(url: str) -> bool:
+    """Whether the apprise channel of ``url`` sends attachments (mail, Slack bots, JSON webhooks ...)."""
+    instance = apprise.Apprise.instantiate(url, suppress_exceptions=True)
+    return bool(instance and instance.attachment_support)

@@ -27,11 +27,12 @@ from flatqc.lifecycle import Members, Pictures, SetState
 from flatqc.pipeline import analyse, compute_qc, draw_pictures, store_qc1
 from flatqc.queue import enqueue_pictures, pictures_queue, redis_connection
 from flatqc.settings import Settings
+from qc.certify import trend_warnings
 from qc.errors import FlatQCError, InconsistentSet
 from qc.fitsio import inspect_file
 from qc.profiles import PROFILES, profile_named
 from qc.sets import FlatSet, group_sets
-from worker.alerts import send_alert
+from worker.alerts import send_alert, send_cover
 from worker.trends import update_trends
 
 log = logging.getLogger(__name__)
@@ -130,13 +131,16 @@ def process_set(version: str) -> dict[str, Any]:
             store_qc1(conn, flatset, outcome, settings, version)
             lifecycle.finish(conn, row, job_id, result.certification.verdict, result.raw_type)
             alert_id = lifecycle.record_alert(conn, result, version)
+            warnings = trend_warnings(settings.qc_config(result.profile), result.setting_key, result.detectors)
+            warning_id = lifecycle.record_warning(conn, result, version, warnings)
             checkpoint("job-before-commit")
     except Exception as exc:
         _attempt_failed(engine, row, job, exc)
         raise
     checkpoint("job-after-commit")
-    if alert_id is not None:
-        send_alert(engine, alert_id, settings.alert_urls, settings.alert_retries)
+    for to_send in (alert_id, warning_id if settings.notify_warnings else None):
+        if to_send is not None:
+            send_alert(engine, to_send, settings.alert_urls, settings.alert_retries, public_url=settings.public_url)
     try:
         connection = job.connection if job else redis_connection(settings.redis_url) if settings.redis_url else None
         if connection is not None:
@@ -163,7 +167,7 @@ def _attempt_failed(engine: Engine, row: Row, job: Job | None, exc: Exception) -
     except Exception as cannot:  # noqa: BLE001 - the original error is what rq must see
         log.warning("set %s: attempt failed (%s) and could not be recorded (%s)", row.set_id, error,
                     describe(cannot))
-    if transient:
+    if transient and not isinstance(exc, MemberChanged):  # MemberChanged: the worker logs its one line
         log.warning("set %s: %s (will be retried)", row.set_id, error)
 
 
@@ -189,4 +193,8 @@ def draw_set_pictures(version: str) -> dict[str, Any]:
         raise
     with engine.begin() as conn:
         lifecycle.pictures_drawn(conn, version)
+    try:  # the alert went out before the cover existed: it follows on channels that take attachments
+        send_cover(engine, row.set_id, plots["cover"], settings.alert_urls, settings.public_url)
+    except Exception as exc:  # noqa: BLE001 - the pictures are drawn; a notification problem must not undo that
+        log.warning("cover of set %s not sent: %s", row.set_id, describe(exc))
     return {"set_id": row.set_id, "pictures": sorted(plots)}

@@ -4,14 +4,32 @@ waits), JSON serializer, scheduler for retries."""
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from rq import Worker
+from rq.job import Job
 from rq.serializers import JSONSerializer
 
 from flatqc.queue import job_queue, pictures_queue
 from flatqc.readiness import wait_for_database, wait_for_redis
 from flatqc.settings import Settings
 from worker import jobs
+
+
+class FlatqcWorker(Worker):
+    """rq's worker, with one log line instead of a traceback for an expected retry (:class:`jobs.MemberChanged`).
+
+    rq 3.0 logs the traceback in ``handle_exception`` *before* it calls the ``exception_handlers`` (which can only
+    stop later handlers), so a handler cannot keep it out of the log; this override can. Retry and failure
+    handling (``handle_job_failure``) are unchanged, and the job's result keeps the whole traceback."""
+
+    def handle_exception(self, job: Job, *exc_info: Any) -> None:
+        if isinstance(exc_info[1], jobs.MemberChanged):
+            retried = "will be retried" if job.retries_left else "no retries left"
+            self.log.warning("Worker %s: job %s: %s (%s)", self.name, job.id, exc_info[1], retried)
+            return
+        super().handle_exception(job, *exc_info)
+
 
 WORKER_TTL_S = 60
 """A worker's registration in Redis lives this long without a heartbeat (rq's default, 420 s, kept workers that
@@ -24,7 +42,7 @@ def run_worker(settings: Settings, redis_url: str, burst: bool = False, name: st
     wait_for_database(settings.db_url).dispose()
     connection = wait_for_redis(redis_url)
     jobs.service()  # numpy, astropy, matplotlib and the engine, once, before rq forks a horse per job
-    worker = Worker(
+    worker = FlatqcWorker(
         [job_queue(settings, connection), pictures_queue(settings, connection)], connection=connection,
         serializer=JSONSerializer, name=name, worker_ttl=WORKER_TTL_S,
         job_monitoring_interval=settings.job_heartbeat_s,

@@ -8,10 +8,11 @@ from pathlib import Path
 import click
 from rich.progress import Progress
 
-from flatqc.db import connect
+from flatqc.db import ALERT, connect
 from flatqc.process import ProcessReport, process_paths
 from flatqc.report import make_console, print_report
 from flatqc.settings import Settings
+from worker.alerts import send_alert
 
 
 @click.command()
@@ -42,14 +43,19 @@ def synth(out: Path, seed: int, night: str | None, profile: str, sets: tuple[str
               help="Reference folder (default: FLATQC_QC_REFERENCE).")
 @click.option("--raw", "raw_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Raw folder to look up raws in (default: FLATQC_DFS_RAW).")
+@click.option("--alerts", "with_alerts", is_flag=True,
+              help="Record alerts of failing sets and warnings of sets outside their trend limits, as the service "
+                   "does, and notify them (FLATQC_ALERT_URLS; warnings only with FLATQC_NOTIFY_WARNINGS).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON instead of tables.")
 def process(paths: tuple[Path, ...], db_url: str | None, out: Path | None, reference: Path | None,
-            raw_dir: Path | None, as_json: bool) -> None:
+            raw_dir: Path | None, with_alerts: bool, as_json: bool) -> None:
     """Process every complete flat set found under PATHS now, without a queue.
 
     Writes QC1 rows (replacing earlier ones of the same set), PNGs and cover sheets, and prints
-    the results and every rejected, incomplete or ignored file with its reason. Failed certification
-    is a result, not an error: the exit code is 0.
+    the results, every rejected, incomplete or ignored file with its reason, and where rows and PNGs went.
+    QC output and reference folders under PATHS are skipped; references are taken from FLATQC_QC_REFERENCE,
+    else from a reference/ folder in or beside PATHS. Failed certification is a result, not an error:
+    the exit code is 0.
     """
     overrides = {"db_url": db_url, "qc_output": out, "qc_reference": reference, "dfs_raw": raw_dir}
     settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
@@ -61,7 +67,11 @@ def process(paths: tuple[Path, ...], db_url: str | None, out: Path | None, refer
         task = progress.add_task("processing sets", total=None)
         report: ProcessReport = process_paths(
             paths, settings, engine, on_set=lambda sid: progress.update(task, advance=1, description=f"set {sid}"),
+            with_alerts=with_alerts,
         )
+    for raised in report.alerts:
+        if raised.severity == ALERT or settings.notify_warnings:
+            send_alert(engine, raised.id, settings.alert_urls, settings.alert_retries, public_url=settings.public_url)
     if as_json:
         click.echo(json.dumps(report_as_dict(report), indent=2, default=str))
     else:
@@ -83,4 +93,7 @@ def report_as_dict(report: ProcessReport) -> dict:
         "rejected_sets": [{"set_id": s, "reason": r} for s, r in report.failed_sets],
         "incomplete_sets": [{"set_id": s, "missing": r} for s, r in report.incomplete],
         "files": [{"path": str(n.path), "state": n.state, "reason": n.reason} for n in report.files],
+        "database": report.database, "pictures": str(report.pictures), "reference": str(report.reference),
+        "skipped": [str(p) for p in report.skipped],
+        "alerts": [{"id": a.id, "set_id": a.set_id, "severity": a.severity} for a in report.alerts],
     }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import getpass
 import json
+import os
 import signal
 import threading
 from collections import Counter
@@ -17,18 +18,19 @@ import click
 from rich.progress import Progress
 from rich.table import Table
 from sqlalchemy import select
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from flatqc import lifecycle
+from flatqc.db import ALERT, connect, sets
 from flatqc.db import alerts as alerts_table
-from flatqc.db import connect, sets
 from flatqc.files import shown, walk_files
 from flatqc.lifecycle import SetState
 from flatqc.queue import redis_connection, resolve_redis_url
 from flatqc.readiness import StoppedWaiting, database_unreachable, one_line, wait_for_database, wait_for_redis
 from flatqc.report import make_console
 from flatqc.service import Service, ensure_sqlite_folder
-from flatqc.settings import Settings
+from flatqc.settings import DEMO_CONFIG, Settings
 from flatqc.status import SET_COLUMNS, nights, problem_files, queue_status
 from watcher.core import BATCH, Watcher
 
@@ -51,6 +53,18 @@ def says_when_database_unreachable(command: Callable[P, None]) -> Callable[P, No
             raise SystemExit(1) from None
 
     return wrapper
+
+
+def demo_hint(engine: Engine, verb: str) -> None:
+    """First run: FLATQC_CONFIG unset, the default database holds no set, but ``make demo`` left its settings in
+    DEMO_CONFIG: say (on stderr) how to look at the demo's data instead."""
+    if os.environ.get("FLATQC_CONFIG") or not DEMO_CONFIG.is_file():
+        return
+    with engine.connect() as conn:
+        if conn.execute(select(sets.c.id).limit(1)).first() is not None:
+            return
+    click.secho(f"{engine.url.render_as_string()} holds no sets yet; the demo's data: "
+                f"FLATQC_CONFIG={DEMO_CONFIG} flatqc {verb}", fg="yellow", err=True)
 
 
 def need_redis(settings: Settings) -> str:
@@ -93,7 +107,10 @@ def watch() -> None:
 @click.option("--host", default=None, help="Address to bind (default FLATQC_WEB_HOST, 127.0.0.1).")
 @click.option("--port", type=int, default=None, help="Port (default FLATQC_WEB_PORT, 8080).")
 def web(host: str | None, port: int | None) -> None:
-    """Serve the dashboard alone (reads the database, and Redis when reachable)."""
+    """Serve the dashboard alone with waitress (reads the database, and Redis when reachable)."""
+    from waitress import serve
+
+    from flatqc.web import WEB_THREADS
     from flatqc.web.app import create_app
 
     overrides = {k: v for k, v in {"web_host": host, "web_port": port}.items() if v is not None}
@@ -101,11 +118,16 @@ def web(host: str | None, port: int | None) -> None:
     if settings.web_host not in ("127.0.0.1", "localhost", "::1") and not settings.web_token:
         console.print("[yellow]not on loopback and FLATQC_WEB_TOKEN unset: actions (ack, reprocess, retry) are "
                       "refused[/]")
+    if not settings.qc_output.is_dir():
+        console.print(f"[yellow]QC output folder {settings.qc_output} does not exist: no pictures to show "
+                      "(FLATQC_QC_OUTPUT; /healthz reports it)[/]")
     url = resolve_redis_url(settings)
-    app = create_app(settings, wait_for_database(settings.db_url), redis_connection(url) if url else None)
-    from werkzeug.serving import run_simple
-
-    run_simple(settings.web_host, settings.web_port, app, threaded=True)
+    engine = wait_for_database(settings.db_url)
+    demo_hint(engine, "web")
+    app = create_app(settings, engine, redis_connection(url) if url else None)
+    console.print(f"dashboard on http://{settings.web_host}:{settings.web_port}/ (database {settings.db_url}); "
+                  "Ctrl-C stops")
+    serve(app, host=settings.web_host, port=settings.web_port, threads=WEB_THREADS, ident="flatqc")
 
 
 @click.command()
@@ -135,6 +157,7 @@ def status(night: str | None, n_nights: int, as_json: bool, list_files: bool) ->
     url = resolve_redis_url(settings)
     queue = queue_status(settings, redis_connection(url) if url else None)
     summary = nights(engine, n_nights)
+    demo_hint(engine, "status")
     night = night or (summary[0].night if summary else None)
     problems = problem_files(engine, night)
     by_reason = Counter((r.state, r.reason or "") for r in problems)
@@ -221,20 +244,21 @@ def backfill(date_from: date, date_to: date, force: bool) -> None:
 @click.pass_context
 @says_when_database_unreachable
 def alerts(ctx: click.Context, only_open: bool) -> None:
-    """List alerts of failed certification; `flatqc alerts ack ID` acknowledges one."""
+    """List alerts (failed certification) and warnings (trend limits); `flatqc alerts ack ID` acknowledges one."""
     if ctx.invoked_subcommand:
         return
     engine = connect(Settings().db_url)
+    demo_hint(engine, "alerts")
     query = select(alerts_table).order_by(alerts_table.c.id.desc())
     if only_open:
         query = query.where(alerts_table.c.state == "open")
     table = Table(title="alerts")
-    for column in ("id", "state", "night", "set", "setting", "reasons", "notified", "by"):
+    for column in ("id", "kind", "state", "night", "set", "setting", "reasons", "notified", "by"):
         table.add_column(column)
     with engine.connect() as conn:
         for row in conn.execute(query):
             notified = "yes" if row.notified_at else (row.notify_error or "no")
-            table.add_row(str(row.id), row.state, row.night, row.set_id, row.setting_key,
+            table.add_row(str(row.id), row.severity or ALERT, row.state, row.night, row.set_id, row.setting_key,
                           "; ".join(json.loads(row.reasons)), notified, row.acknowledged_by or "")
     console.print(table)
 
