@@ -62,6 +62,7 @@ class Service:
 
     def start(self) -> None:
         ensure_sqlite_folder(self.settings.db_url)
+        self.settings.qc_output.mkdir(parents=True, exist_ok=True)  # the dashboard (and /healthz) looks there
         self.engine = wait_for_database(self.settings.db_url)
         if self.redis_url:  # an external Redis: wait until it answers
             wait_for_redis(self.redis_url).close()

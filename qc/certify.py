@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Protocol
 
 from qc.config import QCConfig
 from qc.records import Certification, CheckResult, DetectorQC
@@ -60,7 +61,15 @@ TREND_UNITS = {"mean_flux": " ADU/s", "rms_master": ""}
 """Units of the QC1 parameters that have HealthCheck trend limits (contract 7)."""
 
 
-def trend_warnings(config: QCConfig, setting_key: str, detectors: Sequence[DetectorQC]) -> tuple[str, ...]:
+class TrendValues(Protocol):
+    """What :func:`trend_warnings` reads of a detector: a :class:`DetectorQC`, or a QC1 row."""
+
+    detector: int
+    mean_flux: float | None
+    rms_master: float | None
+
+
+def trend_warnings(config: QCConfig, setting_key: str, detectors: Sequence[TrendValues]) -> tuple[str, ...]:
     """HealthCheck trend-limit violations of a set (contract 7): a *warning*, below a failed certification. One
     line per detector and parameter, with value and limits; empty without limits for ``setting_key``."""
     limits = config.trend_limits.get(setting_key)

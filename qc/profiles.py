@@ -75,6 +75,11 @@ class InstrumentProfile:
         return mask
 
     @property
+    def title(self) -> str:
+        """The instrument's name for people: ``CRIRES``, ``CRIRES+``."""
+        return self.name.upper()
+
+    @property
     def detectors(self) -> range:
         """Detector numbers, 1-based."""
         return range(1, self.n_detectors + 1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -82,10 +83,15 @@ def test_api_endpoints(site: dict) -> None:
     assert {c["report"] for c in charts} == {"FLATSTAB", "FLAT_IRHa", "BADPIX"}
     flatstab = next(c for c in charts if c["key"] == "3218.600_25.000_Halogen" and c["parameter"] == "mean_flux")
     assert flatstab["limits"] == [75.0, 500.0] and len(flatstab["series"]) == 4
-    assert len(client.get("/api/alerts?state=open").get_json()) == 2
+    assert len(client.get("/api/alerts?state=open&kind=alert").get_json()) == 2
+    (warning,) = client.get("/api/alerts?state=open&kind=warning").get_json()  # trend limits: below an alert
+    assert warning["severity"] == "warning" and all("trend limits" in r for r in warning["reasons"])
+    assert night["open_warnings"] == 1
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", warning["created_at"])  # ISO 8601
+    assert client.get("/api/alerts?kind=loud").status_code == 400
     queue = client.get("/api/queue").get_json()
     assert queue["reachable"] and queue["depth"] == 0 and queue["failed_jobs"] == []
-    assert client.get("/healthz").get_json() == {"database": "ok", "redis": "ok", "healthy": True}
+    assert client.get("/healthz").get_json() == {"database": "ok", "qc_output": "ok", "redis": "ok", "healthy": True}
 
 
 def test_metrics_change_as_sets_are_processed(site: dict) -> None:

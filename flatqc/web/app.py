@@ -12,30 +12,43 @@ import hmac
 import math
 import secrets
 from collections.abc import Callable
+from datetime import date, datetime
 from typing import Any
 
 import numpy as np
-from flask import Flask, abort, jsonify, redirect, render_template, request, send_from_directory, session, url_for
+from flask import (
+    Flask,
+    abort,
+    flash,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    send_from_directory,
+    session,
+    url_for,
+)
 from flask.json.provider import DefaultJSONProvider
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis import Redis
 from redis.exceptions import RedisError
 from rq.registry import FailedJobRegistry
-from sqlalchemy import text
+from sqlalchemy import func, select, text
 from sqlalchemy.engine import Engine
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from flatqc import ledger, lifecycle
-from flatqc.db import QC1_TABLES
+from flatqc.db import ALERT, QC1_TABLES, WARNING, alerts
 from flatqc.queue import enqueue_set, job_queue, pictures_queue
 from flatqc.readiness import one_line
 from flatqc.settings import Settings
 from flatqc.status import nights, queue_status
-from flatqc.trend_data import TREND_REPORTS, load_trends, report_applies, setting_keys
+from flatqc.trend_data import AXIS_LABELS, COUNTS, TREND_REPORTS, load_trends, report_applies, setting_keys
 from flatqc.web import queries
 from flatqc.web.metrics import registry_for
 from flatqc.web.secret import web_secret_key
 from flatqc.web.svg import trend_svg
+from qc.profiles import PROFILES
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 NIGHTS_SHOWN = 100
@@ -53,18 +66,42 @@ def finite_or_null(value: Any) -> Any:
     return value
 
 
+def iso_time(value: Any) -> Any:
+    """Times as ISO 8601 (the ledger's and rq's naive times are UTC: ``Z``); anything else as Flask does."""
+    if isinstance(value, datetime):
+        return value.isoformat() + ("Z" if value.tzinfo is None else "")
+    if isinstance(value, date):
+        return value.isoformat()
+    return DefaultJSONProvider.default(value)
+
+
 class StrictJSONProvider(DefaultJSONProvider):
-    """Flask's JSON with NaN and inf as null (json.dumps would write the invalid tokens NaN / Infinity)."""
+    """Flask's JSON with NaN and inf as null (json.dumps would write the invalid tokens NaN / Infinity) and times
+    in ISO 8601."""
+
+    default = staticmethod(iso_time)
 
     def dumps(self, obj: Any, **kwargs: Any) -> str:
         return super().dumps(finite_or_null(obj), **kwargs)
 
 
+def when(value: Any) -> str:
+    """A time on a page: UTC to the second (no microseconds); an rq ISO string likewise; nothing as ""."""
+    if value is None or value == "":
+        return ""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.removesuffix("Z"))
+        except ValueError:
+            return value
+    return value.strftime("%Y-%m-%d %H:%M:%S")
+
+
 def number(value: Any, pattern: str = "%.4g") -> str:
-    """A QC1 value for a page: NULL, NaN and inf as "—", otherwise ``pattern % value``."""
+    """A QC1 value for a page: NULL, NaN and inf as "—", a count as it is, otherwise ``pattern % value``."""
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "—"
-    return pattern % value
+    return str(value) if isinstance(value, int) else pattern % value
 
 
 def same_site_path(target: str | None) -> str | None:
@@ -92,11 +129,12 @@ def create_app(settings: Settings, engine: Engine, redis: Redis | None) -> Flask
 
     app.jinja_env.globals["csrf_token"] = csrf_token
     app.jinja_env.filters["number"] = number
+    app.jinja_env.filters["when"] = when
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException) -> Any:
         if not request.path.startswith("/api/"):
-            return error
+            return render_template("error.html", error=error), error.code
         return jsonify({"error": error.name, "status": error.code, "message": error.description}), error.code
 
     @app.errorhandler(Exception)
@@ -141,10 +179,12 @@ def create_app(settings: Settings, engine: Engine, redis: Redis | None) -> Flask
         everything = nights(engine)
         summary = [vars(n) for n in (everything if limit_arg == "all" else everything[:int(limit_arg)])]
         with engine.connect() as conn:
-            open_alerts = dict(conn.execute(text(
-                "SELECT night, count(*) FROM alerts WHERE state = 'open' GROUP BY night")).all())
+            open_rows = conn.execute(select(alerts.c.night, func.coalesce(alerts.c.severity, ALERT), func.count())
+                                     .where(alerts.c.state == "open").group_by(alerts.c.night, alerts.c.severity))
+            open_counts = {(night, severity): count for night, severity, count in open_rows}
         for entry in summary:
-            entry["open_alerts"] = open_alerts.get(entry["night"], 0)
+            entry["open_alerts"] = open_counts.get((entry["night"], ALERT), 0)
+            entry["open_warnings"] = open_counts.get((entry["night"], WARNING), 0)
         if wants_json():
             return jsonify(summary)
         in_progress = any(n["sets"].get(s) for n in summary[:1] for s in ("queued", "running", "waiting"))
@@ -152,7 +192,7 @@ def create_app(settings: Settings, engine: Engine, redis: Redis | None) -> Flask
 
     @page_and_api("/nights/<night>")
     def night_page(night: str) -> Any:
-        detail = queries.night_detail(engine, night)
+        detail = queries.night_detail(engine, night, settings.qc_config)
         if detail is None:
             abort(404, f"no night {night}")
         if wants_json():
@@ -161,7 +201,7 @@ def create_app(settings: Settings, engine: Engine, redis: Redis | None) -> Flask
 
     @page_and_api("/sets/<set_id>")
     def set_page(set_id: str) -> Any:
-        detail = queries.set_detail(engine, set_id)
+        detail = queries.set_detail(engine, set_id, settings.qc_config)
         if detail is None:
             abort(404, f"no set {set_id}")
         if wants_json():
@@ -191,18 +231,24 @@ def create_app(settings: Settings, engine: Engine, redis: Redis | None) -> Flask
                                              "values": [None if np.isnan(v) else v for v in s.values.tolist()]}
                                             for s in c["series"]]} for c in charts])
         for chart in charts:
-            chart["svg"] = trend_svg(chart["series"], chart["limits"], f"{chart['parameter']} ({chart['key']})")
+            chart["svg"] = trend_svg(chart["series"], chart["limits"], f"{chart['parameter']} ({chart['key']})",
+                                     AXIS_LABELS[chart["parameter"]], chart["parameter"] in COUNTS,
+                                     link=lambda set_id: url_for("set_page", set_id=set_id))
+        instruments = [(p.table, p.title) for p in PROFILES.values()]
         return render_template("trends.html", charts=charts, days=days_arg, table=table_name, key=key,
-                               keys=setting_keys(engine, table), tables=sorted(QC1_TABLES),
-                               reports=list(TREND_REPORTS))
+                               keys=setting_keys(engine, table), instruments=instruments,
+                               instrument=dict(instruments)[table_name], reports=list(TREND_REPORTS))
 
     @page_and_api("/alerts")
     def alerts_page() -> Any:
         state = request.args.get("state") or None
-        rows = queries.alert_list(engine, state)
+        severity = request.args.get("kind") or None
+        if severity not in (None, ALERT, WARNING):
+            abort(400, f"kind must be {ALERT} or {WARNING}")
+        rows = queries.alert_list(engine, state, severity)
         if wants_json():
             return jsonify(rows)
-        return render_template("alerts.html", alerts=rows, state=state)
+        return render_template("alerts.html", alerts=rows, state=state, kind=severity)
 
     @page_and_api("/queue")
     def queue_page() -> Any:
@@ -220,6 +266,7 @@ def create_app(settings: Settings, engine: Engine, redis: Redis | None) -> Flask
         with engine.begin() as conn:
             if not lifecycle.acknowledge(conn, alert_id, by, request.form.get("comment") or None):
                 abort(409, f"alert #{alert_id} is not open")
+        flash(f"#{alert_id} acknowledged by {by}.", "done")
         return redirect(same_site_path(request.form.get("next")) or url_for("alerts_page"))
 
     @app.post("/sets/<set_id>/reprocess")
@@ -234,6 +281,10 @@ def create_app(settings: Settings, engine: Engine, redis: Redis | None) -> Flask
             job_id = lifecycle.requeue(conn, row, "reprocess requested in the dashboard", new_job=True)
         if job_id is not None:
             enqueue_set(job_queue(settings, redis), row.version, settings, job_id)
+            flash(f"Set {set_id} queued for reprocessing (job {job_id}); its state, QC1 rows and pictures are "
+                  "replaced when the job finishes.", "done")
+        else:
+            flash(f"Set {set_id} cannot be queued again (state {row.state}).", "problem")
         return redirect(url_for("set_page", set_id=set_id))
 
     @app.post("/queue/failed/<job_id>/retry")
@@ -244,6 +295,7 @@ def create_app(settings: Settings, engine: Engine, redis: Redis | None) -> Flask
             registry = FailedJobRegistry(queue=queue)
             if job_id in registry:
                 registry.requeue(job_id)
+                flash(f"Job {job_id} queued again.", "done")
         return redirect(url_for("queue_page"))
 
     # -- files, metrics, health ------------------------------------------------------------------------------------
@@ -264,6 +316,8 @@ def create_app(settings: Settings, engine: Engine, redis: Redis | None) -> Flask
             checks["database"] = "ok"
         except Exception as exc:  # noqa: BLE001 - report, do not crash
             checks["database"] = f"error: database unreachable: {one_line(exc)}"
+        output = settings.qc_output
+        checks["qc_output"] = "ok" if output.is_dir() else f"error: QC output folder {output} does not exist"
         if redis is None:
             checks["redis"] = "not configured"
         else:

@@ -46,7 +46,9 @@ class LedgerCollector(Collector):
                                   value=figures["set_states"].get("done", 0))
         yield CounterMetricFamily("flatqc_sets_failed_certification", "Processed set versions that failed",
                                   value=figures["verdicts"].get("failed", 0))
-        yield GaugeMetricFamily("flatqc_alerts_open", "Open alerts", value=figures["open_alerts"])
+        yield GaugeMetricFamily("flatqc_alerts_open", "Open alerts (failed certification)",
+                                value=figures["open_alerts"])
+        yield GaugeMetricFamily("flatqc_warnings_open", "Open trend-limit warnings", value=figures["open_warnings"])
         yield histogram("flatqc_job_duration_seconds", "Duration of set jobs", figures["durations"],
                         DURATION_BUCKETS)
         yield histogram("flatqc_arrival_to_qc1_seconds", "From the first file of a set to its QC1 rows",

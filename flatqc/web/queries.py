@@ -3,22 +3,29 @@
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Any
 
 from rq import Queue
 from rq.job import Job
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
-from sqlalchemy import func, select
-from sqlalchemy.engine import Engine
+from sqlalchemy import Table, func, select
+from sqlalchemy.engine import Connection, Engine
 
-from flatqc.db import QC1_TABLES, alerts, files, job_events, sets
+from flatqc.db import ALERT, QC1_TABLES, WARNING, alerts, files, job_events, sets, severity_is
 from flatqc.files import shown
 from flatqc.status import problem_files
+from flatqc.web.svg import mjd_date
+from qc.certify import trend_warnings
 from qc.config import QCConfig
 from qc.profiles import profile_named
 from qc.records import QC1_NAMES
 
 PATH_KEYS = ("path", "master_file", "bpm_file")
+ConfigFor = Callable[[str], QCConfig]
+"""The QC limits of an instrument profile (``Settings.qc_config``)."""
 
 
 def rows_as_dicts(rows: Any) -> list[dict[str, Any]]:
@@ -47,9 +54,78 @@ def decode_reasons(text: str | None) -> list[str]:
     return value if isinstance(value, list) else [str(value)]
 
 
-def night_detail(engine: Engine, night: str) -> dict[str, Any] | None:
-    """Sets of a night (newest version per set_id) with QC1 rows, plus unused files and open alerts; None when the
-    ledger knows nothing of that night."""
+REASON = re.compile(r"detector (\d+): (\w+) =")
+"""The detector and QC1 parameter a certification reason or trend warning is about."""
+PICTURE_OF = {"median_snr": "flat4", "max_flux": "flat5", "num_overexp": "flat5", "level_overexp": "flat5",
+              "badpix": "flat3", "bpm_count": "flat3"}
+"""The picture that explains a reason about a QC1 parameter (trend parameters: the trend page instead)."""
+ATTENTION = ("failed", "rejected", "warning", "not_assessable", "pending", "incomplete", "passed")
+"""Order of the sets of a night: what needs a look first."""
+
+
+def about(reasons: list[str]) -> list[dict[str, Any]]:
+    """Each reason with the detector and parameter it is about and the picture that explains it."""
+    parsed = []
+    for reason in reasons:
+        match = REASON.match(reason)
+        detector, parameter = (int(match[1]), match[2]) if match else (None, None)
+        parsed.append({"text": reason, "detector": detector, "parameter": parameter,
+                       "picture": PICTURE_OF.get(parameter or "")})
+    return parsed
+
+
+def flagged(reasons: list[dict[str, Any]]) -> list[str]:
+    """``"<parameter>/<detector>"`` of each QC1 cell a reason is about (highlighted on the pages)."""
+    return [f"{r['parameter']}/{r['detector']}" for r in reasons if r["parameter"]]
+
+
+def observed(mjd: float | None) -> str | None:
+    """MJD-OBS as a UTC time to the second."""
+    return None if mjd is None else mjd_date(mjd).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def instrument_title(profile: str | None) -> str | None:
+    return profile_named(profile).title if profile else None
+
+
+def _with_qc_summary(entry: dict[str, Any], rows: list[dict[str, Any]], config_for: ConfigFor) -> dict[str, Any]:
+    """A set row with its QC1 rows, reasons (value and limit), trend warnings, observation time and instrument."""
+    entry["qc1"] = rows
+    reasons = decode_reasons(rows[0]["reasons"]) if rows else ([entry["reason"]] if entry["reason"] else [])
+    warnings = list(trend_warnings(config_for(entry["profile"] or "crires"), entry["setting_key"] or "",
+                                   [SimpleNamespace(**r) for r in rows])) if rows else []
+    entry["reasons"], entry["warnings"] = reasons, warnings
+    entry["about"], entry["warnings_about"] = about(reasons), about(warnings)
+    entry["flagged"], entry["warned"] = flagged(entry["about"]), flagged(entry["warnings_about"])
+    entry["observed"] = observed(rows[0]["mjd_obs"]) if rows else None
+    entry["instrument"] = instrument_title(entry["profile"])
+    entry["attention"] = _attention(entry)
+    return entry
+
+
+def _attention(entry: dict[str, Any]) -> str:
+    if entry["verdict"] == "failed":
+        return "failed"
+    if entry["state"] in ("failed", "rejected"):
+        return "rejected"
+    if entry["warnings"]:
+        return "warning"
+    if entry["verdict"] in ("not_assessable", "passed"):
+        return entry["verdict"]
+    return "incomplete" if entry["state"] == "incomplete" else "pending"
+
+
+def neighbour_nights(conn: Connection, night: str) -> tuple[str | None, str | None]:
+    """The nearest earlier and later night the ledger knows (sets or files)."""
+    earlier = [conn.execute(select(func.max(c)).where(c < night)).scalar() for c in (sets.c.night, files.c.night)]
+    later = [conn.execute(select(func.min(c)).where(c > night)).scalar() for c in (sets.c.night, files.c.night)]
+    return max((n for n in earlier if n), default=None), min((n for n in later if n), default=None)
+
+
+def night_detail(engine: Engine, night: str, config_for: ConfigFor) -> dict[str, Any] | None:
+    """Sets of a night (newest version per set_id; failed first, see ATTENTION) with QC1 rows, reasons and trend
+    warnings, plus unused files, open alerts and the neighbouring nights; None when the ledger knows nothing of
+    that night."""
     with engine.connect() as conn:
         set_rows = rows_as_dicts(conn.execute(
             select(sets).where(sets.c.night == night, sets.c.state != "superseded").order_by(sets.c.id)))
@@ -63,18 +139,23 @@ def night_detail(engine: Engine, night: str) -> dict[str, Any] | None:
                 qc1.setdefault(row["set_id"], []).append(row)
         open_alerts = rows_as_dicts(conn.execute(select(alerts).where(alerts.c.night == night,
                                                                       alerts.c.state == "open")))
+        previous_night, next_night = neighbour_nights(conn, night)
     for entry in latest.values():
-        entry["qc1"] = qc1.get(entry["set_id"], [])
-        entry["reasons"] = decode_reasons(entry["qc1"][0]["reasons"]) if entry["qc1"] else (
-            [entry["reason"]] if entry["reason"] else [])
+        _with_qc_summary(entry, qc1.get(entry["set_id"], []), config_for)
     problems = rows_as_dicts(problem_files(engine, night))
     if not latest and not qc1 and not problems and not open_alerts:
         return None
-    return {"night": night, "sets": list(latest.values()), "files": problems, "open_alerts": open_alerts}
+    ordered = sorted(latest.values(), key=lambda e: (ATTENTION.index(e["attention"]), e["observed"] or ""))
+    for alert in open_alerts:
+        alert["reasons"] = decode_reasons(alert["reasons"])
+    instruments = sorted({e["instrument"] for e in ordered if e["instrument"]})
+    return {"night": night, "sets": ordered, "files": problems, "open_alerts": open_alerts,
+            "previous_night": previous_night, "next_night": next_night, "instruments": instruments}
 
 
-def set_detail(engine: Engine, set_id: str) -> dict[str, Any] | None:
-    """The newest version of a set with its QC1 rows, provenance, versions and job history."""
+def set_detail(engine: Engine, set_id: str, config_for: ConfigFor) -> dict[str, Any] | None:
+    """The newest version of a set with its QC1 rows, reasons and warnings (each with the cell and picture it is
+    about), provenance, versions, job history, alerts, and the previous and next set of its setting."""
     with engine.connect() as conn:
         versions = rows_as_dicts(conn.execute(select(sets).where(sets.c.set_id == set_id,
                                                                  sets.c.state != "superseded").order_by(sets.c.id)))
@@ -87,12 +168,27 @@ def set_detail(engine: Engine, set_id: str) -> dict[str, Any] | None:
                                               .order_by(table.c.detector)))
         history = rows_as_dicts(conn.execute(select(job_events).where(
             job_events.c.version.in_([v["version"] for v in versions])).order_by(job_events.c.id)))
-        set_alerts = rows_as_dicts(conn.execute(select(alerts).where(alerts.c.set_id == set_id)))
+        set_alerts = rows_as_dicts(conn.execute(select(alerts).where(alerts.c.set_id == set_id)
+                                                .order_by(alerts.c.id.desc())))
+        table_name = profile_named(current["profile"]).table if current["profile"] else None
+        neighbours = _neighbour_sets(conn, QC1_TABLES[table_name], qc1[0]) if qc1 and table_name else (None, None)
     for alert in set_alerts:
         alert["reasons"] = decode_reasons(alert["reasons"])
+    _with_qc_summary(current, qc1, config_for)
     return {"set": current, "versions": versions, "qc1": qc1, "history": history, "alerts": set_alerts,
-            "reasons": decode_reasons(qc1[0]["reasons"]) if qc1 else ([current["reason"]] if current["reason"] else []),
-            "qc1_names": qc1_names(current["profile"])}
+            "reasons": current["reasons"], "warnings": current["warnings"], "qc1_names": qc1_names(current["profile"]),
+            "table": table_name, "previous_set": neighbours[0], "next_set": neighbours[1]}
+
+
+def _neighbour_sets(conn: Connection, table: Table, row: dict[str, Any]) -> tuple[str | None, str | None]:
+    """The set observed just before and just after ``row``'s set with the same setting."""
+    if row["mjd_obs"] is None:
+        return None, None
+    same = select(table.c.set_id).where(table.c.setting_key == row["setting_key"], table.c.detector == row["detector"])
+    before = conn.execute(same.where(table.c.mjd_obs < row["mjd_obs"]).order_by(table.c.mjd_obs.desc())
+                          .limit(1)).scalar()
+    after = conn.execute(same.where(table.c.mjd_obs > row["mjd_obs"]).order_by(table.c.mjd_obs).limit(1)).scalar()
+    return before, after
 
 
 def qc1_names(profile: str | None) -> list[str]:
@@ -101,10 +197,13 @@ def qc1_names(profile: str | None) -> list[str]:
     return [*QC1_NAMES, *(f"bpm_{name}" for name in bits or ())]
 
 
-def alert_list(engine: Engine, state: str | None = None) -> list[dict[str, Any]]:
+def alert_list(engine: Engine, state: str | None = None, severity: str | None = None) -> list[dict[str, Any]]:
+    """Alerts and warnings, newest first, optionally of one state and one severity."""
     query = select(alerts).order_by(alerts.c.id.desc())
     if state:
         query = query.where(alerts.c.state == state)
+    if severity:
+        query = query.where(severity_is(severity))
     with engine.connect() as conn:
         rows = rows_as_dicts(conn.execute(query))
     for row in rows:
@@ -163,9 +262,12 @@ def metrics_figures(engine: Engine) -> dict[str, Any]:
                                      .group_by(sets.c.verdict)).all())
         timing = conn.execute(select(sets.c.started_at, sets.c.finished_at, sets.c.first_arrival).where(
             sets.c.state == "done", sets.c.finished_at.is_not(None))).all()
-        open_alerts = conn.execute(select(func.count()).where(alerts.c.state == "open")).scalar()
+        open_alerts = conn.execute(select(func.count()).where(alerts.c.state == "open", severity_is(ALERT))).scalar()
+        open_warnings = conn.execute(select(func.count()).where(alerts.c.state == "open",
+                                                                severity_is(WARNING))).scalar()
     durations = [(f - s).total_seconds() for s, f, _ in timing if s and f]
     latencies = [(f - a).total_seconds() for _, f, a in timing if a and f]
     return {"file_states": file_states, "set_states": set_states, "verdicts": verdicts, "durations": durations,
-            "latencies": latencies, "open_alerts": open_alerts, "files_seen": sum(file_states.values())}
+            "latencies": latencies, "open_alerts": open_alerts, "open_warnings": open_warnings,
+            "files_seen": sum(file_states.values())}
 
