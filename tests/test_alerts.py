@@ -52,3 +52,45 @@ def test_delivery_is_retried_and_failure_recorded(sqlite_url: str) -> None:
     with Webhook().running() as hook:
         assert send_alert(engine, alert_id, [hook.url], retries=3, backoff_s=0.0) is True
     assert len(hook.bodies) == 1 and "abc" in hook.bodies[0]["title"] and "median_snr" in hook.bodies[0]["message"]
+
+
+def test_warnings_have_their_own_life_cycle_below_alerts(sqlite_url: str) -> None:
+    from flatqc.db import ALERT, WARNING
+    from flatqc.lifecycle import record_warning
+
+    engine = connect(sqlite_url)
+    failing = result("failed", ("detector 2: median_snr = 100.0 <= 250",))
+    outside = ("detector 1: rms_master = 0.104 > 0.1 (trend limits 0.05 .. 0.1)",)
+    with engine.begin() as conn:
+        alert_id = record_alert(conn, failing, "v1")
+        warning_id = record_warning(conn, failing, "v1", outside)
+        assert warning_id not in (None, alert_id)
+        assert record_warning(conn, failing, "v2", outside) is None  # the same warning again: nothing to send
+        assert record_alert(conn, result("passed"), "v3") is None  # resolves the alert only
+        assert record_warning(conn, result("passed"), "v3", ()) is None  # back inside the limits: resolved
+        rows = {r.severity: r for r in conn.execute(select(alerts))}
+    assert rows[ALERT].state == rows[WARNING].state == "resolved"
+    assert json.loads(rows[WARNING].reasons) == list(outside)
+    engine.dispose()
+
+
+def test_the_message_leads_to_the_set_page_and_the_cover_follows(sqlite_url: str, tmp_path) -> None:  # noqa: ANN001
+    from worker.alerts import send_cover
+
+    engine = connect(sqlite_url)
+    reason = "detector 3: median_snr = 1.0 <= 250"
+    with engine.begin() as conn:
+        alert_id = record_alert(conn, result("failed", (reason,)), "v1")
+    cover = tmp_path / "cover.png"
+    cover.write_bytes(b"\x89PNG\r\n\x1a\n not really a picture")
+    with Webhook().running() as hook:
+        assert send_cover(engine, "abc", cover, [hook.url], "https://qc.example.org") is False  # not notified yet
+        assert send_alert(engine, alert_id, [hook.url], retries=1, public_url="https://qc.example.org/") is True
+        assert send_cover(engine, "abc", cover, [hook.url], "https://qc.example.org") is True
+        assert send_cover(engine, "abc", cover, [hook.url], "https://qc.example.org") is False  # once per alert
+    message, follow_up = hook.bodies
+    assert reason in message["message"] and "https://qc.example.org/sets/abc" in message["message"]
+    assert "https://qc.example.org/files/2010-05-12/abc/cover.png" in message["message"]
+    assert [a["filename"] for a in follow_up["attachments"]] == ["cover.png"]
+    assert "https://qc.example.org/sets/abc" in follow_up["message"]
+    engine.dispose()

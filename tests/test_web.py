@@ -286,3 +286,75 @@ def test_flatqc_web_serves_the_dashboard(site: dict) -> None:
     finally:
         server.terminate()
         server.wait(10)
+
+
+def test_night_page_lists_failed_sets_first_in_chromium(browser_page, site: dict) -> None:  # noqa: ANN001
+    from flatqc.web.queries import ATTENTION
+
+    page = browser_page
+    page.goto("/nights/2010-05-12")
+    order = page.locator("section.setrow").evaluate_all("rows => rows.map(r => r.dataset.attention)")
+    assert order[:2] == ["failed", "failed"] and order == sorted(order, key=ATTENTION.index)
+    first = page.locator("section.setrow").first
+    assert "observed 2010-05-13" in first.inner_text() and "CRIRES" in first.inner_text()
+    assert first.locator("a.tile img").evaluate("img => img.naturalWidth") > 1000  # the cover's verdict corner
+    assert page.locator("a[rel=prev], a[rel=next]").count() == 0  # the only night
+    page.screenshot(path=str(ARTIFACTS / "night_failed_first.png"), full_page=True)
+
+
+def test_acknowledge_and_reprocess_from_the_set_page_in_chromium(browser_page, site: dict) -> None:  # noqa: ANN001
+    failing = next(s for s in site["manifest"].sets if s.name == "snr_fail")
+    page = browser_page
+    page.goto(f"/sets/{failing.set_id}")
+    verdict = page.locator("#verdict")
+    assert "median_snr" in verdict.inner_text() and "trend limits" in verdict.inner_text()
+    assert page.locator("table.qc1 td.bad").count() == 4  # median_snr on every detector
+    assert page.locator("table.qc1 td.warn").count() >= 1  # rms_master above its trend limit
+    box = verdict.locator(".alert-box", has_text="alert #")
+    assert box.locator("button:text('Acknowledge')").bounding_box()["y"] < 1000  # above the fold
+    assert verdict.locator("a:text('Trend of this setting')").count() == 1
+    page.screenshot(path=str(ARTIFACTS / "set_failed.png"))
+    verdict.locator("a:text('flat4')").first.click()
+    assert page.url.endswith("#flat4")
+    assert page.locator("a:has(img[alt=flat4])").get_attribute("href").endswith("/flat4.png")  # full size
+    box.locator("input[name=by]").fill("qc scientist")
+    box.locator("button:text('Acknowledge')").click()
+    assert page.url.endswith(f"/sets/{failing.set_id}")
+    assert "acknowledged by qc scientist" in page.locator(".flash").inner_text()
+    assert "acknowledged" in page.locator("#verdict .alert-box", has_text="alert #").inner_text()
+    page.locator("button:text('Reprocess')").click()
+    assert "queued for reprocessing" in page.locator(".flash").inner_text()
+    passing = next(s for s in site["manifest"].sets if s.expected_verdict == "passed")
+    page.goto(f"/sets/{passing.set_id}")
+    assert page.locator("table.qc1 td.bad").count() == 0 and page.locator("#verdict .alert-box").count() == 0
+    page.screenshot(path=str(ARTIFACTS / "set_passed.png"))
+
+
+def test_missing_pages_are_styled_in_chromium(browser_page) -> None:  # noqa: ANN001
+    page = browser_page
+    answer = page.goto("/sets/no-such-set")
+    assert answer.status == 404
+    assert page.locator("h1").inner_text() == "Not Found" and "no set no-such-set" in page.content()
+    page.click("main >> text=All nights")
+    assert page.locator("h1").inner_text() == "Nights"
+
+
+def test_trend_points_open_their_set_and_nights_link_their_neighbours_in_chromium(history_page) -> None:  # noqa: ANN001
+    page = history_page
+    page.goto("/trends?key=1090.400_25.000_Halogen&days=30")
+    svg = page.locator("svg.trend").first
+    assert "observation date [UTC]" in svg.inner_html() and "mean_flux [ADU/s]" in svg.inner_html()
+    assert svg.locator("text.ytick").count() >= 3
+    point = svg.locator("a:has(circle.point)").last  # drawn last: on top of the points it overlaps
+    target = point.get_attribute("href")
+    point.click()
+    page.wait_for_url(f"**{target}")
+    assert page.locator("h1").inner_text().startswith("Set h")
+    page.click("a[rel=prev]")  # previous set of the setting
+    assert page.url != target and page.locator("h1").inner_text().startswith("Set h")
+    page.click("p >> a[href^='/nights/']")
+    night = page.locator("h1").inner_text().removeprefix("Night ")
+    page.click("a[rel=next]")
+    assert page.locator("h1").inner_text() > f"Night {night}"
+    page.click("a[rel=prev]")
+    assert page.locator("h1").inner_text() == f"Night {night}"

@@ -273,9 +273,9 @@ def create_app(settings: Settings, engine: Engine, redis: Redis | None) -> Flask
     def reprocess(set_id: str) -> Any:
         if redis is None:
             abort(503, "no Redis configured: cannot queue")
-        detail = queries.set_detail(engine, set_id)
+        detail = queries.set_detail(engine, set_id, settings.qc_config)
         if detail is None:
-            abort(404)
+            abort(404, f"no set {set_id}")
         with engine.begin() as conn:
             row = ledger.set_row(conn, detail["set"]["version"])
             job_id = lifecycle.requeue(conn, row, "reprocess requested in the dashboard", new_job=True)

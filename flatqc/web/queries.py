@@ -174,6 +174,7 @@ def set_detail(engine: Engine, set_id: str, config_for: ConfigFor) -> dict[str, 
         neighbours = _neighbour_sets(conn, QC1_TABLES[table_name], qc1[0]) if qc1 and table_name else (None, None)
     for alert in set_alerts:
         alert["reasons"] = decode_reasons(alert["reasons"])
+    set_alerts.sort(key=lambda a: a["severity"] == WARNING)  # alerts before the warnings below them, newest first
     _with_qc_summary(current, qc1, config_for)
     return {"set": current, "versions": versions, "qc1": qc1, "history": history, "alerts": set_alerts,
             "reasons": current["reasons"], "warnings": current["warnings"], "qc1_names": qc1_names(current["profile"]),
