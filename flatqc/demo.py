@@ -24,7 +24,7 @@ import click
 from rich.console import Console
 from sqlalchemy import select
 
-from flatqc.db import alerts, connect, crires_flat, sets
+from flatqc.db import WARNING, alerts, connect, crires_flat, sets
 from flatqc.delivery import deliver_file, delivery_plan
 from flatqc.report import make_console
 from flatqc.service import Service
@@ -35,7 +35,7 @@ FINAL_STATES = ("done", "failed", "rejected", "incomplete")
 
 
 class Reporter:
-    """Prints each set once it is final (with its QC1 rows) and each new alert."""
+    """Prints each set once it is final (with its QC1 rows) and each new alert or warning."""
 
     def __init__(self, console: Console, db_url: str) -> None:
         self.console = console
@@ -62,7 +62,8 @@ class Reporter:
                 if alert.id not in self.seen_alerts:
                     self.seen_alerts.add(alert.id)
                     reasons = "; ".join(json.loads(alert.reasons))
-                    self.console.print(f"[bold red]ALERT #{alert.id}[/] set {alert.set_id}: {reasons}")
+                    kind = "[yellow]WARNING" if alert.severity == WARNING else "[bold red]ALERT"
+                    self.console.print(f"{kind} #{alert.id}[/] set {alert.set_id}: {reasons}")
 
 
 @click.command()
@@ -106,7 +107,7 @@ def main(root: Path, seed: int, timeout: float, exit_after: bool) -> None:
             subprocess.run([sys.executable, "-m", "flatqc", verb], env=env, check=False)
         console.print(f"QC1 rows: {root / 'flatqc.db'} (table crires_flat); pictures and trend reports under "
                       f"{tree / 'qc'}")
-        console.print(look_again(config), markup=False, highlight=False)
+        console.print(look_again(config, settings.web_port), markup=False, highlight=False)
         if not exit_after:
             console.print(f"[bold]the dashboard stays up: {dashboard}[/] (Ctrl-C stops the service)")
             service.wait()
@@ -125,7 +126,7 @@ def write_config(settings: Settings, path: Path) -> Path:
     return path
 
 
-def look_again(config: Path) -> str:
+def look_again(config: Path, port: int) -> str:
     """The commands that show the demo's results again, now or after it stopped."""
     script = Path(sys.executable).parent / "flatqc"
     if script.is_relative_to(Path.cwd()):
@@ -133,7 +134,7 @@ def look_again(config: Path) -> str:
     command = f"FLATQC_CONFIG={config} {script if script.exists() else 'flatqc'}"
     return "\n".join(["To look again (now, or after Ctrl-C):",
                       *(f"  {command} {verb}" for verb in ("status", "alerts", "web")),
-                      f"  (flatqc web serves {config.parent / 'flatqc.db'} on http://127.0.0.1:8080/)"])
+                      f"  (flatqc web serves {config.parent / 'flatqc.db'} on port {port}: stop the demo first)"])
 
 
 if __name__ == "__main__":

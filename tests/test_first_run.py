@@ -53,7 +53,7 @@ def test_the_demo_config_is_found_by_the_other_commands(tmp_path: Path, monkeypa
                         qc_reference=demo_root / "tree/reference", qc_output=demo_root / "tree/qc",
                         run_dir=demo_root / "run", db_url=f"sqlite:///{demo_root / 'flatqc.db'}")
     config = write_config(settings, DEMO_CONFIG)
-    assert f"FLATQC_CONFIG={DEMO_CONFIG}" in look_again(config)
+    assert f"FLATQC_CONFIG={DEMO_CONFIG}" in look_again(config, 8080)
     empty = CliRunner().invoke(main, ["alerts"], catch_exceptions=False)
     assert empty.exit_code == 0 and f"FLATQC_CONFIG={DEMO_CONFIG} flatqc alerts" in empty.stderr
     monkeypatch.setenv("FLATQC_CONFIG", str(config))
