@@ -302,8 +302,12 @@ def claim_complete(conn: Connection, keys: SetKeys, members: Members, member_ids
                 first_arrival=first_arrival, created_at=utcnow(), queued_at=utcnow()))
     except IntegrityError:
         known = conn.execute(select(sets).where(sets.c.version == version)).one()
-        if known.state != SetState.SUPERSEDED:
-            return None  # queued, running or finished already
+        if known.state != SetState.SUPERSEDED:  # queued, running or finished already
+            # complete again after a member was briefly missing or unreadable (A, broken B, A): not waiting
+            conn.execute(update(sets).where(sets.c.version == _pending_version(keys.set_id),
+                                            sets.c.state.in_((SetState.WAITING, SetState.INCOMPLETE)))
+                         .values(state=SetState.SUPERSEDED))
+            return None
         job_id, why = job_id_for(version, known.attempts + 1), "files hold this version's bytes again"
         conn.execute(update(sets).where(sets.c.version == version).values(
             state=SetState.QUEUED, reason=None, job_id=job_id, queued_at=utcnow()))

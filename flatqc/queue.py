@@ -106,6 +106,26 @@ def job_is_stale(job: Job, stale_after_s: float) -> bool:
     return (datetime.now(UTC) - beat).total_seconds() > stale_after_s
 
 
+STRANDED_KEY = "flatqc:stranded:{}"
+"""Redis key remembering when a job was first seen stranded (value: epoch seconds)."""
+
+
+def job_is_stranded(job: Job, waiting: set[str], stale_after_s: float) -> bool:
+    """A job whose status says queued but that is in no queue (``waiting``: the ids in its queue): a worker popped it
+    and died before its work-horse started it (Redis went away in between, or the worker was killed). rq's own
+    clean-up finds such a job only when that worker's execution expires and another worker runs its maintenance
+    (minutes), and never if the worker died before writing one. True once the job has been seen so for
+    ``stale_after_s`` (the first sighting is kept in Redis), so a job on its way to a work-horse is left alone."""
+    key = STRANDED_KEY.format(job.id)
+    if job.id in waiting or job.get_status() != JobStatus.QUEUED:
+        job.connection.delete(key)
+        return False
+    now = datetime.now(UTC).timestamp()
+    job.connection.set(key, now, nx=True, ex=int(4 * stale_after_s) + 60)
+    first = float(job.connection.get(key) or now)
+    return now - first > stale_after_s
+
+
 def redis_url_file(settings: Settings) -> Path:
     """Where ``flatqc up`` writes the URL of the Redis it started (mode 0600), for the other commands."""
     return settings.run_dir / "redis.url"

@@ -1,8 +1,9 @@
 """Repair: make the queue agree with the ledger, and end the waits that outages leave behind.
 
 - waiting sets older than ``incomplete_timeout_s`` become incomplete;
-- a queued or running set whose job is missing from Redis (restarted empty) or whose worker stopped sending
-  heartbeats (killed) is queued again; a job rq gave up on (e.g. killed by its timeout) fails its set;
+- a queued or running set whose job is missing from Redis (restarted empty), whose worker stopped sending
+  heartbeats (killed), or whose job was taken from the queue by a worker that died before starting it (stranded)
+  is queued again; a job rq gave up on (e.g. killed by its timeout) fails its set;
 - scheduled retries overdue by ``overdue_retry_s`` (the scheduler died with Redis) are moved to the queue;
 - a set failed by a transient cause (database, disk) is queued again ``transient_retry_s`` after it failed;
 - a done set whose pictures are missing or failed gets its picture job again.
@@ -26,6 +27,7 @@ from flatqc.queue import (
     enqueue_set,
     fetch_job,
     job_is_stale,
+    job_is_stranded,
     job_queue,
     move_overdue_scheduled,
     pictures_job_id,
@@ -54,6 +56,7 @@ def repair_queue(engine: Engine, settings: Settings, redis: Redis) -> list[str]:
         failed = list(conn.execute(select(sets).where(sets.c.state == SetState.FAILED, sets.c.transient.is_(True))))
         unpictured = list(conn.execute(select(sets).where(sets.c.state == SetState.DONE,
                                                           sets.c.pictures.in_((Pictures.PENDING, Pictures.FAILED)))))
+    waiting, waiting_pictures = set(queue.get_job_ids()), set(pictures.get_job_ids())
     for row in active:
         job = fetch_job(redis, row.job_id)
         if job is None:
@@ -61,6 +64,10 @@ def repair_queue(engine: Engine, settings: Settings, redis: Redis) -> list[str]:
         elif job_is_stale(job, settings.stale_job_s):
             job.delete()
             done += _requeue(engine, settings, redis, row, "worker stopped sending heartbeats (killed?)")
+        elif job_is_stranded(job, waiting, settings.stale_job_s):
+            job.delete()
+            done += _requeue(engine, settings, redis, row, "taken from the queue by a worker that died before "
+                                                            "starting it")
         elif job.is_failed:
             _fail(engine, row, job)
             done.append(f"set {row.set_id}: job failed in rq")
@@ -70,7 +77,8 @@ def repair_queue(engine: Engine, settings: Settings, redis: Redis) -> list[str]:
                              new_job=True)
     for row in unpictured:
         job = fetch_job(redis, pictures_job_id(row.version))
-        if job is None or (job.is_failed and ledger.older_than(row.finished_at, settings.transient_retry_s)):
+        if (job is None or job_is_stranded(job, waiting_pictures, settings.stale_job_s)
+                or (job.is_failed and ledger.older_than(row.finished_at, settings.transient_retry_s))):
             if job is not None:
                 job.delete()
             with engine.begin() as conn:
