@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 
 BATCH = 500
 """Files recorded per ledger transaction."""
-RETRY_MAX_S = 300.0
+RETRY_MAX_S = 30.0
 """Longest wait before a file that hit a transient fault is tried again [s]."""
 ERROR_LOG_S = 300.0
 """The same error of the same phase is logged at most this often [s]."""
@@ -95,6 +95,8 @@ class Watcher:
             batch = [(p, self.root_of(p) or p.parent) for p in ready[start:start + BATCH]]
             result = take(batch, self.settings, self.engine, self.frames)
             self.dirty_nights |= result.nights
+            for path in result.changing:
+                self.settler.notice(path)  # its clock starts again
             for path, _ in batch:
                 if path in result.retry:
                     delay = min(RETRY_MAX_S, 2.0 ** (self.settler.failed.get(path, 0) + 1))

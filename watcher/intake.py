@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +24,7 @@ from flatqc.faults import checkpoint, describe, is_transient
 from flatqc.files import disk_stat, path_text, sha256_file, unusable_reason
 from flatqc.lifecycle import FileRecord, FileState
 from flatqc.settings import Settings
-from qc.errors import FlatQCError, NotAFlatProduct
+from qc.errors import FlatQCError, IncompleteFile, NotAFlatProduct
 from qc.fitsio import QUICK_MAX_BYTES, FrameInfo, inspect_file
 from qc.sets import night_of, set_id_for
 
@@ -61,6 +63,8 @@ class IntakeResult:
 
     nights: set[str] = field(default_factory=set)
     retry: dict[Path, str] = field(default_factory=dict)
+    changing: list[Path] = field(default_factory=list)
+    """Paths that changed while they were read: back to settling, nothing recorded."""
 
 
 def examine(path: Path, root: Path, settings: Settings) -> tuple[FileRecord, FrameInfo | None] | None:
@@ -93,18 +97,37 @@ def examine(path: Path, root: Path, settings: Settings) -> tuple[FileRecord, Fra
     except NotAFlatProduct as exc:
         return FileRecord(**plain, state=FileState.IGNORED, reason=str(exc), night=night_of(path, None)), None
     except FlatQCError as exc:
+        written_just_now = time.time() - stat.st_mtime < settings.truncated_after_s
+        if written_just_now and (isinstance(exc, IncompleteFile) or stat.st_size == 0):
+            raise Changing(f"{exc}, written a moment ago") from exc  # truncated by a re-delivery after settling
         return FileRecord(**plain, state=FileState.REJECTED, reason=str(exc), night=night_of(path, None)), None
     except OSError as exc:
         if is_transient(exc):
             raise
         return FileRecord(**plain, state=FileState.REJECTED, reason=f"cannot be read: {describe(exc)}",
                           night=night_of(path, None)), None
+    finally:
+        _unchanged_since(path, stat)
     if settings.instrument not in ("auto", frame.profile):
         return FileRecord(**plain, state=FileState.IGNORED, night=night_of(path, None),
                           reason=f"instrument {frame.profile} not handled (FLATQC_INSTRUMENT)"), None
     return FileRecord(**plain, state=FileState.WAITING, kind=frame.kind, profile=frame.profile,
                       arcfile=frame.arcfile, night=night_of(path, frame.mjd_obs) or "unknown",
                       set_id=set_id_for(frame.raw_names) if frame.raw_names else None), frame
+
+
+class Changing(Exception):
+    """The file changed while it was read, or is incomplete and was written a moment ago (re-delivered in place):
+    not a fact about its bytes; it goes back to settling."""
+
+
+def _unchanged_since(path: Path, before: os.stat_result) -> None:
+    try:
+        after = path.stat()
+    except FileNotFoundError:
+        raise Changing("it vanished while it was read") from None
+    if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
+        raise Changing("it changed while it was read")
 
 
 def _read_small(path: Path, size: int) -> bytes | None:
@@ -122,6 +145,9 @@ def take(paths: Iterable[tuple[Path, Path]], settings: Settings, engine: Engine,
     for path, root in paths:
         try:
             examined = examine(path, root, settings)
+        except Changing:
+            result.changing.append(path)
+            continue
         except Exception as exc:  # noqa: BLE001 - transient (examine raises nothing else): try again later
             result.retry[path] = describe(exc)
             continue
