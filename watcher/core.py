@@ -90,10 +90,11 @@ class Watcher:
 
     def intake(self, paths: Iterable[Path] | None = None) -> int:
         """Take the settled files (or ``paths`` at once), in batches; returns how many were taken."""
-        ready = list(self.settler.ready() if paths is None else paths)
+        settled = self.settler.ready() if paths is None else {}
+        ready = list(settled) if paths is None else list(paths)
         for start in range(0, len(ready), BATCH):
             batch = [(p, self.root_of(p) or p.parent) for p in ready[start:start + BATCH]]
-            result = take(batch, self.settings, self.engine, self.frames)
+            result = take(batch, self.settings, self.engine, self.frames, settled)
             self.dirty_nights |= result.nights
             for path in result.changing:
                 self.settler.notice(path)  # its clock starts again

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +23,7 @@ from flatqc.faults import checkpoint, describe, is_transient
 from flatqc.files import disk_stat, path_text, sha256_file, unusable_reason
 from flatqc.lifecycle import FileRecord, FileState
 from flatqc.settings import Settings
-from qc.errors import FlatQCError, IncompleteFile, NotAFlatProduct
+from qc.errors import FlatQCError, NotAFlatProduct
 from qc.fitsio import QUICK_MAX_BYTES, FrameInfo, inspect_file
 from qc.sets import night_of, set_id_for
 
@@ -67,9 +66,12 @@ class IntakeResult:
     """Paths that changed while they were read: back to settling, nothing recorded."""
 
 
-def examine(path: Path, root: Path, settings: Settings) -> tuple[FileRecord, FrameInfo | None] | None:
+def examine(path: Path, root: Path, settings: Settings,
+            settled: tuple[int, float] | None = None) -> tuple[FileRecord, FrameInfo | None] | None:
     """What the file at ``path`` is, as a ledger record (and its frame if it is a flat product or raw); None if it
-    vanished. Raises only transient errors."""
+    vanished. ``settled``: the size and mtime it had when it settled, if it did. Raises :class:`Changing` if it
+    is no longer what settled or changes while read (e.g. a re-delivery truncated it), else only transient
+    errors."""
     text = path_text(path)
     reason = unusable_reason(path, root)
     if reason is not None:
@@ -82,6 +84,8 @@ def examine(path: Path, root: Path, settings: Settings) -> tuple[FileRecord, Fra
                           night=night_of(path, None)), None
     try:
         stat = path.stat()
+        if settled is not None and (stat.st_size, stat.st_mtime) != settled:
+            raise Changing("it changed after it settled")
         data = _read_small(path, stat.st_size)
         sha = hashlib.sha256(data).hexdigest() if data is not None else sha256_file(path)
     except FileNotFoundError:
@@ -97,9 +101,6 @@ def examine(path: Path, root: Path, settings: Settings) -> tuple[FileRecord, Fra
     except NotAFlatProduct as exc:
         return FileRecord(**plain, state=FileState.IGNORED, reason=str(exc), night=night_of(path, None)), None
     except FlatQCError as exc:
-        written_just_now = time.time() - stat.st_mtime < settings.truncated_after_s
-        if written_just_now and (isinstance(exc, IncompleteFile) or stat.st_size == 0):
-            raise Changing(f"{exc}, written a moment ago") from exc  # truncated by a re-delivery after settling
         return FileRecord(**plain, state=FileState.REJECTED, reason=str(exc), night=night_of(path, None)), None
     except OSError as exc:
         if is_transient(exc):
@@ -117,8 +118,8 @@ def examine(path: Path, root: Path, settings: Settings) -> tuple[FileRecord, Fra
 
 
 class Changing(Exception):
-    """The file changed while it was read, or is incomplete and was written a moment ago (re-delivered in place):
-    not a fact about its bytes; it goes back to settling."""
+    """The file changed after it settled or while it was read (re-delivered in place): not a fact about its bytes;
+    it goes back to settling."""
 
 
 def _unchanged_since(path: Path, before: os.stat_result) -> None:
@@ -138,13 +139,15 @@ def _read_small(path: Path, size: int) -> bytes | None:
         return fh.read()
 
 
-def take(paths: Iterable[tuple[Path, Path]], settings: Settings, engine: Engine, frames: FrameCache) -> IntakeResult:
-    """Examine ``(path, root)`` pairs and record them in one transaction; see the module's docstring."""
+def take(paths: Iterable[tuple[Path, Path]], settings: Settings, engine: Engine, frames: FrameCache,
+         settled: dict[Path, tuple[int, float]] | None = None) -> IntakeResult:
+    """Examine ``(path, root)`` pairs (``settled``: their size and mtime when they settled) and record them in one
+    transaction; see the module's docstring."""
     result = IntakeResult()
     found: list[tuple[Path, FileRecord, FrameInfo | None]] = []
     for path, root in paths:
         try:
-            examined = examine(path, root, settings)
+            examined = examine(path, root, settings, (settled or {}).get(path))
         except Changing:
             result.changing.append(path)
             continue

@@ -65,9 +65,9 @@ class Settler:
         """``path`` is recorded: forget its failures."""
         self.failed.pop(path, None)
 
-    def ready(self) -> list[Path]:
-        """The noticed files to take now (removed from the noticed ones)."""
-        now, taken = self.clock(), []
+    def ready(self) -> dict[Path, tuple[int, float]]:
+        """The noticed files to take now, with the size and mtime they settled at (removed from the noticed ones)."""
+        now, taken = self.clock(), {}
         for path, entry in list(self.noticed.items()):
             if entry.retry_at > now:
                 continue
@@ -80,7 +80,7 @@ class Settler:
             if stable_for < self.truncated_after_s and not whole(path):
                 continue  # maybe still being written; give it time before calling it truncated
             del self.noticed[path]
-            taken.append(path)
+            taken[path] = (entry.size, entry.mtime)
         return taken
 
 
