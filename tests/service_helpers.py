@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -10,11 +11,16 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import pytest
 from sqlalchemy import create_engine, func, select
 
-from flatqc.db import crires_flat, sets
+from flatqc.db import connect, crires_flat, sets
+from flatqc.queue import job_queue, redis_connection
 from flatqc.redis_server import free_port
+from flatqc.service import settings_env
 from flatqc.settings import Settings
+from qc.synth import SynthSet, load_manifest
+from watcher.core import Watcher
 
 FINAL = ("done", "rejected", "incomplete", "failed")
 
@@ -89,3 +95,52 @@ def qc1_count(db_url: str) -> int:
         count = conn.execute(select(func.count()).select_from(crires_flat)).scalar()
     engine.dispose()
     return count
+
+
+class Clock:
+    """A monotonic clock the test moves by hand, so files settle without sleeping."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@contextmanager
+def watcher_rig(night: Path, tmp_path: Path, redis_url: str, monkeypatch: pytest.MonkeyPatch,
+                **overrides: object) -> Iterator[dict]:
+    """A tree (with the night's references), a watcher on a hand clock, and the job function configured for the
+    same service (environment set, its cached settings cleared)."""
+    from worker import jobs
+
+    tree = tmp_path / "tree"
+    shutil.copytree(night / "reference", tree / "reference")
+    settings = service_settings(tree, f"sqlite:///{tmp_path / 'flatqc.db'}", redis_url, **overrides)
+    engine = connect(settings.db_url)
+    redis = redis_connection(redis_url)
+    clock = Clock()
+    for name, value in (settings_env(settings) | {"FLATQC_REDIS_URL": redis_url}).items():
+        monkeypatch.setenv(name, value)
+    jobs.service.cache_clear()
+    yield {"tree": tree, "night": night, "settings": settings, "engine": engine, "redis": redis,
+           "watcher": Watcher(settings, engine, redis, clock=clock), "clock": clock,
+           "queue": job_queue(settings, redis)}
+    jobs.service.cache_clear()
+    engine.dispose()
+
+
+def chosen(night: Path, name: str = "snr_pass") -> SynthSet:
+    """The manifest entry of set ``name`` of a synthetic night."""
+    return next(s for s in load_manifest(night / "manifest.json").sets if s.name == name)
+
+
+def deliver_set(night: Path, tree: Path, entry: SynthSet) -> dict[str, Path]:
+    """Copy a set's files from the night into the tree; returns where each landed."""
+    placed = {}
+    for relative in (entry.master, entry.bpm, *entry.raws):
+        target = tree / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(night / relative, target)
+        placed[relative] = target
+    return placed

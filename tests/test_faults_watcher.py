@@ -22,13 +22,13 @@ from sqlalchemy import func, select
 
 from bench.bench_flood import ledger_count, write_flood
 from flatqc.cli import main
-from flatqc.db import connect, crires_flat, files, job_events, make_engine, sets
+from flatqc.db import crires_flat, files, job_events, make_engine, sets
 from flatqc.files import path_from_text, shown
 from flatqc.process import process_paths
-from flatqc.queue import job_queue, redis_connection
+from flatqc.queue import job_queue
 from flatqc.service import settings_env
-from qc.synth import SynthSet, load_manifest
-from tests.service_helpers import service_settings, wait_for
+from qc.synth import SynthSet
+from tests.service_helpers import chosen, deliver_set, wait_for, watcher_rig
 from watcher.core import Watcher
 from watcher.service import run_watcher
 from worker import jobs
@@ -42,48 +42,10 @@ WATCHER_POINTS = ("intake-before-commit", "intake-after-commit", "between-intake
 JOB_POINTS = ("job-started", "job-before-commit", "job-after-commit")
 
 
-class Clock:
-    """A monotonic clock the test moves by hand, so files settle without sleeping."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture()
 def rig(synth_night: Path, tmp_path: Path, redis_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict]:
-    """A tree, a watcher with a hand clock, and the job function configured for the same service."""
-    tree = tmp_path / "tree"
-    shutil.copytree(synth_night / "reference", tree / "reference")
-    settings = service_settings(tree, f"sqlite:///{tmp_path / 'flatqc.db'}", redis_url, stale_job_s=1.0,
-                                overdue_retry_s=0.5)
-    engine = connect(settings.db_url)
-    redis = redis_connection(redis_url)
-    clock = Clock()
-    for name, value in (settings_env(settings) | {"FLATQC_REDIS_URL": redis_url}).items():
-        monkeypatch.setenv(name, value)
-    jobs.service.cache_clear()
-    yield {"tree": tree, "night": synth_night, "settings": settings, "engine": engine, "redis": redis,
-           "watcher": Watcher(settings, engine, redis, clock=clock), "clock": clock,
-           "queue": job_queue(settings, redis)}
-    jobs.service.cache_clear()
-    engine.dispose()
-
-
-def chosen(night: Path, name: str = "snr_pass") -> SynthSet:
-    return next(s for s in load_manifest(night / "manifest.json").sets if s.name == name)
-
-
-def deliver_set(night: Path, tree: Path, entry: SynthSet) -> dict[str, Path]:
-    placed = {}
-    for relative in (entry.master, entry.bpm, *entry.raws):
-        target = tree / relative
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(night / relative, target)
-        placed[relative] = target
-    return placed
+    with watcher_rig(synth_night, tmp_path, redis_url, monkeypatch, stale_job_s=1.0, overdue_retry_s=0.5) as made:
+        yield made
 
 
 def rounds(rig: dict, n: int = 3, step_s: float = 100.0) -> None:

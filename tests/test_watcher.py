@@ -11,44 +11,19 @@ import pytest
 from astropy.io import fits
 from sqlalchemy import select
 
-from flatqc.db import connect, crires_flat, files, job_events, sets
+from flatqc.db import crires_flat, files, job_events, sets
 from flatqc.files import sha256_file
-from flatqc.queue import job_queue, redis_connection
-from flatqc.service import settings_env
-from qc.synth import SynthSet, load_manifest
-from tests.service_helpers import service_settings
-from watcher.core import Watcher
+from qc.synth import SynthSet
+from tests.service_helpers import chosen, deliver_set, watcher_rig
 from worker import jobs
 
 pytestmark = pytest.mark.service
 
 
-class Clock:
-    """A monotonic clock the test moves by hand, so files settle without sleeping."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture()
 def rig(synth_night: Path, tmp_path: Path, redis_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict]:
-    """A tree, a watcher with a hand clock, and the job function configured for the same service."""
-    tree = tmp_path / "tree"
-    shutil.copytree(synth_night / "reference", tree / "reference")
-    settings = service_settings(tree, f"sqlite:///{tmp_path / 'flatqc.db'}", redis_url)
-    engine = connect(settings.db_url)
-    redis = redis_connection(redis_url)
-    clock = Clock()
-    watcher = Watcher(settings, engine, redis, clock=clock)
-    for name, value in (settings_env(settings) | {"FLATQC_REDIS_URL": redis_url}).items():
-        monkeypatch.setenv(name, value)
-    jobs.service.cache_clear()
-    yield {"tree": tree, "night": synth_night, "settings": settings, "engine": engine, "watcher": watcher,
-           "clock": clock, "queue": job_queue(settings, redis)}
-    jobs.service.cache_clear()
+    with watcher_rig(synth_night, tmp_path, redis_url, monkeypatch) as made:
+        yield made
 
 
 def settle(rig: dict) -> None:
@@ -59,37 +34,23 @@ def settle(rig: dict) -> None:
     rig["watcher"].tick()
 
 
-def deliver_set(rig: dict, entry: SynthSet) -> dict[str, Path]:
-    placed = {}
-    for relative in (entry.master, entry.bpm, *entry.raws):
-        target = rig["tree"] / relative
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(rig["night"] / relative, target)
-        placed[relative] = target
-    return placed
-
-
 def versions(rig: dict, set_id: str) -> list[tuple[str, str]]:
     with rig["engine"].connect() as conn:
         return [(r.version, r.state) for r in conn.execute(
             select(sets).where(sets.c.set_id == set_id, ~sets.c.version.startswith("pending-")).order_by(sets.c.id))]
 
 
-def chosen(rig: dict, name: str = "snr_pass") -> SynthSet:
-    return next(s for s in load_manifest(rig["night"] / "manifest.json").sets if s.name == name)
-
-
 def queue_one_set(rig: dict) -> tuple[SynthSet, str, Path]:
     """Deliver the 4-flat set and let the watcher queue it: (its manifest entry, set version, master path)."""
-    entry = chosen(rig)
-    placed = deliver_set(rig, entry)
+    entry = chosen(rig["night"])
+    placed = deliver_set(rig["night"], rig["tree"], entry)
     settle(rig)
     ((version, _),) = versions(rig, entry.set_id)
     return entry, version, placed[entry.master]
 
 
 def test_symlink_out_of_the_tree_is_ignored_and_never_read(rig: dict, tmp_path: Path) -> None:
-    entry = chosen(rig)
+    entry = chosen(rig["night"])
     outside = tmp_path / "outside" / "secret.fits"
     outside.parent.mkdir()
     shutil.copy(rig["night"] / entry.master, outside)
@@ -105,8 +66,8 @@ def test_symlink_out_of_the_tree_is_ignored_and_never_read(rig: dict, tmp_path: 
 
 
 def test_same_bytes_twice_change_nothing_and_new_bytes_make_a_new_version(rig: dict) -> None:
-    entry = chosen(rig)
-    placed = deliver_set(rig, entry)
+    entry = chosen(rig["night"])
+    placed = deliver_set(rig["night"], rig["tree"], entry)
     settle(rig)
     ((first, state),) = versions(rig, entry.set_id)
     assert state == "queued" and rig["queue"].count == 1
