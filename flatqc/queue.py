@@ -60,7 +60,11 @@ def enqueue_set(queue: Queue, version: str, settings: Settings, job_id: str) -> 
 
 
 def enqueue_pictures(queue: Queue, version: str, settings: Settings) -> Job:
-    """Queue the picture job of a done set version (idempotent: one job id per version)."""
+    """Queue the picture job of a done set version (one job id per version; one already waiting, scheduled or
+    running is kept rather than queued twice)."""
+    existing = fetch_job(queue.connection, pictures_job_id(version))
+    if existing is not None and existing.get_status() in (JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.STARTED):
+        return existing
     intervals = settings.retry_intervals
     return queue.enqueue(
         PICTURES_FUNCTION, version,

@@ -100,13 +100,18 @@ def send_cover(engine: Engine, set_id: str, cover: Path, urls: list[str], public
     notifier = _notifier([u for u in urls if _takes_attachments(u)], f"cover of alert #{row.id}")
     if not len(notifier):
         return False
+    with engine.begin() as conn:  # claimed first: two picture jobs of one set never both send it
+        claimed = conn.execute(update(alerts).where(alerts.c.id == row.id, alerts.c.cover_sent_at.is_(None))
+                               .values(cover_sent_at=utcnow())).rowcount == 1
+    if not claimed:
+        return False
     title = f"Cover sheet of set {row.set_id} ({row.setting_key}, night {row.night})"
     body = f"Cover sheet of {row.severity or 'alert'} #{row.id}: {set_url(public_url, row.set_id)}"
     if not notifier.notify(title=title, body=body, attach=str(cover)):
         log.warning("cover of alert #%s: delivery failed", row.id)
+        with engine.begin() as conn:
+            conn.execute(update(alerts).where(alerts.c.id == row.id).values(cover_sent_at=None))
         return False
-    with engine.begin() as conn:
-        conn.execute(update(alerts).where(alerts.c.id == row.id).values(cover_sent_at=utcnow()))
     return True
 
 
