@@ -1,0 +1,68 @@
+"""The import graph points down only: entry points -> processes (watcher, worker) -> library (flatqc) -> qc.
+
+Read from the source with ``ast`` (every import, also those inside functions), so a violation fails here before it
+becomes a habit.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+ENTRY_POINTS = ("flatqc.cli", "flatqc.__main__", "flatqc.commands", "flatqc.service", "flatqc.demo", "flatqc.web")
+"""Modules that compose processes (``flatqc up``, the CLI verbs, the demo) or serve pages."""
+
+
+def layer(module: str) -> int:
+    """0 qc (pure science), 1 library, 2 processes, 3 entry points."""
+    if module == "qc" or module.startswith("qc."):
+        return 0
+    if module.startswith(("watcher", "worker")):
+        return 2
+    if any(module == e or module.startswith(e + ".") for e in ENTRY_POINTS):
+        return 3
+    return 1
+
+
+def modules() -> dict[str, Path]:
+    found = {}
+    for package in ("qc", "flatqc", "watcher", "worker"):
+        for path in (ROOT / package).rglob("*.py"):
+            parts = path.relative_to(ROOT).with_suffix("").parts
+            found[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return found
+
+
+def imports_of(path: Path) -> set[str]:
+    """Every project module ``path`` imports, at any depth of its code."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+            names |= {f"{node.module}.{alias.name}" for alias in node.names}
+    known = modules()
+    return {n for n in names if n in known and n.split(".")[0] in ("qc", "flatqc", "watcher", "worker")}
+
+
+@pytest.mark.parametrize("module", sorted(modules()))
+def test_imports_point_down(module: str) -> None:
+    upward = sorted(m for m in imports_of(modules()[module]) if layer(m) > layer(module))
+    assert not upward, f"{module} (layer {layer(module)}) imports a higher layer: {upward}"
+
+
+def test_the_web_never_imports_processes() -> None:
+    web = [m for m in modules() if m.startswith("flatqc.web")]
+    offending = {m: sorted(i for i in imports_of(modules()[m]) if layer(i) == 2) for m in web}
+    assert not any(offending.values()), offending
+
+
+def test_the_layer_rule_sees_a_violation() -> None:
+    """The check itself can fail: a library module importing the watcher is caught."""
+    assert layer("flatqc.lifecycle") == 1 and layer("watcher.core") == 2 and layer("flatqc.commands.service") == 3
+    assert layer("watcher.core") > layer("flatqc.lifecycle")
+    assert "flatqc.lifecycle" in imports_of(ROOT / "watcher" / "regroup.py")
