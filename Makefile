@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO := var/demo
 
-.PHONY: test demo lint bench clean
+.PHONY: test test-fast demo lint bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,6 +20,10 @@ lint: $(STAMP)
 
 test: $(STAMP) lint
 	$(BIN)/python -m pytest
+
+# The inner loop: everything but the service, fault, PostgreSQL and browser tests (CI runs `make test`).
+test-fast: $(STAMP) lint
+	$(BIN)/python -m pytest -m "not service and not slow and not postgres and not browser"
 
 demo: $(STAMP)
 	$(BIN)/python -m flatqc.demo --root $(DEMO)

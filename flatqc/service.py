@@ -55,6 +55,7 @@ class Service:
         self.redis_url = settings.redis_url
         self.workers: list[subprocess.Popen[bytes]] = []
         self.stop_event = threading.Event()
+        self.watcher_caught_up = threading.Event()
         self.watcher_thread: threading.Thread | None = None
         self.engine = None
         self.with_web = web
@@ -97,10 +98,13 @@ class Service:
         return process
 
     def start_watcher(self) -> None:
+        """Start the watcher thread; ``watcher_caught_up`` is set when its start-up round is done."""
         self.stop_event = threading.Event()
+        self.watcher_caught_up = threading.Event()
         self.watcher_thread = threading.Thread(
             target=run_watcher, name="watcher", daemon=True,
-            args=(self.settings, self.engine, redis_connection(self.redis_url), self.stop_event),
+            args=(self.settings, self.engine, redis_connection(self.redis_url), self.stop_event,
+                  self.watcher_caught_up),
         )
         self.watcher_thread.start()
 

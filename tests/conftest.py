@@ -98,3 +98,10 @@ def crires_plus_night(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("night-crires-plus")
     write_night(out, seed=0, night="2010-05-12", profile="crires+", sets=CRIRES_PLUS_TEST_SETS)
     return out
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that drive Chromium (through the ``chromium`` fixture) carry the ``browser`` marker."""
+    for item in items:
+        if "chromium" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.browser)

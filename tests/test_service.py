@@ -13,6 +13,7 @@ from sqlalchemy import create_engine, func, select
 from flatqc.db import ALERT, alerts, connect, crires_flat, files, job_events, sets, severity_is
 from flatqc.delivery import deliver_file, delivery_plan
 from flatqc.process import process_paths
+from flatqc.queue import job_queue, redis_connection
 from flatqc.redis_server import EmbeddedRedis
 from flatqc.service import Service
 from flatqc.settings import Settings
@@ -122,7 +123,9 @@ def test_files_that_arrive_while_the_watcher_is_down_are_processed_once(
         wait_final(sqlite_url, [s.set_id for s in chosen])
         service.stop_watcher()
         service.start_watcher()  # a second start-up rescan must not queue anything again
-        wait_for(lambda: True, 1, "")
+        assert service.watcher_caught_up.wait(60), "the restarted watcher did not finish its start-up round"
+        wait_for(lambda: job_queue(service.settings, redis_connection(redis_url)).count == 0, 30,
+                 "the queue to stay or become empty")
     finally:
         service.stop()
     assert finished_count(sqlite_url) == {s.set_id: 1 for s in chosen}

@@ -46,8 +46,10 @@ class TreeEvents(FileSystemEventHandler):
                 self.watcher.notice(Path(str(path)), finished)
 
 
-def run_watcher(settings: Settings, engine: Engine, redis: Redis, stop: threading.Event) -> None:
-    """Watch until ``stop`` is set. Missing watched folders are created so that they can be observed."""
+def run_watcher(settings: Settings, engine: Engine, redis: Redis, stop: threading.Event,
+                caught_up: threading.Event | None = None) -> None:
+    """Watch until ``stop`` is set. Missing watched folders are created so that they can be observed.
+    ``caught_up`` is set once the start-up round (rescan, repair, intake, regroup) is done."""
     watcher = Watcher(settings, engine, redis)
     lock = threading.Lock()
     observer = Observer()
@@ -63,6 +65,8 @@ def run_watcher(settings: Settings, engine: Engine, redis: Redis, stop: threadin
                 if time.monotonic() >= next_full:
                     watcher.full_round()
                     next_full = time.monotonic() + settings.rescan_interval_s
+                    if caught_up is not None:
+                        caught_up.set()
                 else:
                     watcher.tick()
             stop.wait(TICK_S)
