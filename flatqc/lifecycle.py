@@ -153,20 +153,15 @@ def _event(conn: Connection, version: str, job_id: str | None, event: str, detai
 
 
 # -- files ---------------------------------------------------------------------------------------------------------
-def record(conn: Connection, found: FileRecord) -> tuple[int, bool]:
-    """Record a taken file version with its classification; ``(id, True)`` if it changes what the path holds
-    (new bytes, or bytes seen before that come back after others: A, B, A), ``(id, False)`` if the path holds
-    these bytes already. Older versions of the path that were still open are superseded."""
-    return record_many(conn, [found])[0]
-
-
 RECORD_CHUNK = 400
-"""Paths looked up (and rows inserted) per statement by :func:`record_many`."""
+"""Paths looked up (and rows inserted) per statement by :func:`record`."""
 
 
-def record_many(conn: Connection, found: Sequence[FileRecord]) -> list[tuple[int, bool]]:
-    """:func:`record` for many file versions at once (one lookup and one multi-row insert per chunk), with the
-    same outcome as recording them one after the other; returns ``(id, changed)`` in the order given."""
+def record(conn: Connection, found: Sequence[FileRecord]) -> list[tuple[int, bool]]:
+    """Record taken file versions with their classification, in the order given (one lookup and one multi-row
+    insert per chunk). Each gives ``(id, True)`` if it changes what its path holds (new bytes, or bytes seen before
+    that come back after others: A, B, A), ``(id, False)`` if the path holds these bytes already. Older versions
+    of a path that were still open are superseded."""
     results: list[tuple[int, bool]] = []
     for start in range(0, len(found), RECORD_CHUNK):
         chunk = list(found[start:start + RECORD_CHUNK])
@@ -183,6 +178,12 @@ def _values(found: FileRecord) -> dict[str, Any]:
             "night": found.night}
 
 
+def _new_row(found: FileRecord, now: Any) -> dict[str, Any]:
+    """The ``files`` row of a version seen for the first time."""
+    return dict(path=found.path, size=found.size, mtime=found.mtime, sha256=found.sha256, first_seen=now,
+                last_seen=now, current_since=now, **_values(found))
+
+
 def _record_chunk(conn: Connection, chunk: list[FileRecord]) -> list[tuple[int, bool]]:
     """Distinct paths: the known ones one by one, the new (path, sha256) pairs in one insert."""
     paths = [f.path for f in chunk]
@@ -196,8 +197,7 @@ def _record_chunk(conn: Connection, chunk: list[FileRecord]) -> list[tuple[int, 
             fresh.append(index)
     if fresh:
         now = utcnow()
-        rows = [dict(path=chunk[i].path, size=chunk[i].size, mtime=chunk[i].mtime, sha256=chunk[i].sha256,
-                     first_seen=now, last_seen=now, current_since=now, **_values(chunk[i])) for i in fresh]
+        rows = [_new_row(chunk[i], now) for i in fresh]
         try:
             with conn.begin_nested():
                 ids = conn.execute(insert(files).returning(files.c.id, sort_by_parameter_order=True),
@@ -211,13 +211,12 @@ def _record_chunk(conn: Connection, chunk: list[FileRecord]) -> list[tuple[int, 
 
 def _record_one(conn: Connection, found: FileRecord) -> tuple[int, bool]:
     now = utcnow()
-    values = _values(found)
     row = conn.execute(select(files.c.id, files.c.state).where(files.c.path == found.path,
                                                                 files.c.sha256 == found.sha256)).first()
     if row is not None:
         current = latest_version(conn, found.path)
         came_back = current is not None and current.id != row.id
-        fresh = values if came_back or row.state == FileState.SEEN else {}
+        fresh = _values(found) if came_back or row.state == FileState.SEEN else {}
         conn.execute(update(files).where(files.c.id == row.id).values(
             last_seen=now, size=found.size, mtime=found.mtime, **fresh,
             **({"current_since": now} if came_back else {})))
@@ -226,9 +225,7 @@ def _record_one(conn: Connection, found: FileRecord) -> tuple[int, bool]:
         return row.id, came_back or row.state == FileState.SEEN
     try:
         with conn.begin_nested():
-            file_id = conn.execute(insert(files).values(
-                path=found.path, size=found.size, mtime=found.mtime, sha256=found.sha256, first_seen=now,
-                last_seen=now, current_since=now, **values)).inserted_primary_key[0]
+            file_id = conn.execute(insert(files).values(**_new_row(found, now))).inserted_primary_key[0]
     except IntegrityError:  # another watcher recorded it a moment ago
         return conn.execute(select(files.c.id).where(files.c.path == found.path,
                                                      files.c.sha256 == found.sha256)).one().id, False
@@ -375,19 +372,18 @@ def start(conn: Connection, version: str, job_id: str | None) -> tuple[Row, bool
     return conn.execute(select(sets).where(sets.c.version == version)).one(), True
 
 
-def overtaken(conn: Connection, row: Row) -> bool:
-    """True if a later complete version of the same set was claimed while this one's job ran."""
+def supersede_if_overtaken(conn: Connection, row: Row, job_id: str | None) -> bool:
+    """If a later complete version of the same set was claimed while this one's job ran, this one is superseded
+    (its job stores nothing else); returns whether it was."""
     newer = select(sets.c.id).where(sets.c.set_id == row.set_id, sets.c.id > row.id,
                                     ~sets.c.version.startswith(_PENDING), sets.c.state != SetState.SUPERSEDED)
-    return conn.execute(newer.limit(1)).first() is not None
-
-
-def supersede(conn: Connection, row: Row, job_id: str | None) -> None:
-    """A newer version replaced this one while its job ran; nothing else is stored."""
+    if conn.execute(newer.limit(1)).first() is None:
+        return False
     why = "a newer version of this set arrived while it was processed"
     conn.execute(update(sets).where(sets.c.version == row.version).values(
         state=SetState.SUPERSEDED, reason=why, finished_at=utcnow()))
     _event(conn, row.version, job_id, "superseded", why)
+    return True
 
 
 def finish(conn: Connection, row: Row, job_id: str | None, verdict: str, raw_type: str | None) -> bool:

@@ -45,16 +45,21 @@ def job_id_for(version: str, attempt: int = 0) -> str:
     return f"flatqc-{version[:40]}" + (f"-r{attempt}" if attempt else "")
 
 
+def _retry(settings: Settings) -> Retry | None:
+    """rq's retry policy of both jobs: one retry per ``JOB_RETRY_INTERVALS`` entry, with that back-off."""
+    intervals = settings.retry_intervals
+    return Retry(max=len(intervals), interval=intervals) if intervals else None
+
+
 def enqueue_set(queue: Queue, version: str, settings: Settings, job_id: str) -> Job:
     """Queue the QC job of one set version (retries with the configured back-off)."""
-    intervals = settings.retry_intervals
     return queue.enqueue(
         JOB_FUNCTION, version,
         job_id=job_id,
         job_timeout=settings.job_timeout_s,
         result_ttl=7 * 86400,
         failure_ttl=365 * 86400,
-        retry=Retry(max=len(intervals), interval=intervals) if intervals else None,
+        retry=_retry(settings),
         description=f"flat QC of set version {version[:16]}",
     )
 
@@ -65,14 +70,13 @@ def enqueue_pictures(queue: Queue, version: str, settings: Settings) -> Job:
     existing = fetch_job(queue.connection, pictures_job_id(version))
     if existing is not None and existing.get_status() in (JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.STARTED):
         return existing
-    intervals = settings.retry_intervals
     return queue.enqueue(
         PICTURES_FUNCTION, version,
         job_id=pictures_job_id(version),
         job_timeout=settings.job_timeout_s,
         result_ttl=86400,
         failure_ttl=30 * 86400,
-        retry=Retry(max=len(intervals), interval=intervals) if intervals else None,
+        retry=_retry(settings),
         description=f"pictures of set version {version[:16]}",
     )
 

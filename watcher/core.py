@@ -100,8 +100,7 @@ class Watcher:
                 self.settler.notice(path)  # its clock starts again
             for path, _ in batch:
                 if path in result.retry:
-                    delay = min(RETRY_MAX_S, 2.0 ** (self.settler.failed.get(path, 0) + 1))
-                    self.settler.later(path, delay)
+                    delay = self.settler.later(path, RETRY_MAX_S)
                     self.errors.log(f"intake {path}", logging.WARNING, "file %s not recorded (%s); trying again in "
                                     "%.0f s", path, result.retry[path], delay)
                 else:

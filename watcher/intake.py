@@ -176,7 +176,7 @@ def _record(engine: Engine, found: list[tuple[Path, FileRecord, FrameInfo | None
             result: IntakeResult) -> None:
     nights = set()
     with engine.begin() as conn:
-        outcomes = lifecycle.record_many(conn, [record for _, record, _ in found])
+        outcomes = lifecycle.record(conn, [record for _, record, _ in found])
         for (_, record, frame), (_, changed) in zip(found, outcomes, strict=True):
             if frame is not None:
                 frames.put(record.path, record.sha256, frame)

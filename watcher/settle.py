@@ -53,13 +53,15 @@ class Settler:
         elif finished:
             known.finished = True
 
-    def later(self, path: Path, delay_s: float) -> int:
-        """Try ``path`` again in ``delay_s`` (a transient fault stopped it); returns how often it failed so far."""
+    def later(self, path: Path, max_delay_s: float) -> float:
+        """A transient fault stopped ``path``: try it again after a back-off (2 s, doubling with each failure, at
+        most ``max_delay_s``); returns that delay [s]."""
         self.failed[path] = self.failed.get(path, 0) + 1
+        delay_s = min(max_delay_s, 2.0 ** self.failed[path])
         self.notice(path)
         if path in self.noticed:
             self.noticed[path].retry_at = self.clock() + delay_s
-        return self.failed[path]
+        return delay_s
 
     def taken(self, path: Path) -> None:
         """``path`` is recorded: forget its failures."""

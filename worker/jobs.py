@@ -114,8 +114,7 @@ def process_set(version: str) -> dict[str, Any]:
                                         lambda flatset: compute_qc(flatset, settings, members.hashes()))
     except FlatQCError as exc:
         with engine.begin() as conn:
-            if lifecycle.overtaken(conn, row):
-                lifecycle.supersede(conn, row, job_id)
+            if lifecycle.supersede_if_overtaken(conn, row, job_id):
                 return {"set_id": row.set_id, "state": "superseded"}
             lifecycle.reject(conn, row, job_id, str(exc))
         return {"set_id": row.set_id, "state": "rejected", "reason": str(exc)}
@@ -125,8 +124,7 @@ def process_set(version: str) -> dict[str, Any]:
     result = outcome.result
     try:
         with engine.begin() as conn:  # rows + set state + alert: all or nothing
-            if lifecycle.overtaken(conn, row):  # its files changed while this job ran: the newer one counts
-                lifecycle.supersede(conn, row, job_id)
+            if lifecycle.supersede_if_overtaken(conn, row, job_id):  # its files changed meanwhile: the newer counts
                 return {"set_id": row.set_id, "state": "superseded"}
             store_qc1(conn, flatset, outcome, settings, version)
             lifecycle.finish(conn, row, job_id, result.certification.verdict, result.raw_type)
@@ -158,12 +156,13 @@ def _attempt_failed(engine: Engine, row: Row, job: Job | None, exc: Exception) -
     error = describe(exc)
     try:
         with engine.begin() as conn:
-            if lifecycle.overtaken(conn, row):
-                lifecycle.supersede(conn, row, job.id if job else None)
-            elif job is not None and job.retries_left:
-                lifecycle.retry_later(conn, row, job.id, error, transient)
+            job_id = job.id if job else None
+            if lifecycle.supersede_if_overtaken(conn, row, job_id):
+                return
+            if job is not None and job.retries_left:
+                lifecycle.retry_later(conn, row, job_id, error, transient)
             else:
-                lifecycle.fail(conn, row, job.id if job else None, error, transient)
+                lifecycle.fail(conn, row, job_id, error, transient)
     except Exception as cannot:  # noqa: BLE001 - the original error is what rq must see
         log.warning("set %s: attempt failed (%s) and could not be recorded (%s)", row.set_id, error,
                     describe(cannot))
