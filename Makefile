@@ -29,7 +29,7 @@ demo: $(STAMP)
 	$(BIN)/python -m flatqc.demo --root $(DEMO)
 
 bench: $(STAMP)
-	$(BIN)/python bench/bench_set.py
+	$(BIN)/python -m bench.bench_set
 
 clean:
 	rm -rf var build *.egg-info .pytest_cache .ruff_cache test-artifacts
