@@ -7,7 +7,6 @@ SQLite (WAL mode) by default, PostgreSQL by URL. Table and QC1 column names are 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -35,6 +34,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection
 
+from qc.profiles import CRIRES, CRIRES_PLUS, PROFILES, InstrumentProfile
 from qc.records import QC1_NAMES, SetResult
 
 metadata = MetaData()
@@ -143,10 +143,14 @@ def severity_is(severity: str) -> Any:
     return func.coalesce(alerts.c.severity, ALERT) == severity
 
 
-def _qc1_table(name: str, setting_columns: Iterable[Column], extra_qc1: Iterable[str] = ()) -> Table:
-    """A QC1 table: keys, the contract's QC1 columns, provenance; one row per (set_id, detector)."""
-    int_names = {"badpix", "num_overexp", "bpm_count", "bpm_new", "bpm_fixed", *extra_qc1}
-    qc1_columns = [Column(n, Integer if n in int_names else Float) for n in (*QC1_NAMES, *extra_qc1)]
+def qc1_table(profile: InstrumentProfile) -> Table:
+    """The QC1 table of one instrument profile: keys, its setting columns, the contract's QC1 columns (and its BPM
+    bit counts), provenance; one row per (set_id, detector)."""
+    name = profile.table
+    int_names = {"badpix", "num_overexp", "bpm_count", "bpm_new", "bpm_fixed", *profile.bpm_bit_columns}
+    qc1_columns = [Column(n, Integer if n in int_names else Float)
+                   for n in (*QC1_NAMES, *profile.bpm_bit_columns)]
+    setting_columns = [Column(c.name, Float if c.numeric else String(32)) for c in profile.setting_columns]
     return Table(
         name, metadata,
         Column("id", Integer, primary_key=True),
@@ -184,16 +188,9 @@ def _qc1_table(name: str, setting_columns: Iterable[Column], extra_qc1: Iterable
     )
 
 
-crires_flat = _qc1_table(
-    "crires_flat",
-    [Column("cwlen", Float), Column("baffle_pos", Float), Column("lamp", String(32))],
-)
-criresp_flat = _qc1_table(
-    "criresp_flat",
-    [Column("wlen_id", String(32)), Column("decker", String(32))],
-    extra_qc1=("bpm_dark", "bpm_flat", "bpm_detlin", "bpm_outoforder", "bpm_edge"),
-)
-QC1_TABLES: dict[str, Table] = {"crires_flat": crires_flat, "criresp_flat": criresp_flat}
+QC1_TABLES: dict[str, Table] = {profile.table: qc1_table(profile) for profile in PROFILES.values()}
+"""QC1 table of each instrument profile, by table name (``crires_flat``, ``criresp_flat``: fixed by design.md)."""
+crires_flat, criresp_flat = QC1_TABLES[CRIRES.table], QC1_TABLES[CRIRES_PLUS.table]
 
 
 def make_engine(url: str, busy_timeout_s: float = 30) -> Engine:

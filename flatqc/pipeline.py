@@ -5,7 +5,6 @@ Shared by ``flatqc process`` (no queue) and the rq job, so both produce identica
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,6 @@ from flatqc.files import path_text, sha256_file, shown
 from flatqc.settings import Settings
 from qc.analysis import analyse_set
 from qc.cover import draw_cover
-from qc.fitsio import FrameInfo
 from qc.plots import draw_plots
 from qc.profiles import profile_named
 from qc.records import SetResult
@@ -32,27 +30,6 @@ class SetOutcome:
     result: SetResult
     plots: dict[str, Path]
     provenance: dict[str, Any]
-
-
-def _crires_setting_columns(raw: FrameInfo) -> dict[str, Any]:
-    values = dict(raw.setting_values)
-    return {
-        "cwlen": float(values["ESO INS WLEN CWLEN"]),
-        "baffle_pos": float(values["ESO INS BAFFLE POS"]),
-        "lamp": values["ESO INS LAMP1 NAME"],
-    }
-
-
-def _crires_plus_setting_columns(raw: FrameInfo) -> dict[str, Any]:
-    values = dict(raw.setting_values)
-    return {"wlen_id": values["ESO INS WLEN ID"], "decker": values["ESO INS OPTI8 ID"]}
-
-
-SETTING_COLUMNS: dict[str, Callable[[FrameInfo], dict[str, Any]]] = {
-    "crires": _crires_setting_columns,
-    "crires+": _crires_plus_setting_columns,
-}
-"""Per profile: the setting keywords of the first raw as QC1 table columns."""
 
 
 def provenance_of(flatset: FlatSet, hashes: dict[Path, str] | None = None) -> dict[str, Any]:
@@ -121,7 +98,7 @@ def store_qc1(conn: Connection, flatset: FlatSet, outcome: SetOutcome, settings:
         provenance=outcome.provenance | {"version": version},
         software_version=__version__,
         thresholds_version=settings.qc_config(profile.name).thresholds_version,
-        setting_columns=SETTING_COLUMNS[profile.name](flatset.raws[0]),
+        setting_columns=profile.setting_row(dict(flatset.raws[0].setting_values)),
     )
     replace_qc1_rows(conn, QC1_TABLES[profile.table], flatset.set_id, rows)
     return len(rows)

@@ -113,7 +113,7 @@ def _inspect_one(path: Path, top: Path, settings: Settings, notes: list[FileNote
         notes.append(FileNote(path, "ignored", unusable))
         return None
     try:
-        frame = inspect_file(path, settings.crires.default_window_starty)
+        frame = inspect_file(path, settings.window_starty_defaults())
     except OSError as exc:
         notes.append(FileNote(path, "rejected", f"cannot be read: {exc.strerror or exc}"))
         return None

@@ -22,7 +22,7 @@ from pydantic_settings import (
 )
 
 from qc.config import QCConfig
-from qc.profiles import CRIRES, CRIRES_PLUS, profile_named
+from qc.profiles import CRIRES, CRIRES_PLUS, PROFILES, profile_named
 
 DEMO_CONFIG = Path("var/demo/flatqc.toml")
 """Where ``make demo`` writes its settings (for ``FLATQC_CONFIG``), relative to the folder it ran in."""
@@ -92,6 +92,8 @@ class Settings(BaseSettings):
     """Signs dashboard sessions (CSRF tokens) in every web process; unset: ``<run_dir>/web-secret`` (mode 0600),
     created once."""
     crires: QCConfig = CRIRES.default_config
+    """QC limits of CRIRES (``FLATQC_CRIRES__SNR_LIMIT``, ``[crires]``); the field of each profile is named by its
+    ``settings_name``."""
     crires_plus: QCConfig = CRIRES_PLUS.default_config
 
     @field_validator("watched_raw_types", "alert_urls", "job_retry_intervals", mode="before")
@@ -115,7 +117,11 @@ class Settings(BaseSettings):
 
     def qc_config(self, profile: str) -> QCConfig:
         """The QC limits of one instrument profile."""
-        return self.crires_plus if profile_named(profile).name == "crires+" else self.crires
+        return getattr(self, profile_named(profile).settings_name)
+
+    def window_starty_defaults(self) -> dict[str, int]:
+        """First window row (1-based) assumed when ``DET WINDOW STARTY`` is absent, per profile name."""
+        return {name: self.qc_config(name).default_window_starty for name in PROFILES}
 
     @property
     def retry_intervals(self) -> list[int]:

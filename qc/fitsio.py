@@ -263,8 +263,11 @@ def _raw_names(header: Mapping[str, Any]) -> tuple[str, ...]:
 
 
 def classify(path: str | os.PathLike[str], header: Mapping[str, Any],
-             default_window_starty: int = 1) -> FrameInfo:
+             window_starty_defaults: Mapping[str, int] | None = None) -> FrameInfo:
     """Say what the file with this primary header is; raise a named :mod:`qc.errors` reason otherwise.
+
+    ``window_starty_defaults``: per profile name, the first window row (1-based) when ``DET WINDOW STARTY`` is
+    absent (contract 3, [convention]; 1 for a profile not named).
 
     Raws must carry DIT [s] > 0, NDIT >= 1 and the setting keywords; any of those (and the window, MJD-OBS) that
     is present on any file must have the right type and range (:mod:`qc.validation`).
@@ -303,7 +306,7 @@ def classify(path: str | os.PathLike[str], header: Mapping[str, Any],
     setting_values = tuple((k, _setting_value(header, profile, k, where))
                            for k in profile.setting_keywords if k in header)
     has_setting = len(setting_values) == len(profile.setting_keywords)
-    window_ny, starty = _window(header, profile, where, default_window_starty)
+    window_ny, starty = _window(header, profile, where, (window_starty_defaults or {}).get(profile.name, 1))
     return FrameInfo(
         path=Path(path),
         kind=kind,
@@ -348,7 +351,7 @@ def _window(header: Mapping[str, Any], profile: InstrumentProfile, where: str,
     return ny, starty
 
 
-def inspect_file(path: str | os.PathLike[str], default_window_starty: int = 1,
+def inspect_file(path: str | os.PathLike[str], window_starty_defaults: Mapping[str, int] | None = None,
                  data: bytes | None = None) -> FrameInfo:
     """Structure check, then classification: the whole "what is this file" question in one call.
 
@@ -359,8 +362,8 @@ def inspect_file(path: str | os.PathLike[str], default_window_starty: int = 1,
             data = fh.read()
     scan = check_structure(path, data)
     if scan is not None:
-        return classify(path, scan.primary, default_window_starty)
-    return classify(path, read_primary_header(path), default_window_starty)
+        return classify(path, scan.primary, window_starty_defaults)
+    return classify(path, read_primary_header(path), window_starty_defaults)
 
 
 ROWS_PER_BLOCK = 128

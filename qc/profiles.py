@@ -1,6 +1,9 @@
-"""Instrument profiles: keyword names, extension names, geometry and product categories.
+"""Instrument profiles: everything that differs between CRIRES and CRIRES+.
 
-Nothing else in ``qc`` hard-wires the number of detectors, their shape or a keyword name.
+Keyword and extension names, geometry, product categories, BPM bits, default QC limits, the QC1 table with its
+setting columns, and the settings field holding the limits. Nothing else hard-wires the number of detectors, their
+shape, a keyword name or a table, and no other module compares with an instrument's name
+(``tests/test_layers.py`` checks it).
 """
 
 from __future__ import annotations
@@ -26,6 +29,21 @@ def _crires_plus_setting_key(header: Mapping[str, Any]) -> str:
 
 
 @dataclass(frozen=True)
+class SettingColumn:
+    """A column of the QC1 table holding one setting keyword of the set's first raw (contract 4 and 8)."""
+
+    name: str
+    keyword: str
+    numeric: bool
+    """A real number (SQL float) rather than a string (SQL varchar(32))."""
+
+    def value(self, setting_values: Mapping[str, str]) -> float | str:
+        """The column's value from the ``(keyword, value)`` pairs of a raw (``FrameInfo.setting_values``)."""
+        text = setting_values[self.keyword]
+        return float(text) if self.numeric else text
+
+
+@dataclass(frozen=True)
 class InstrumentProfile:
     """What differs between instruments; pass one around instead of constants."""
 
@@ -33,6 +51,11 @@ class InstrumentProfile:
     """Profile id used in settings and the database (``crires``, ``crires+``)."""
     table: str
     """QC1 table name (contract 4 and 8)."""
+    settings_name: str
+    """Name of the settings field (and ``FLATQC_<NAME>__*`` environment prefix) holding its QC limits."""
+    setting_columns: tuple[SettingColumn, ...]
+    """The setting keywords, each with its QC1 table column, in table order: all must be present on raws and agree
+    within a set; numeric ones must be real numbers, the others non-empty strings."""
     reference_prefix: str
     """Reference files are ``<prefix>_FLAT_<key>.fits`` / ``<prefix>_BPM_<key>.fits`` (contract 6)."""
     n_detectors: int
@@ -46,11 +69,7 @@ class InstrumentProfile:
     """``(DPR CATG, DPR TYPE, DPR TECH)`` of a raw flat."""
     dit_key: str
     ndit_key: str
-    setting_keywords: tuple[str, ...]
-    """Keywords the setting key is made of; all must be present on raws and agree within a set."""
     setting_key: Callable[[Mapping[str, Any]], str]
-    numeric_setting_keywords: tuple[str, ...]
-    """Setting keywords whose value must be a real number; the others must be non-empty strings."""
     window_ny_key: str | None
     window_starty_key: str | None
     default_config: QCConfig
@@ -75,6 +94,25 @@ class InstrumentProfile:
         return mask
 
     @property
+    def setting_keywords(self) -> tuple[str, ...]:
+        """Keywords the setting key is made of."""
+        return tuple(column.keyword for column in self.setting_columns)
+
+    @property
+    def numeric_setting_keywords(self) -> tuple[str, ...]:
+        """Setting keywords whose value must be a real number."""
+        return tuple(column.keyword for column in self.setting_columns if column.numeric)
+
+    @property
+    def bpm_bit_columns(self) -> tuple[str, ...]:
+        """QC1 columns counting the pixels with each named BPM bit (``bpm_<name>``); none for a 0/1 BPM."""
+        return tuple(f"bpm_{name}" for name in self.bpm_bits or {})
+
+    def setting_row(self, setting_values: Mapping[str, str]) -> dict[str, float | str]:
+        """The setting columns of a QC1 row from the ``(keyword, value)`` pairs of the set's first raw."""
+        return {column.name: column.value(setting_values) for column in self.setting_columns}
+
+    @property
     def title(self) -> str:
         """The instrument's name for people: ``CRIRES``, ``CRIRES+``."""
         return self.name.upper()
@@ -92,6 +130,12 @@ class InstrumentProfile:
 CRIRES = InstrumentProfile(
     name="crires",
     table="crires_flat",
+    settings_name="crires",
+    setting_columns=(
+        SettingColumn("cwlen", "ESO INS WLEN CWLEN", numeric=True),
+        SettingColumn("baffle_pos", "ESO INS BAFFLE POS", numeric=True),
+        SettingColumn("lamp", "ESO INS LAMP1 NAME", numeric=False),
+    ),
     reference_prefix="CRIRES",
     n_detectors=4,
     full_ny=512,
@@ -101,9 +145,7 @@ CRIRES = InstrumentProfile(
     raw_dpr=("CALIB", "FLAT", "SPECTRUM"),
     dit_key="ESO DET DIT",
     ndit_key="ESO DET NDIT",
-    setting_keywords=("ESO INS WLEN CWLEN", "ESO INS BAFFLE POS", "ESO INS LAMP1 NAME"),
     setting_key=_crires_setting_key,
-    numeric_setting_keywords=("ESO INS WLEN CWLEN", "ESO INS BAFFLE POS"),
     window_ny_key="ESO DET WINDOW NY",
     window_starty_key="ESO DET WINDOW STARTY",
     default_config=QCConfig(),
@@ -113,6 +155,11 @@ CRIRES = InstrumentProfile(
 CRIRES_PLUS = InstrumentProfile(
     name="crires+",
     table="criresp_flat",
+    settings_name="crires_plus",
+    setting_columns=(
+        SettingColumn("wlen_id", "ESO INS WLEN ID", numeric=False),
+        SettingColumn("decker", "ESO INS OPTI8 ID", numeric=False),
+    ),
     reference_prefix="CRIRESP",
     n_detectors=3,
     full_ny=2048,
@@ -122,9 +169,7 @@ CRIRES_PLUS = InstrumentProfile(
     raw_dpr=("CALIB", "FLAT", "SPECTRUM"),
     dit_key="ESO DET SEQ1 DIT",
     ndit_key="ESO DET NDIT",
-    setting_keywords=("ESO INS WLEN ID", "ESO INS OPTI8 ID"),
     setting_key=_crires_plus_setting_key,
-    numeric_setting_keywords=(),
     window_ny_key=None,
     window_starty_key=None,
     default_config=CRIRES_PLUS_CONFIG,
@@ -146,6 +191,14 @@ def profile_named(name: str) -> InstrumentProfile:
         return PROFILES[name.lower()]
     except KeyError:
         raise ValueError(f"unknown instrument profile {name!r}; choose one of {sorted(PROFILES)}") from None
+
+
+def profile_for_table(table: str) -> InstrumentProfile:
+    """The profile whose QC1 table is ``table``; ValueError names the choices."""
+    for profile in PROFILES.values():
+        if profile.table == table:
+            return profile
+    raise ValueError(f"unknown QC1 table {table!r}; choose one of {sorted(p.table for p in PROFILES.values())}")
 
 
 def detect_profile(header: Mapping[str, Any]) -> InstrumentProfile | None:

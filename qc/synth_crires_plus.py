@@ -1,4 +1,4 @@
-"""Synthetic CRIRES+ night (contract 8), built on the noise and defect helpers of :mod:`qc.synth`.
+"""Synthetic CRIRES+ night (contract 8), built on the noise and defect helpers of :mod:`qc.synth_common`.
 
 Per detector (2048 x 2048, numpy rows = cross-dispersion): 6 echelle orders ~175 px tall whose centres follow
 degree-2 traces, a faint scattered-light floor between them, a blaze along each order, light falling off in the
@@ -19,7 +19,7 @@ from astropy.time import Time
 
 from qc.profiles import CRIRES_PLUS as PROFILE
 from qc.sets import set_id_for
-from qc.synth import (
+from qc.synth_common import (
     GAIN,
     READ_NOISE,
     NightManifest,

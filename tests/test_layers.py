@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from qc.profiles import PROFILES
+
 ROOT = Path(__file__).resolve().parents[1]
 ENTRY_POINTS = ("flatqc.cli", "flatqc.__main__", "flatqc.commands", "flatqc.service", "flatqc.demo", "flatqc.web")
 """Modules that compose processes (``flatqc up``, the CLI verbs, the demo) or serve pages."""
@@ -66,3 +68,67 @@ def test_the_layer_rule_sees_a_violation() -> None:
     assert layer("flatqc.lifecycle") == 1 and layer("watcher.core") == 2 and layer("flatqc.commands.service") == 3
     assert layer("watcher.core") > layer("flatqc.lifecycle")
     assert "flatqc.lifecycle" in imports_of(ROOT / "watcher" / "regroup.py")
+
+
+def import_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Every strongly connected group of more than one module (or a module importing itself) in ``graph``."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    cycles = []
+
+    def visit(node: str) -> None:  # Tarjan's algorithm
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for target in graph.get(node, ()):
+            if target not in index:
+                visit(target)
+                low[node] = min(low[node], low[target])
+            elif target in stack:
+                low[node] = min(low[node], index[target])
+        if low[node] == index[node]:
+            group = []
+            while True:
+                member = stack.pop()
+                group.append(member)
+                if member == node:
+                    break
+            if len(group) > 1 or node in graph.get(node, ()):
+                cycles.append(sorted(group))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return cycles
+
+
+def test_no_import_cycles() -> None:
+    """Between modules; a module's import of its own package (``from flatqc.web import queries``) is not a cycle."""
+    graph = {module: {m for m in imports_of(path) if not (module == m or module.startswith(m + "."))}
+             for module, path in modules().items()}
+    assert import_cycles(graph) == []
+
+
+def test_the_cycle_check_sees_a_cycle() -> None:
+    assert import_cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def instrument_comparisons(path: Path) -> list[str]:
+    """``path:line`` of every comparison with a profile's name, QC1 table or settings name (``== "crires+"``)."""
+    names = {value for p in PROFILES.values() for value in (p.name, p.table, p.settings_name)}
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Compare):
+            operands = [node.left, *node.comparators]
+            if any(isinstance(o, ast.Constant) and o.value in names for o in operands):
+                found.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    return found
+
+
+def test_only_the_profiles_tell_instruments_apart() -> None:
+    """What differs between CRIRES and CRIRES+ is a field of :class:`qc.profiles.InstrumentProfile`: no module
+    compares with an instrument's name, table or settings name (the synthetic nights pick their writer by name)."""
+    allowed = {"qc.profiles", "qc.synth"}
+    found = [hit for module, path in modules().items() if module not in allowed
+             for hit in instrument_comparisons(path)]
+    assert found == []

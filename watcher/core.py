@@ -47,7 +47,7 @@ class Watcher:
         self.engine = engine
         self.redis = redis
         self.settler = Settler(settings.file_settle_s, settings.truncated_after_s, clock)
-        self.frames = FrameCache(settings.crires.default_window_starty)
+        self.frames = FrameCache(settings.window_starty_defaults())
         self.dirty_nights: set[str] = set()
         self.errors = RateLimitedLog(log, ERROR_LOG_S)
 

@@ -36,8 +36,8 @@ FRAME_CACHE_SIZE = 20_000
 class FrameCache:
     """Classified headers by (ledger path, sha256), so grouping a night does not read every header again."""
 
-    def __init__(self, default_window_starty: int) -> None:
-        self.default_window_starty = default_window_starty
+    def __init__(self, window_starty_defaults: dict[str, int]) -> None:
+        self.window_starty_defaults = window_starty_defaults
         self.frames: dict[tuple[str, str], FrameInfo] = {}
 
     def put(self, path: str, sha: str, frame: FrameInfo) -> None:
@@ -50,7 +50,7 @@ class FrameCache:
         key = (path, sha)
         if key not in self.frames:
             try:
-                self.put(path, sha, inspect_file(file, self.default_window_starty))
+                self.put(path, sha, inspect_file(file, self.window_starty_defaults))
             except (OSError, FlatQCError):
                 return None
         return self.frames[key]
@@ -97,7 +97,7 @@ def examine(path: Path, root: Path, settings: Settings,
                           night=night_of(path, None)), None
     plain = dict(path=text, size=stat.st_size, mtime=stat.st_mtime, sha256=sha)
     try:
-        frame = inspect_file(path, settings.crires.default_window_starty, data)
+        frame = inspect_file(path, settings.window_starty_defaults(), data)
     except NotAFlatProduct as exc:
         return FileRecord(**plain, state=FileState.IGNORED, reason=str(exc), night=night_of(path, None)), None
     except FlatQCError as exc:

@@ -72,7 +72,7 @@ def load_set(members: Members, settings: Settings) -> FlatSet:
             held = None
         if held != sha:
             raise MemberChanged(f"{shown(path.name)} does not hold the queued bytes (being re-delivered?)")
-    frames = [inspect_file(p, settings.crires.default_window_starty) for p in members.files]
+    frames = [inspect_file(p, settings.window_starty_defaults()) for p in members.files]
     grouping = group_sets(frames)
     if len(grouping.complete) != 1:
         problems = [reason for _, reason, _ in grouping.rejected] or ["members no longer form one complete set"]

@@ -12,6 +12,7 @@ from flatqc.db import ALERT, connect
 from flatqc.process import ProcessReport, process_paths
 from flatqc.report import make_console, print_report
 from flatqc.settings import Settings
+from qc.profiles import PROFILES
 from worker.alerts import send_alert
 
 
@@ -21,7 +22,7 @@ from worker.alerts import send_alert
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed (same seed, same bytes).")
 @click.option("--night", default=None,
               help="Night DATE (YYYY-MM-DD); default 2010-05-12 (crires), 2023-03-15 (crires+).")
-@click.option("--profile", type=click.Choice(["crires", "crires+"]), default="crires", show_default=True,
+@click.option("--profile", type=click.Choice(sorted(PROFILES)), default="crires", show_default=True,
               help="Instrument: crires+ writes 2048 x 2048 x 3 files (~50 MB per raw, ~200 MB per master).")
 @click.option("--set", "sets", multiple=True, help="Write only the set(s) with this name (repeatable).")
 def synth(out: Path, seed: int, night: str | None, profile: str, sets: tuple[str, ...]) -> None:

@@ -48,7 +48,7 @@ from flatqc.web import queries
 from flatqc.web.metrics import registry_for
 from flatqc.web.secret import web_secret_key
 from flatqc.web.svg import trend_svg
-from qc.profiles import PROFILES
+from qc.profiles import PROFILES, profile_for_table
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 NIGHTS_SHOWN = 100
@@ -219,7 +219,7 @@ def create_app(settings: Settings, engine: Engine, redis: Redis | None) -> Flask
             abort(400, "days must be a whole number or 'all'")
         key = request.args.get("key") or None
         table = QC1_TABLES[table_name]
-        config = settings.qc_config("crires+" if table_name == "criresp_flat" else "crires")
+        config = settings.qc_config(profile_for_table(table_name).name)
         columns = sorted({c for parameters in TREND_REPORTS.values() for c in parameters})
         trends = load_trends(engine, table, columns, key, None if days_arg == "all" else int(days_arg))
         charts = [{"report": report, "key": k, "parameter": parameter,
