@@ -25,8 +25,7 @@ from sqlalchemy import func, select
 
 from flatqc.db import connect, files
 from flatqc.redis_server import EmbeddedRedis
-from flatqc.service import settings_env
-from flatqc.settings import Settings
+from flatqc.settings import Settings, settings_env
 from qc.profiles import CRIRES
 from qc.synth_fits import primary_header
 

@@ -25,9 +25,10 @@ from rq.job import Job
 from flatqc import lifecycle
 from flatqc.db import connect
 from flatqc.lifecycle import Members, SetKeys, SetState
-from flatqc.queue import enqueue_set, job_queue, redis_connection
+from flatqc.queue import job_queue, redis_connection
 from flatqc.redis_server import EmbeddedRedis
 from flatqc.settings import Settings
+from worker.jobs import enqueue_set
 
 
 def run_jobs(label: str, command: list[str], settings: Settings, redis_url: str, version: str, n_jobs: int,

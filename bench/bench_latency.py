@@ -25,8 +25,8 @@ from sqlalchemy import func, select
 from flatqc.db import connect, crires_flat
 from flatqc.delivery import deliver_file
 from flatqc.pipeline import output_dir
-from flatqc.service import Service
 from flatqc.settings import Settings
+from flatqc.up import Service
 from qc.synth import NightManifest, write_night
 
 PROCESSABLE = ("passed", "failed", "not_assessable")

@@ -7,7 +7,7 @@ import logging
 import click
 
 from flatqc import __version__
-from flatqc.commands import science, service
+from flatqc.commands import operations, science
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -22,6 +22,6 @@ def main(verbose: int) -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
-for command in (science.synth, science.process, service.up, service.watch, service.worker, service.status,
-                service.backfill, service.alerts, service.web):
+for command in (science.synth, science.process, operations.up, operations.watch, operations.worker, operations.status,
+                operations.backfill, operations.alerts, operations.web):
     main.add_command(command)

@@ -27,8 +27,8 @@ from sqlalchemy import select
 from flatqc.db import WARNING, alerts, connect, crires_flat, sets
 from flatqc.delivery import deliver_file, delivery_plan
 from flatqc.report import make_console
-from flatqc.service import Service
 from flatqc.settings import DEMO_CONFIG, Settings
+from flatqc.up import Service
 from qc.synth import write_night
 
 FINAL_STATES = ("done", "failed", "rejected", "incomplete")

@@ -1,4 +1,5 @@
-"""The rq queue: one JSON-serialised job per set version, with a deterministic id.
+"""The rq queues: connections, queue names, deterministic job ids, the retry policy, and the checks the repair pass
+makes on jobs. The jobs themselves, and the calls that queue them, are in :mod:`worker.jobs`.
 
 Payloads are plain JSON (the set version string), never pickles: nothing a file controls is ever unpickled.
 """
@@ -15,11 +16,6 @@ from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
 
 from flatqc.settings import Settings
-
-JOB_FUNCTION = "worker.jobs.process_set"
-"""Import path of the QC job function (resolved by name in the worker)."""
-PICTURES_FUNCTION = "worker.jobs.draw_set_pictures"
-"""Import path of the picture job function: flat1..flat5, cover sheet and trend reports of a done set."""
 
 
 def redis_connection(url: str) -> Redis:
@@ -45,40 +41,10 @@ def job_id_for(version: str, attempt: int = 0) -> str:
     return f"flatqc-{version[:40]}" + (f"-r{attempt}" if attempt else "")
 
 
-def _retry(settings: Settings) -> Retry | None:
+def retry_policy(settings: Settings) -> Retry | None:
     """rq's retry policy of both jobs: one retry per ``JOB_RETRY_INTERVALS`` entry, with that back-off."""
     intervals = settings.retry_intervals
     return Retry(max=len(intervals), interval=intervals) if intervals else None
-
-
-def enqueue_set(queue: Queue, version: str, settings: Settings, job_id: str) -> Job:
-    """Queue the QC job of one set version (retries with the configured back-off)."""
-    return queue.enqueue(
-        JOB_FUNCTION, version,
-        job_id=job_id,
-        job_timeout=settings.job_timeout_s,
-        result_ttl=7 * 86400,
-        failure_ttl=365 * 86400,
-        retry=_retry(settings),
-        description=f"flat QC of set version {version[:16]}",
-    )
-
-
-def enqueue_pictures(queue: Queue, version: str, settings: Settings) -> Job:
-    """Queue the picture job of a done set version (one job id per version; one already waiting, scheduled or
-    running is kept rather than queued twice)."""
-    existing = fetch_job(queue.connection, pictures_job_id(version))
-    if existing is not None and existing.get_status() in (JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.STARTED):
-        return existing
-    return queue.enqueue(
-        PICTURES_FUNCTION, version,
-        job_id=pictures_job_id(version),
-        job_timeout=settings.job_timeout_s,
-        result_ttl=86400,
-        failure_ttl=30 * 86400,
-        retry=_retry(settings),
-        description=f"pictures of set version {version[:16]}",
-    )
 
 
 def move_overdue_scheduled(queue: Queue, overdue_s: float) -> int:

@@ -1,13 +1,15 @@
 """All settings of the service, in one frozen object built once at the edge (CLI, worker start, web app).
 
-Sources, highest priority first: explicit arguments, environment variables ``FLATQC_*`` (ESO-style
-``DFS_PRODUCT``, ``DFS_RAW``, ``QC_REFERENCE``, ``QC_OUTPUT`` are honoured when the prefixed ones are unset),
-the TOML file named by ``FLATQC_CONFIG``, then the defaults below (design.md, data contract).
+Sources, highest priority first: explicit arguments, the settings a parent process handed down
+(``FLATQC_SETTINGS_JSON``, see :func:`settings_env`), environment variables ``FLATQC_*`` (ESO-style ``DFS_PRODUCT``,
+``DFS_RAW``, ``QC_REFERENCE``, ``QC_OUTPUT`` are honoured when the prefixed ones are unset), the TOML file named by
+``FLATQC_CONFIG``, then the defaults below (design.md, data contract).
 Nested QC limits per profile: ``FLATQC_CRIRES__SNR_LIMIT=200`` or a ``[crires]`` table in the TOML file.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Annotated, Any
@@ -15,6 +17,7 @@ from typing import Annotated, Any
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import (
     BaseSettings,
+    InitSettingsSource,
     NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
@@ -24,6 +27,8 @@ from pydantic_settings import (
 from qc.config import QCConfig
 from qc.profiles import CRIRES, CRIRES_PLUS, PROFILES, profile_named
 
+HANDED_DOWN = "FLATQC_SETTINGS_JSON"
+"""Environment variable holding the settings a parent process resolved, as JSON, for its children."""
 DEMO_CONFIG = Path("var/demo/flatqc.toml")
 """Where ``make demo`` writes its settings (for ``FLATQC_CONFIG``), relative to the folder it ran in."""
 
@@ -110,6 +115,9 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        handed_down = os.environ.get(HANDED_DOWN)
+        if handed_down:
+            sources.insert(1, InitSettingsSource(settings_cls, init_kwargs=json.loads(handed_down)))
         config_file = os.environ.get("FLATQC_CONFIG")
         if config_file:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(config_file)))
@@ -126,3 +134,9 @@ class Settings(BaseSettings):
     @property
     def retry_intervals(self) -> list[int]:
         return [int(v) for v in self.job_retry_intervals]
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """Environment that makes ``Settings()`` in a child process what ``settings`` is here: every setting that was
+    given (in code, environment or config file) as JSON in ``FLATQC_SETTINGS_JSON``; defaults stay defaults."""
+    return {HANDED_DOWN: json.dumps(settings.model_dump(mode="json", exclude_unset=True))}

@@ -17,8 +17,7 @@ from sqlalchemy import create_engine, func, select
 from flatqc.db import connect, crires_flat, sets
 from flatqc.queue import job_queue, redis_connection
 from flatqc.redis_server import free_port
-from flatqc.service import settings_env
-from flatqc.settings import Settings
+from flatqc.settings import Settings, settings_env
 from qc.synth import SynthSet, load_manifest
 from watcher.core import Watcher
 
@@ -122,11 +121,11 @@ def watcher_rig(night: Path, tmp_path: Path, redis_url: str, monkeypatch: pytest
     clock = Clock()
     for name, value in (settings_env(settings) | {"FLATQC_REDIS_URL": redis_url}).items():
         monkeypatch.setenv(name, value)
-    jobs.service.cache_clear()
+    jobs.prepare(settings.model_copy(update={"redis_url": redis_url}))
     yield {"tree": tree, "night": night, "settings": settings, "engine": engine, "redis": redis,
            "watcher": Watcher(settings, engine, redis, clock=clock), "clock": clock,
            "queue": job_queue(settings, redis)}
-    jobs.service.cache_clear()
+    jobs.release()
     engine.dispose()
 
 

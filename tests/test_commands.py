@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from flatqc.cli import main
-from flatqc.service import settings_env
+from flatqc.settings import Settings, settings_env
 from qc.synth import load_manifest
 from tests.service_helpers import qc1_count, service_settings, set_states
 
@@ -46,7 +46,7 @@ def burst_worker(env: dict[str, str]) -> None:
 
 def test_backfill_status_force_and_ack(night_env: dict[str, str], synth_night: Path) -> None:
     manifest = load_manifest(synth_night / "manifest.json")
-    db_url = night_env["FLATQC_DB_URL"]
+    db_url = Settings().db_url
     done = [s for s in manifest.sets if s.expected_verdict in ("passed", "failed", "not_assessable")]
 
     out = run("backfill", "--from", "2010-05-11", "--to", "2010-05-13")

@@ -31,7 +31,7 @@ from flatqc.db import alerts, crires_flat, files, job_events, sets
 from flatqc.delivery import deliver_file, delivery_plan
 from flatqc.queue import job_queue
 from flatqc.redis_server import EmbeddedRedis
-from flatqc.service import Service
+from flatqc.up import Service
 from qc.records import QC1_NAMES
 from qc.synth import NightManifest, load_manifest, write_night
 from tests.conftest import PG_BASE_URL, unavailable

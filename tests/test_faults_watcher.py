@@ -26,11 +26,11 @@ from flatqc.db import crires_flat, files, job_events, make_engine, sets
 from flatqc.files import path_from_text, shown
 from flatqc.process import process_paths
 from flatqc.queue import job_queue
-from flatqc.service import settings_env
+from flatqc.settings import settings_env
 from qc.synth import SynthSet
 from tests.service_helpers import chosen, deliver_set, wait_for, watcher_rig
 from watcher.core import Watcher
-from watcher.service import run_watcher
+from watcher.run import run_watcher
 from worker import jobs
 
 pytestmark = pytest.mark.service

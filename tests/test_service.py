@@ -15,8 +15,8 @@ from flatqc.delivery import deliver_file, delivery_plan
 from flatqc.process import process_paths
 from flatqc.queue import job_queue, redis_connection
 from flatqc.redis_server import EmbeddedRedis
-from flatqc.service import Service
 from flatqc.settings import Settings
+from flatqc.up import Service
 from qc.records import QC1_NAMES
 from qc.synth import load_manifest
 from tests.service_helpers import FINAL, Webhook, qc1_count, service_settings, set_states, wait_for

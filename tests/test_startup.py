@@ -31,7 +31,7 @@ from flatqc.cli import main
 from flatqc.db import crires_flat
 from flatqc.readiness import RateLimitedLog, one_line
 from flatqc.redis_server import EmbeddedRedis, free_port
-from flatqc.service import settings_env
+from flatqc.settings import settings_env
 from qc.synth import NightManifest, SynthSet, write_night
 from tests.conftest import PG_BASE_URL, unavailable
 from tests.service_helpers import service_settings, set_states, wait_for

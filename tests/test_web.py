@@ -17,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from flatqc.db import connect
 from flatqc.queue import job_queue, redis_connection
 from flatqc.redis_server import EmbeddedRedis, free_port
-from flatqc.service import settings_env
+from flatqc.settings import settings_env
 from flatqc.web import start_web
 from flatqc.web.app import create_app
 from qc.synth import load_manifest

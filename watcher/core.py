@@ -20,13 +20,14 @@ from sqlalchemy.engine import Engine
 from flatqc import ledger
 from flatqc.faults import checkpoint, describe
 from flatqc.files import disk_stat, is_candidate_name, path_text, walk_files
-from flatqc.queue import enqueue_set, job_queue
+from flatqc.queue import job_queue
 from flatqc.readiness import RateLimitedLog
 from flatqc.settings import Settings
 from watcher.intake import FrameCache, take
 from watcher.regroup import regroup
 from watcher.repair import repair_queue, time_out_incomplete
 from watcher.settle import Settler
+from worker.jobs import enqueue_set
 
 log = logging.getLogger(__name__)
 

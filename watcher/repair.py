@@ -23,8 +23,6 @@ from flatqc.db import sets
 from flatqc.faults import checkpoint
 from flatqc.lifecycle import Pictures, SetState
 from flatqc.queue import (
-    enqueue_pictures,
-    enqueue_set,
     fetch_job,
     job_is_stale,
     job_is_stranded,
@@ -34,6 +32,7 @@ from flatqc.queue import (
     pictures_queue,
 )
 from flatqc.settings import Settings
+from worker.jobs import enqueue_pictures, enqueue_set
 
 log = logging.getLogger(__name__)
 

@@ -1,13 +1,15 @@
-"""The rq jobs of a set version. The QC job is thin: load members from the ledger, run ``qc``, finish (QC1 rows, set
-state and alert in one transaction), notify, queue the picture job. The picture job draws flat1..flat5, the cover
-sheet and the trend reports; nobody waits for it.
+"""The rq jobs of a set version, and the calls that queue them (by the function itself: rq stores its import path,
+so a renamed job function breaks its callers' imports, not a worker at run time).
+
+The QC job is thin: load members from the ledger, run ``qc``, finish (QC1 rows, set state and alert in one
+transaction), notify, queue the picture job. The picture job draws flat1..flat5, the cover sheet and the trend
+reports; nobody waits for it.
 
 The only argument is the set version (a hex string); everything else comes from the ledger and the files.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 from collections.abc import Callable
@@ -15,8 +17,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from redis.exceptions import RedisError
-from rq import get_current_job
-from rq.job import Job
+from rq import Queue, get_current_job
+from rq.job import Job, JobStatus
 from sqlalchemy.engine import Engine, Row
 
 from flatqc import ledger, lifecycle
@@ -25,7 +27,7 @@ from flatqc.faults import checkpoint, describe, is_transient
 from flatqc.files import sha256_file, shown
 from flatqc.lifecycle import Members, Pictures, SetState
 from flatqc.pipeline import analyse, compute_qc, draw_pictures, store_qc1
-from flatqc.queue import enqueue_pictures, pictures_queue, redis_connection
+from flatqc.queue import fetch_job, pictures_job_id, pictures_queue, redis_connection, retry_policy
 from flatqc.settings import Settings
 from qc.certify import trend_warnings
 from qc.errors import FlatQCError, InconsistentSet
@@ -39,15 +41,33 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-@functools.cache
-def service() -> tuple[Settings, Engine]:
-    """Settings and database engine of this worker process (read once from the environment). Made before rq forks
-    its work-horses (see :func:`worker.run.run_worker`), so a job pays no start-up; a forked child gets fresh
-    database connections instead of sharing its parent's sockets."""
-    settings = Settings()
+_context: tuple[Settings, Engine] | None = None
+
+
+def prepare(settings: Settings | None = None) -> tuple[Settings, Engine]:
+    """Make the settings (``settings``, else read from the environment) and the database engine the jobs of this
+    process use. Called before rq forks its work-horses (see :func:`worker.run.run_worker`), so a job pays no
+    start-up; a forked child gets fresh database connections instead of sharing its parent's sockets."""
+    global _context
+    release()
+    settings = Settings() if settings is None else settings
     engine = connect(settings.db_url)
     os.register_at_fork(after_in_child=lambda: engine.dispose(close=False))
-    return settings, engine
+    _context = (settings, engine)
+    return _context
+
+
+def release() -> None:
+    """Forget the settings and close the engine :func:`prepare` made (a test switching services)."""
+    global _context
+    if _context is not None:
+        _context[1].dispose()
+        _context = None
+
+
+def context() -> tuple[Settings, Engine]:
+    """The settings and engine of this process's jobs (prepared from the environment on first use)."""
+    return _context or prepare()
 
 
 class MemberChanged(RuntimeError):
@@ -100,7 +120,7 @@ def read_members(members: Members, settings: Settings, compute: Callable[[FlatSe
 def process_set(version: str) -> dict[str, Any]:
     """The QC job of set ``version``: load -> qc -> finish (QC1 rows + state + alert, one transaction) -> notify.
     Pictures are a job of their own, queued after the verdict. Returns a small summary (stored by rq as JSON)."""
-    settings, engine = service()
+    settings, engine = context()
     job = get_current_job()
     job_id = job.id if job else None
     with engine.begin() as conn:
@@ -173,7 +193,7 @@ def _attempt_failed(engine: Engine, row: Row, job: Job | None, exc: Exception) -
 def draw_set_pictures(version: str) -> dict[str, Any]:
     """The picture job of a done set version: flat1..flat5, the cover sheet and the trend reports of its setting.
     Idempotent; never touches the QC1 rows."""
-    settings, engine = service()
+    settings, engine = context()
     with engine.connect() as conn:
         row = ledger.set_row(conn, version)
     if row is None or row.state != SetState.DONE or row.pictures == Pictures.DONE:
@@ -197,3 +217,33 @@ def draw_set_pictures(version: str) -> dict[str, Any]:
     except Exception as exc:  # noqa: BLE001 - the pictures are drawn; a notification problem must not undo that
         log.warning("cover of set %s not sent: %s", row.set_id, describe(exc))
     return {"set_id": row.set_id, "pictures": sorted(plots)}
+
+
+def enqueue_set(queue: Queue, version: str, settings: Settings, job_id: str) -> Job:
+    """Queue the QC job of one set version (retries with the configured back-off)."""
+    return queue.enqueue(
+        process_set, version,
+        job_id=job_id,
+        job_timeout=settings.job_timeout_s,
+        result_ttl=7 * 86400,
+        failure_ttl=365 * 86400,
+        retry=retry_policy(settings),
+        description=f"flat QC of set version {version[:16]}",
+    )
+
+
+def enqueue_pictures(queue: Queue, version: str, settings: Settings) -> Job:
+    """Queue the picture job of a done set version (one job id per version; one already waiting, scheduled or
+    running is kept rather than queued twice)."""
+    existing = fetch_job(queue.connection, pictures_job_id(version))
+    if existing is not None and existing.get_status() in (JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.STARTED):
+        return existing
+    return queue.enqueue(
+        draw_set_pictures, version,
+        job_id=pictures_job_id(version),
+        job_timeout=settings.job_timeout_s,
+        result_ttl=86400,
+        failure_ttl=30 * 86400,
+        retry=retry_policy(settings),
+        description=f"pictures of set version {version[:16]}",
+    )

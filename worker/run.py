@@ -41,7 +41,7 @@ def run_worker(settings: Settings, redis_url: str, burst: bool = False, name: st
     the schema) and for Redis first."""
     wait_for_database(settings.db_url).dispose()
     connection = wait_for_redis(redis_url)
-    jobs.service()  # numpy, astropy, matplotlib and the engine, once, before rq forks a horse per job
+    jobs.prepare(settings)  # numpy, astropy, PIL and the engine, once, before rq forks a horse per job
     worker = FlatqcWorker(
         [job_queue(settings, connection), pictures_queue(settings, connection)], connection=connection,
         serializer=JSONSerializer, name=name, worker_ttl=WORKER_TTL_S,

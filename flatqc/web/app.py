@@ -39,7 +39,7 @@ from werkzeug.exceptions import HTTPException, InternalServerError
 
 from flatqc import ledger, lifecycle
 from flatqc.db import ALERT, QC1_TABLES, WARNING, alerts
-from flatqc.queue import enqueue_set, job_queue, pictures_queue
+from flatqc.queue import job_queue, pictures_queue
 from flatqc.readiness import one_line
 from flatqc.settings import Settings
 from flatqc.status import nights, queue_status
@@ -49,6 +49,7 @@ from flatqc.web.metrics import registry_for
 from flatqc.web.secret import web_secret_key
 from flatqc.web.svg import trend_svg
 from qc.profiles import PROFILES, profile_for_table
+from worker.jobs import enqueue_set
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 NIGHTS_SHOWN = 100

@@ -29,9 +29,9 @@ from flatqc.lifecycle import SetState
 from flatqc.queue import redis_connection, resolve_redis_url
 from flatqc.readiness import StoppedWaiting, database_unreachable, one_line, wait_for_database, wait_for_redis
 from flatqc.report import make_console
-from flatqc.service import Service, ensure_sqlite_folder
 from flatqc.settings import DEMO_CONFIG, Settings
 from flatqc.status import SET_COLUMNS, nights, problem_files, queue_status
+from flatqc.up import Service, ensure_sqlite_folder
 from watcher.core import BATCH, Watcher
 
 console = make_console()
@@ -89,7 +89,7 @@ def up(workers: int | None) -> None:
 @click.command()
 def watch() -> None:
     """Run only the watcher (FLATQC_REDIS_URL required)."""
-    from watcher.service import run_watcher
+    from watcher.run import run_watcher
 
     settings = Settings()
     ensure_sqlite_folder(settings.db_url)

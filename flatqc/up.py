@@ -20,25 +20,10 @@ from pathlib import Path
 from flatqc.queue import redis_connection, redis_url_file
 from flatqc.readiness import wait_for_database, wait_for_redis
 from flatqc.redis_server import EmbeddedRedis
-from flatqc.settings import Settings
-from watcher.service import run_watcher
+from flatqc.settings import Settings, settings_env
+from watcher.run import run_watcher
 
 log = logging.getLogger(__name__)
-
-PASSED_ON = ("dfs_product", "dfs_raw", "qc_reference", "qc_output", "run_dir", "db_url", "queue_name", "alert_urls",
-             "alert_retries", "notify_warnings", "public_url", "instrument", "job_timeout_s", "job_heartbeat_s",
-             "job_retry_intervals")
-"""Settings handed to worker processes explicitly (the rest they read from the same environment)."""
-
-
-def settings_env(settings: Settings) -> dict[str, str]:
-    """Environment variables that reproduce ``settings`` in a child process."""
-    env = {}
-    for name in PASSED_ON:
-        value = getattr(settings, name)
-        env[f"FLATQC_{name.upper()}"] = ",".join(value) if isinstance(value, list) else str(value)
-    return env
-
 
 def ensure_sqlite_folder(db_url: str) -> None:
     if db_url.startswith("sqlite:///"):
@@ -88,7 +73,7 @@ class Service:
                 log.warning("dashboard not started on %s:%s: %s", self.settings.web_host, self.settings.web_port, exc)
 
     def start_worker(self, index: int) -> subprocess.Popen[bytes]:
-        env = os.environ | settings_env(self.settings) | {"FLATQC_REDIS_URL": self.redis_url or ""}
+        env = os.environ | settings_env(self.settings.model_copy(update={"redis_url": self.redis_url}))
         name = f"flatqc-{socket.gethostname()}-{os.getpid()}-{index}-{secrets.token_hex(3)}"
         process = subprocess.Popen([sys.executable, "-m", "flatqc", "worker", "--name", name], env=env)
         if index < len(self.workers):
