@@ -18,6 +18,8 @@ TREND_REPORTS: dict[str, tuple[str, ...]] = {
     "BADPIX": ("badpix",),
 }
 """HealthCheck report -> the QC1 columns it plots (contract 7); FLAT_IRHa covers Halogen settings only."""
+TREND_COLUMNS: tuple[str, ...] = tuple(sorted({c for columns in TREND_REPORTS.values() for c in columns}))
+"""Every QC1 column some report plots."""
 
 AXIS_LABELS: dict[str, str] = {
     "mean_flux": "mean_flux [ADU/s]",
@@ -34,6 +36,18 @@ class SetSeries(TrendSeries):
     """A trend series that knows the set of each point (``set_ids[i]`` for ``mjd[i]``), so points can link to it."""
 
     set_ids: tuple[str, ...] = ()
+
+
+def report_png(report: str, key: str, column: str) -> str:
+    """File name of a report's PNG for one setting key: ``<report>_<key>.png``, with ``_<column>`` for a report
+    of several columns (``FLATSTAB_<key>_mean_flux.png``)."""
+    stem = f"{report}_{safe_name(key)}"
+    return f"{stem}_{column}.png" if len(TREND_REPORTS[report]) > 1 else f"{stem}.png"
+
+
+def safe_name(key: str) -> str:
+    """A setting key as a file-name part (only letters, digits, ``.``, ``_`` and ``-``)."""
+    return "".join(c if c.isalnum() or c in "._-" else "_" for c in key)
 
 
 def report_applies(report: str, key: str) -> bool:

@@ -74,6 +74,10 @@ class QCConfig:
     thresholds_version: str = "contract-2026.1"
     """Version tag of this set of thresholds, stored with every QC1 row."""
 
+    def trend_limit(self, setting_key: str, column: str) -> tuple[float, float] | None:
+        """The HealthCheck range of QC1 ``column`` for ``setting_key``; None when none is defined."""
+        return getattr(self.trend_limits.get(setting_key), column, None)
+
 
 CRIRES_PLUS_CONFIG = QCConfig(
     max_flux_limit=37000.0,

@@ -13,14 +13,18 @@ from pathlib import Path
 from sqlalchemy import Table
 from sqlalchemy.engine import Engine
 
-from flatqc.trend_data import load_trends, report_applies, setting_keys
+from flatqc.trend_data import (
+    AXIS_LABELS,
+    COUNTS,
+    TREND_COLUMNS,
+    TREND_REPORTS,
+    load_trends,
+    report_applies,
+    report_png,
+    setting_keys,
+)
 from qc.config import QCConfig
 from qc.trends import trend_plot
-
-
-def safe_name(key: str) -> str:
-    """A setting key as a file-name part (only letters, digits, ``.``, ``_`` and ``-``)."""
-    return "".join(c if c.isalnum() or c in "._-" else "_" for c in key)
 
 
 def write_page(path: Path, title: str, sections: list[tuple[str, str, str]]) -> None:
@@ -36,41 +40,31 @@ def write_page(path: Path, title: str, sections: list[tuple[str, str, str]]) -> 
 
 
 def draw_key(engine: Engine, table: Table, config: QCConfig, out_dir: Path, key: str) -> list[Path]:
-    """Redraw the PNGs of one setting ``key`` of ``table``; returns the files written."""
+    """Redraw the PNGs of one setting ``key`` of ``table`` (every report that applies to it, one PNG per column);
+    returns the files written."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    limits = config.trend_limits.get(key)
-    name = safe_name(key)
-    series = load_trends(engine, table, ("mean_flux", "rms_master", "badpix"), key=key).get(key)
+    series = load_trends(engine, table, TREND_COLUMNS, key=key).get(key)
     if series is None:
         return []
-    written = [
-        trend_plot(out_dir / f"FLATSTAB_{name}_mean_flux.png", f"FLATSTAB {key}: mean_flux", "mean_flux [ADU/s]",
-                   series["mean_flux"], limits.mean_flux if limits else None),
-        trend_plot(out_dir / f"FLATSTAB_{name}_rms_master.png", f"FLATSTAB {key}: rms_master",
-                   "rms_master [normalised master]", series["rms_master"], limits.rms_master if limits else None),
-        trend_plot(out_dir / f"BADPIX_{name}.png", f"BADPIX {key}: badpix", "badpix [pixels]", series["badpix"],
-                   integer=True),
-    ]
-    if report_applies("FLAT_IRHa", key):
-        written.append(trend_plot(out_dir / f"FLAT_IRHa_{name}.png", f"FLAT_IRHa {key}: mean_flux (Halogen)",
-                                  "mean_flux [ADU/s]", series["mean_flux"], limits.mean_flux if limits else None))
-    return written
+    return [trend_plot(out_dir / report_png(report, key, column), f"{report} {key}: {column}",
+                       AXIS_LABELS[column], series[column], config.trend_limit(key, column), integer=column in COUNTS)
+            for report, columns in TREND_REPORTS.items() if report_applies(report, key) for column in columns]
 
 
 def write_pages(engine: Engine, configs: Mapping[str, tuple[Table, QCConfig]], out_dir: Path) -> list[Path]:
-    """Rewrite ``FLATSTAB.html``, ``FLAT_IRHa.html`` and ``BADPIX.html`` over every instrument's QC1 table
-    (``configs``: instrument -> (table, its QC config)); returns the pages written."""
-    pages: dict[str, list[tuple[str, str, str]]] = {"FLATSTAB": [], "FLAT_IRHa": [], "BADPIX": []}
+    """Rewrite one page per report (``FLATSTAB.html``, ``FLAT_IRHa.html``, ``BADPIX.html``) over every instrument's
+    QC1 table (``configs``: instrument -> (table, its QC config)); returns the pages written."""
+    pages: dict[str, list[tuple[str, str, str]]] = {report: [] for report in TREND_REPORTS}
     for instrument, (table, config) in configs.items():
         for key in setting_keys(engine, table):
-            limits, stem, name = config.trend_limits.get(key), safe_name(key), f"{instrument} {key}"
-            flux_limits = f"limits {limits.mean_flux}" if limits else "no limits defined for this setting"
-            rms_limits = f"limits {limits.rms_master}" if limits else "no limits defined for this setting"
-            pages["FLATSTAB"] += [(f"{name} mean_flux", flux_limits, f"FLATSTAB_{stem}_mean_flux.png"),
-                                  (f"{name} rms_master", rms_limits, f"FLATSTAB_{stem}_rms_master.png")]
-            if report_applies("FLAT_IRHa", key):
-                pages["FLAT_IRHa"].append((f"{name} mean_flux", flux_limits, f"FLAT_IRHa_{stem}.png"))
-            pages["BADPIX"].append((name, "badpix per detector", f"BADPIX_{stem}.png"))
+            for report, columns in TREND_REPORTS.items():
+                if not report_applies(report, key):
+                    continue
+                for column in columns:
+                    limits = config.trend_limit(key, column)
+                    pages[report].append((f"{instrument} {key} {column}",
+                                          f"limits {limits}" if limits else "no limits defined for this setting",
+                                          report_png(report, key, column)))
     written = []
     for report, sections in pages.items():
         page = out_dir / f"{report}.html"
