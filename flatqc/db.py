@@ -210,7 +210,8 @@ def make_engine(url: str, busy_timeout_s: float = 30) -> Engine:
         def _begin_before_savepoint(conn: Connection, _name: str) -> None:
             # pysqlite opens a transaction only before INSERT/UPDATE/DELETE: a SAVEPOINT as the first statement
             # would start one of its own, and its RELEASE would commit what should wait for the outer commit.
-            if not conn.connection.dbapi_connection.in_transaction:
+            dbapi = conn.connection.dbapi_connection
+            if dbapi is not None and not dbapi.in_transaction:
                 conn.exec_driver_sql("BEGIN")
 
         return engine

@@ -28,10 +28,10 @@ def latest_version(conn: Connection, path: str) -> Row | None:
 def current_versions(night: str | None = None) -> Select:
     """A query of the ids of every path's current version, optionally of one night."""
     rank = func.row_number().over(partition_by=files.c.path, order_by=_newest_first()).label("rank")
-    ranked = select(files.c.id, rank)
+    query = select(files.c.id, rank)
     if night is not None:
-        ranked = ranked.where(files.c.night == night)
-    ranked = ranked.subquery()
+        query = query.where(files.c.night == night)
+    ranked = query.subquery()
     return select(ranked.c.id).where(ranked.c.rank == 1)
 
 

@@ -225,7 +225,7 @@ def _record_one(conn: Connection, found: FileRecord) -> tuple[int, bool]:
         return row.id, came_back or row.state == FileState.SEEN
     try:
         with conn.begin_nested():
-            file_id = conn.execute(insert(files).values(**_new_row(found, now))).inserted_primary_key[0]
+            file_id = conn.execute(insert(files).values(**_new_row(found, now)).returning(files.c.id)).scalar_one()
     except IntegrityError:  # another watcher recorded it a moment ago
         return conn.execute(select(files.c.id).where(files.c.path == found.path,
                                                      files.c.sha256 == found.sha256)).one().id, False
@@ -492,7 +492,7 @@ def _raise_or_resolve(conn: Connection, severity: str, result: SetResult, versio
         set_id=result.set_id, version=version, night=result.night, profile=result.profile,
         setting_key=result.setting_key, reasons=encoded, state="open", severity=severity, created_at=now,
         updated_at=now,
-    )).inserted_primary_key[0]
+    ).returning(alerts.c.id)).scalar_one()
 
 
 def acknowledge(conn: Connection, alert_id: int, by: str, comment: str | None = None) -> bool:

@@ -16,12 +16,18 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from sqlalchemy.engine import Engine
 
 from flatqc.queue import redis_connection, redis_url_file
 from flatqc.readiness import wait_for_database, wait_for_redis
 from flatqc.redis_server import EmbeddedRedis
 from flatqc.settings import Settings, settings_env
 from watcher.run import run_watcher
+
+if TYPE_CHECKING:
+    from flatqc.web import WebServer
 
 log = logging.getLogger(__name__)
 
@@ -42,14 +48,21 @@ class Service:
         self.stop_event = threading.Event()
         self.watcher_caught_up = threading.Event()
         self.watcher_thread: threading.Thread | None = None
-        self.engine = None
+        self.engine: Engine | None = None
         self.with_web = web
-        self.web = None
+        self.web: WebServer | None = None
+
+    @property
+    def redis_in_use(self) -> str:
+        """URL of the Redis the service uses (its own once started, else ``FLATQC_REDIS_URL``)."""
+        if self.redis_url is None:
+            raise RuntimeError("no Redis yet: start() the service first")
+        return self.redis_url
 
     def start(self) -> None:
         ensure_sqlite_folder(self.settings.db_url)
         self.settings.qc_output.mkdir(parents=True, exist_ok=True)  # the dashboard (and /healthz) looks there
-        self.engine = wait_for_database(self.settings.db_url)
+        self.engine = engine = wait_for_database(self.settings.db_url)
         if self.redis_url:  # an external Redis: wait until it answers
             wait_for_redis(self.redis_url).close()
         else:
@@ -67,8 +80,8 @@ class Service:
             from flatqc.web import start_web
 
             try:
-                self.web = start_web(self.settings, self.engine, redis_connection(self.redis_url))
-                log.info("dashboard on http://%s:%s/", self.settings.web_host, self.web.server_port)
+                self.web = web = start_web(self.settings, engine, redis_connection(self.redis_in_use))
+                log.info("dashboard on http://%s:%s/", self.settings.web_host, web.server_port)
             except OSError as exc:  # the port is taken: QC goes on without the dashboard
                 log.warning("dashboard not started on %s:%s: %s", self.settings.web_host, self.settings.web_port, exc)
 
@@ -88,7 +101,7 @@ class Service:
         self.watcher_caught_up = threading.Event()
         self.watcher_thread = threading.Thread(
             target=run_watcher, name="watcher", daemon=True,
-            args=(self.settings, self.engine, redis_connection(self.redis_url), self.stop_event,
+            args=(self.settings, self.engine, redis_connection(self.redis_in_use), self.stop_event,
                   self.watcher_caught_up),
         )
         self.watcher_thread.start()

@@ -62,8 +62,8 @@ def local_median(image: np.ndarray, counted: np.ndarray, cell: int) -> np.ndarra
     ny, nx = image.shape
     data = np.where(counted, image, np.nan)
     data = np.pad(data, ((0, -ny % cell), (0, -nx % cell)), constant_values=np.nan)
-    cells = data.reshape(data.shape[0] // cell, cell, data.shape[1] // cell, cell).swapaxes(1, 2)
-    cells = cells.reshape(cells.shape[0], cells.shape[1], cell * cell)
+    blocks = data.reshape(data.shape[0] // cell, cell, data.shape[1] // cell, cell).swapaxes(1, 2)
+    cells = blocks.reshape(blocks.shape[0], blocks.shape[1], cell * cell)
     enough = np.isfinite(cells).sum(axis=2) >= cell * cell // 4
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN cells

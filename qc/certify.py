@@ -64,9 +64,12 @@ TREND_UNITS = {"mean_flux": " ADU/s", "rms_master": ""}
 class TrendValues(Protocol):
     """What :func:`trend_warnings` reads of a detector: a :class:`DetectorQC`, or a QC1 row."""
 
-    detector: int
-    mean_flux: float | None
-    rms_master: float | None
+    @property
+    def detector(self) -> int: ...
+    @property
+    def mean_flux(self) -> float | None: ...
+    @property
+    def rms_master(self) -> float | None: ...
 
 
 def trend_warnings(config: QCConfig, setting_key: str, detectors: Sequence[TrendValues]) -> tuple[str, ...]:

@@ -85,6 +85,12 @@ class InstrumentProfile:
     def chip_extname(self, detector: int) -> str:
         return self.chip_extname_pattern.format(n=detector)
 
+    def error_extname(self, detector: int) -> str:
+        """``EXTNAME`` of the master's error extension of ``detector``; ValueError if masters have none."""
+        if self.error_extname_pattern is None:
+            raise ValueError(f"{self.title} masters have no error extensions")
+        return self.error_extname_pattern.format(n=detector)
+
     @property
     def bpm_allowed_mask(self) -> int:
         """Bits a BPM pixel may have set: the named bits of a bit-mask BPM, else 1 (a 0/1 BPM)."""

@@ -157,7 +157,7 @@ def palette_image(image: Image.Image) -> Image.Image:
 @lru_cache(maxsize=64)
 def _rotated_label(text: str, size: int) -> Image.Image:
     box = font(size).getbbox(text)
-    label = Image.new("RGBA", (box[2] + 2, size + 4), (0, 0, 0, 0))
+    label = Image.new("RGBA", (int(box[2]) + 2, size + 4), (0, 0, 0, 0))
     ImageDraw.Draw(label).text((1, 1), text, font=font(size), fill=BLACK + (255,))
     return label.rotate(90, expand=True)
 

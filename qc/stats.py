@@ -10,7 +10,7 @@ in-order pixels, where the master is finite (contract 8).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable
 
 import numpy as np
 
@@ -42,7 +42,7 @@ def _finite_std(values: np.ndarray, finite: np.ndarray | None) -> float:
     return float(np.std(chosen, dtype=np.float64))
 
 
-def mean_level(raws: Sequence[np.ndarray], pixels: np.ndarray | None = None) -> float:
+def mean_level(raws: Iterable[np.ndarray], pixels: np.ndarray | None = None) -> float:
     """Mean over raws of the median of each raw's finite pixels [ADU] (seed: "average of the median values")."""
     levels = [median(raw, _usable(raw, pixels)) for raw in raws]
     return float(np.mean([math.nan if level is None else level for level in levels]))
@@ -138,7 +138,7 @@ def _good_max(raw: np.ndarray, good: np.ndarray) -> float:
     return float(values.max()) if values.size else -np.inf
 
 
-def max_flux(raws: Sequence[np.ndarray], bpm: np.ndarray, pixels: np.ndarray | None = None) -> float:
+def max_flux(raws: Iterable[np.ndarray], bpm: np.ndarray, pixels: np.ndarray | None = None) -> float:
     """Max over raws of the max of finite pixels with ``B == 0`` [ADU] ([convention]: hot pixels excluded)."""
     good = bpm == 0
     if pixels is not None:
@@ -146,7 +146,7 @@ def max_flux(raws: Sequence[np.ndarray], bpm: np.ndarray, pixels: np.ndarray | N
     return max((_good_max(raw, good) for raw in raws), default=-np.inf)
 
 
-def overexposure(raws: Sequence[np.ndarray], bpm: np.ndarray, level: float,
+def overexposure(raws: Iterable[np.ndarray], bpm: np.ndarray, level: float,
                  pixels: np.ndarray | None = None) -> tuple[int, float | None]:
     """``(num_overexp, level_overexp)``: most finite good pixels > ``level`` in one raw, and their median
     in the first raw with that many; level is None when no pixel is overexposed ([convention])."""

@@ -27,7 +27,8 @@ PRNU_SEED = 20100512
 
 
 class NamedSpec(Protocol):
-    name: str
+    @property
+    def name(self) -> str: ...
 
 
 SpecT = TypeVar("SpecT", bound=NamedSpec)

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from astropy.time import Time
@@ -161,7 +162,8 @@ def write_plus_set(spec: PlusSetSpec, product_dir: Path, raw_dir: Path, rng: np.
     dit = round(float(in_order_median) / MEAN_FLUX, 3)
     spots = [defects(PROFILE, det, N_DEFECTS) for det in PROFILE.detectors]
     totals = [np.zeros(m.shape, dtype=np.float64) for m in models]
-    names, raw_paths, first_cards, mjd = [], [], None, start_mjd
+    names, raw_paths, mjd = [], [], start_mjd
+    first_cards: dict[str, Any] = {}
     for index in range(spec.n_raw):
         iso = Time(mjd, format="mjd").isot
         name = f"CRIRE.{iso}.fits"
@@ -183,9 +185,9 @@ def write_plus_set(spec: PlusSetSpec, product_dir: Path, raw_dir: Path, rng: np.
     masters, errors, bpms = [], [], []
     for det, total in zip(PROFILE.detectors, totals, strict=True):
         light, in_order = illumination(det)
-        master, error = master_chip(total, spec.n_raw, spec.peak * light.astype(np.float64), in_order)
-        masters.append(master)
-        errors.append((PROFILE.error_extname_pattern.format(n=det), error))
+        flat, error = master_chip(total, spec.n_raw, spec.peak * light.astype(np.float64), in_order)
+        masters.append(flat)
+        errors.append((PROFILE.error_extname(det), error))
         bpms.append(bad_pixel_map(det, in_order))
     stem = f"cr2res_cal_flat_{spec.name}"
     master = write_mef(product_dir / f"{stem}_master.fits", PROFILE,
