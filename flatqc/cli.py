@@ -7,7 +7,7 @@ import logging
 import click
 
 from flatqc import __version__
-from flatqc.commands import science, service
+from flatqc.commands import database, science, service
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -23,5 +23,5 @@ def main(verbose: int) -> None:
 
 
 for command in (science.synth, science.process, service.up, service.watch, service.worker, service.status,
-                service.backfill, service.alerts, service.web):
+                service.backfill, service.alerts, service.web, database.db):
     main.add_command(command)
