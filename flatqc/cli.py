@@ -7,7 +7,7 @@ import logging
 import click
 
 from flatqc import __version__
-from flatqc.commands import operations, science
+from flatqc.commands import database, operations, science
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -23,5 +23,5 @@ def main(verbose: int) -> None:
 
 
 for command in (science.synth, science.process, operations.up, operations.watch, operations.worker, operations.status,
-                operations.backfill, operations.alerts, operations.web):
+                operations.backfill, operations.alerts, operations.web, database.db):
     main.add_command(command)

@@ -1,7 +1,8 @@
 """The database: schema (SQLAlchemy Core), engine set-up and the few writes that must be atomic.
 
-SQLite (WAL mode) by default, PostgreSQL by URL. Table and QC1 column names are fixed (design.md);
-``create_schema`` creates missing tables and adds missing columns, so an older database is migrated on start.
+SQLite (WAL mode) by default, PostgreSQL by URL. Table and QC1 column names are fixed (design.md).
+``create_schema`` brings a database to the newest Alembic revision (:mod:`flatqc.migrations`) on start: a change to
+the tables below needs a revision there (``tests/test_migrations.py`` compares the two).
 """
 
 from __future__ import annotations
@@ -29,11 +30,11 @@ from sqlalchemy import (
     event,
     func,
     insert,
-    inspect,
     text,
 )
 from sqlalchemy.engine import Connection
 
+from flatqc import migrations
 from qc.profiles import CRIRES, CRIRES_PLUS, PROFILES, InstrumentProfile
 from qc.records import QC1_NAMES, SetResult
 
@@ -223,12 +224,14 @@ SCHEMA_LOCK_KEY = 0x666C617471630001
 
 
 def create_schema(engine: Engine) -> None:
-    """Create missing tables and add columns that a newer version of the schema has (additive migration).
+    """Bring the schema to the newest revision: create it in an empty database, complete and stamp one made before
+    migrations existed, apply the missing revisions (:func:`flatqc.migrations.upgrade`).
 
     Serialized across processes, so that services started together against a new database do not race (two
     ``CREATE TABLE`` at once end in a unique violation in PostgreSQL's catalogue): on PostgreSQL the whole of it runs
     in one transaction holding ``pg_advisory_xact_lock(SCHEMA_LOCK_KEY)``, on SQLite in a ``BEGIN IMMEDIATE``
-    transaction (the database's write lock). The second process then finds the schema in place and does nothing.
+    transaction (the database's write lock); Alembic runs on that connection. The second process then finds the
+    schema at the newest revision and does nothing.
     """
     with engine.begin() as conn:
         if conn.dialect.name == "sqlite":
@@ -236,14 +239,7 @@ def create_schema(engine: Engine) -> None:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
         elif conn.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
-        metadata.create_all(conn)
-        inspector = inspect(conn)
-        for table in metadata.sorted_tables:
-            present = {c["name"] for c in inspector.get_columns(table.name)}
-            for column in table.columns:
-                if column.name not in present:
-                    ddl = column.type.compile(dialect=engine.dialect)
-                    conn.execute(text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {ddl}'))
+        migrations.upgrade(conn)
 
 
 def connect(url: str) -> Engine:
