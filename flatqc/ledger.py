@@ -1,4 +1,5 @@
-"""Reads of the ledger (``files``, ``sets``): what the watcher, the worker and the commands ask of it.
+"""Reads of the ledger (``files``, ``sets``, ``alerts``): what the watcher, the worker, the commands and the web
+ask of it.
 
 Every write of a state goes through :mod:`flatqc.lifecycle`. The ledger, not the event stream, is the truth: a file
 version is (path, sha256); a set version is the hash of its members' hashes.
@@ -12,7 +13,7 @@ from datetime import datetime
 from sqlalchemy import Select, func, select
 from sqlalchemy.engine import Connection, Row
 
-from flatqc.db import files, sets, utcnow
+from flatqc.db import alerts, files, sets, severity_is, utcnow
 
 
 def _newest_first() -> tuple:
@@ -71,3 +72,13 @@ def sets_in_states(conn: Connection, states: Sequence[str]) -> list[Row]:
 
 def older_than(moment: datetime | None, seconds: float) -> bool:
     return moment is not None and (utcnow() - moment).total_seconds() > seconds
+
+
+def alerts_newest_first(conn: Connection, state: str | None = None, severity: str | None = None) -> list[Row]:
+    """Alerts and warnings, newest first, optionally of one state (``open``...) and one severity."""
+    query = select(alerts).order_by(alerts.c.id.desc())
+    if state:
+        query = query.where(alerts.c.state == state)
+    if severity:
+        query = query.where(severity_is(severity))
+    return list(conn.execute(query))

@@ -21,9 +21,8 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from flatqc import lifecycle
+from flatqc import ledger, lifecycle
 from flatqc.db import ALERT, connect, sets
-from flatqc.db import alerts as alerts_table
 from flatqc.files import shown, walk_files
 from flatqc.lifecycle import SetState
 from flatqc.queue import redis_connection, resolve_redis_url
@@ -249,14 +248,11 @@ def alerts(ctx: click.Context, only_open: bool) -> None:
         return
     engine = connect(Settings().db_url)
     demo_hint(engine, "alerts")
-    query = select(alerts_table).order_by(alerts_table.c.id.desc())
-    if only_open:
-        query = query.where(alerts_table.c.state == "open")
     table = Table(title="alerts")
     for column in ("id", "kind", "state", "night", "set", "setting", "reasons", "notified", "by"):
         table.add_column(column)
     with engine.connect() as conn:
-        for row in conn.execute(query):
+        for row in ledger.alerts_newest_first(conn, "open" if only_open else None):
             notified = "yes" if row.notified_at else (row.notify_error or "no")
             table.add_row(str(row.id), row.severity or ALERT, row.state, row.night, row.set_id, row.setting_key,
                           "; ".join(json.loads(row.reasons)), notified, row.acknowledged_by or "")

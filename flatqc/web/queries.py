@@ -11,16 +11,17 @@ from typing import Any
 from rq import Queue
 from rq.job import Job
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
-from sqlalchemy import Table, func, select
+from sqlalchemy import Table, func, select, text
 from sqlalchemy.engine import Connection, Engine
 
+from flatqc import ledger
 from flatqc.db import ALERT, QC1_TABLES, WARNING, alerts, files, job_events, sets, severity_is
 from flatqc.files import shown
 from flatqc.status import problem_files
 from flatqc.web.svg import mjd_date
 from qc.certify import trend_warnings
 from qc.config import QCConfig
-from qc.profiles import profile_named
+from qc.profiles import CRIRES, profile_named
 from qc.records import QC1_NAMES
 
 PATH_KEYS = ("path", "master_file", "bpm_file")
@@ -92,7 +93,7 @@ def _with_qc_summary(entry: dict[str, Any], rows: list[dict[str, Any]], config_f
     """A set row with its QC1 rows, reasons (value and limit), trend warnings, observation time and instrument."""
     entry["qc1"] = rows
     reasons = decode_reasons(rows[0]["reasons"]) if rows else ([entry["reason"]] if entry["reason"] else [])
-    warnings = list(trend_warnings(config_for(entry["profile"] or "crires"), entry["setting_key"] or "",
+    warnings = list(trend_warnings(config_for(entry["profile"] or CRIRES.name), entry["setting_key"] or "",
                                    [SimpleNamespace(**r) for r in rows])) if rows else []
     entry["reasons"], entry["warnings"] = reasons, warnings
     entry["about"], entry["warnings_about"] = about(reasons), about(warnings)
@@ -194,19 +195,22 @@ def _neighbour_sets(conn: Connection, table: Table, row: dict[str, Any]) -> tupl
 
 def qc1_names(profile: str | None) -> list[str]:
     """The QC1 columns of a profile's table: the contract's, plus one count per BPM bit for bit-mask BPMs."""
-    bits = profile_named(profile).bpm_bits if profile else None
-    return [*QC1_NAMES, *(f"bpm_{name}" for name in bits or ())]
+    return [*QC1_NAMES, *(profile_named(profile).bpm_bit_columns if profile else ())]
+
+
+def open_alert_counts(engine: Engine) -> dict[tuple[str | None, str], int]:
+    """Open alerts per (night, severity); rows from before severities existed count as alerts."""
+    severity = func.coalesce(alerts.c.severity, ALERT)
+    with engine.connect() as conn:
+        open_rows = conn.execute(select(alerts.c.night, severity, func.count())
+                                 .where(alerts.c.state == "open").group_by(alerts.c.night, severity))
+        return {(night, severity): count for night, severity, count in open_rows}
 
 
 def alert_list(engine: Engine, state: str | None = None, severity: str | None = None) -> list[dict[str, Any]]:
     """Alerts and warnings, newest first, optionally of one state and one severity."""
-    query = select(alerts).order_by(alerts.c.id.desc())
-    if state:
-        query = query.where(alerts.c.state == state)
-    if severity:
-        query = query.where(severity_is(severity))
     with engine.connect() as conn:
-        rows = rows_as_dicts(conn.execute(query))
+        rows = rows_as_dicts(ledger.alerts_newest_first(conn, state, severity))
     for row in rows:
         row["reasons"] = decode_reasons(row["reasons"])
     return rows
@@ -249,11 +253,6 @@ def job_summary(job: Job) -> dict[str, Any]:
             "error": error[0] if error else None}
 
 
-def trend_limits(config: QCConfig, key: str, parameter: str) -> tuple[float, float] | None:
-    limits = config.trend_limits.get(key)
-    return getattr(limits, parameter, None) if limits else None
-
-
 def metrics_figures(engine: Engine) -> dict[str, Any]:
     """Counters and durations for ``/metrics``, read from the ledger."""
     with engine.connect() as conn:
@@ -272,3 +271,8 @@ def metrics_figures(engine: Engine) -> dict[str, Any]:
             "latencies": latencies, "open_alerts": open_alerts, "open_warnings": open_warnings,
             "files_seen": sum(file_states.values())}
 
+
+def ping_database(engine: Engine) -> None:
+    """Raise if the database does not answer ``SELECT 1``."""
+    with engine.connect() as conn:
+        conn.execute(text("SELECT 1"))

@@ -1,0 +1,48 @@
+"""Nights: the list of nights (``/``), and one night with its sets, files and open alerts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, abort, jsonify, render_template, request
+
+from flatqc.db import ALERT, WARNING
+from flatqc.status import nights
+from flatqc.web import queries
+from flatqc.web.views import backends, page_and_api, wants_json
+
+NIGHTS_SHOWN = 100
+"""Nights listed on the front page unless ``?limit=all``."""
+
+blueprint = Blueprint("nights", __name__)
+
+
+@page_and_api(blueprint, "/", "/api/nights")
+def nights_page() -> Any:
+    """Newest nights first with their set counts, verdicts and open alerts and warnings."""
+    engine = backends().engine
+    limit_arg = request.args.get("limit", "all" if wants_json() else str(NIGHTS_SHOWN))
+    if limit_arg != "all" and not limit_arg.isdigit():
+        abort(400, "limit must be a whole number or 'all'")
+    everything = nights(engine)
+    summary = [vars(n) for n in (everything if limit_arg == "all" else everything[:int(limit_arg)])]
+    open_counts = queries.open_alert_counts(engine)
+    for entry in summary:
+        entry["open_alerts"] = open_counts.get((entry["night"], ALERT), 0)
+        entry["open_warnings"] = open_counts.get((entry["night"], WARNING), 0)
+    if wants_json():
+        return jsonify(summary)
+    in_progress = any(n["sets"].get(s) for n in summary[:1] for s in ("queued", "running", "waiting"))
+    return render_template("nights.html", nights=summary, refresh=in_progress, total=len(everything))
+
+
+@page_and_api(blueprint, "/nights/<night>")
+def night_page(night: str) -> Any:
+    """The sets of one night, failed first, with its rejected and ignored files and open alerts."""
+    web = backends()
+    detail = queries.night_detail(web.engine, night, web.settings.qc_config)
+    if detail is None:
+        abort(404, f"no night {night}")
+    if wants_json():
+        return jsonify(detail)
+    return render_template("night.html", **detail)

@@ -1,0 +1,61 @@
+"""Sets: one set with its QC1 rows, verdict, pictures and history; reprocessing it; the files of QC_OUTPUT."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, abort, flash, jsonify, redirect, render_template, send_from_directory, url_for
+
+from flatqc import ledger, lifecycle
+from flatqc.queue import job_queue
+from flatqc.web import queries
+from flatqc.web.views import backends, page_and_api, wants_json
+from qc.profiles import CRIRES
+from worker.jobs import enqueue_set
+
+blueprint = Blueprint("sets", __name__)
+
+
+def set_or_404(set_id: str) -> dict[str, Any]:
+    """The newest version of a set with everything its page shows (``queries.set_detail``); 404 if unknown."""
+    web = backends()
+    detail = queries.set_detail(web.engine, set_id, web.settings.qc_config)
+    if detail is None:
+        abort(404, f"no set {set_id}")
+    return detail
+
+
+@page_and_api(blueprint, "/sets/<set_id>")
+def set_page(set_id: str) -> Any:
+    """The newest version of a set: verdict and reasons, QC1 values, pictures, provenance, jobs and alerts."""
+    detail = set_or_404(set_id)
+    if wants_json():
+        return jsonify(detail)
+    thresholds = backends().settings.qc_config(detail["set"]["profile"] or CRIRES.name)
+    return render_template("set.html", thresholds=thresholds, **detail)
+
+
+@blueprint.post("/sets/<set_id>/reprocess")
+def reprocess(set_id: str) -> Any:
+    """Queue the newest version of a set again; its results are replaced when the job finishes."""
+    web = backends()
+    if web.redis is None:
+        abort(503, "no Redis configured: cannot queue")
+    detail = set_or_404(set_id)
+    with web.engine.begin() as conn:
+        row = ledger.set_row(conn, detail["set"]["version"])
+        job_id = lifecycle.requeue(conn, row, "reprocess requested in the dashboard", new_job=True)
+    if job_id is not None:
+        enqueue_set(job_queue(web.settings, web.redis), row.version, web.settings, job_id)
+        flash(f"Set {set_id} queued for reprocessing (job {job_id}); its state, QC1 rows and pictures are "
+              "replaced when the job finishes.", "done")
+    else:
+        flash(f"Set {set_id} cannot be queued again (state {row.state}).", "problem")
+    return redirect(url_for("sets.set_page", set_id=set_id))
+
+
+@blueprint.get("/files/<path:relative>")
+def output_file(relative: str) -> Any:
+    """A file below QC_OUTPUT (pictures, cover sheets)."""
+    output = backends().settings.qc_output.resolve()
+    return send_from_directory(output, relative)  # safe_join: no way out of QC_OUTPUT
