@@ -234,9 +234,9 @@ def _data_bytes(cards: dict[str, object], order: list[str], primary: bool) -> in
     for key in ("BSCALE", "BZERO"):
         if key in cards and (isinstance(cards[key], bool) or not isinstance(cards[key], int | float)):
             return None
-    if "BLANK" in cards and (not _whole_number(cards["BLANK"]) or bitpix < 0):  # type: ignore[operator]
+    if "BLANK" in cards and (not _whole_number(cards["BLANK"]) or bitpix < 0):
         return None
-    count = abs(bitpix) // 8 if naxis else 0  # type: ignore[operator]
+    count = abs(bitpix) // 8 if naxis else 0
     for axis in axes:
         length = cards[axis]
         if not _whole_number(length) or length < 0:  # type: ignore[operator]

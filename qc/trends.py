@@ -3,6 +3,7 @@ drawn, points outside the limits marked. Pure: arrays in, PNG out."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,7 +49,7 @@ def outside(values: np.ndarray, limits: tuple[float, float] | None) -> np.ndarra
     return np.isfinite(values) & ((values < low) | (values > high))
 
 
-def trend_plot(path: Path, title: str, ylabel: str, series: list[TrendSeries],
+def trend_plot(path: Path, title: str, ylabel: str, series: Sequence[TrendSeries],
                limits: tuple[float, float] | None = None, integer: bool = False, dpi: int = 90) -> Path:
     """Write the trend PNG of :func:`trend_figure` (to a temporary name, then renamed)."""
     tmp = path.with_name(f".{path.name}.tmp")
@@ -57,7 +58,7 @@ def trend_plot(path: Path, title: str, ylabel: str, series: list[TrendSeries],
     return path
 
 
-def trend_figure(title: str, ylabel: str, series: list[TrendSeries], limits: tuple[float, float] | None = None,
+def trend_figure(title: str, ylabel: str, series: Sequence[TrendSeries], limits: tuple[float, float] | None = None,
                  integer: bool = False) -> Figure:
     """Points per detector in its fixed colour against the calendar date (UTC), dashed limit lines labelled at the
     right, red rings around outliers, legend outside the axes; ``integer`` for counts (integer ticks only)."""

@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import TypeVar
 
 from redis import Redis
 from redis.exceptions import RedisError
@@ -30,6 +31,7 @@ from watcher.settle import Settler
 from worker.jobs import enqueue_set
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 BATCH = 500
 """Files recorded per ledger transaction."""
@@ -159,7 +161,8 @@ class Watcher:
         self.regroup_nights()
         return taken
 
-    def _phase(self, name: str, work: Callable[[], object]) -> object:
+    def _phase(self, name: str, work: Callable[[], T]) -> T | None:
+        """Run one phase of a round: its fault is logged (rate-limited) and None returned, never raised."""
         try:
             result = work()
         except Exception as exc:  # noqa: BLE001 - one phase's fault never stops the others

@@ -15,6 +15,7 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy.engine import Engine
 
@@ -95,7 +96,7 @@ def examine(path: Path, root: Path, settings: Settings,
             raise
         return FileRecord(text, 0, 0.0, "unreadable", FileState.REJECTED, f"cannot be read: {exc.strerror or exc}",
                           night=night_of(path, None)), None
-    plain = dict(path=text, size=stat.st_size, mtime=stat.st_mtime, sha256=sha)
+    plain: dict[str, Any] = {"path": text, "size": stat.st_size, "mtime": stat.st_mtime, "sha256": sha}
     try:
         frame = inspect_file(path, settings.window_starty_defaults(), data)
     except NotAFlatProduct as exc:

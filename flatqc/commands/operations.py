@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Callable
 from datetime import date, timedelta
 from pathlib import Path
-from typing import ParamSpec
+from typing import Any, ParamSpec
 
 import click
 from rich.progress import Progress
@@ -112,7 +112,7 @@ def web(host: str | None, port: int | None) -> None:
     from flatqc.web import WEB_THREADS
     from flatqc.web.app import create_app
 
-    overrides = {k: v for k, v in {"web_host": host, "web_port": port}.items() if v is not None}
+    overrides: dict[str, Any] = {k: v for k, v in {"web_host": host, "web_port": port}.items() if v is not None}
     settings = Settings(**overrides)
     if settings.web_host not in ("127.0.0.1", "localhost", "::1") and not settings.web_token:
         console.print("[yellow]not on loopback and FLATQC_WEB_TOKEN unset: actions (ack, reprocess, retry) are "

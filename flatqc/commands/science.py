@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.progress import Progress
@@ -58,7 +59,7 @@ def process(paths: tuple[Path, ...], db_url: str | None, out: Path | None, refer
     else from a reference/ folder in or beside PATHS. Failed certification is a result, not an error:
     the exit code is 0.
     """
-    overrides = {"db_url": db_url, "qc_output": out, "qc_reference": reference, "dfs_raw": raw_dir}
+    overrides: dict[str, Any] = {"db_url": db_url, "qc_output": out, "qc_reference": reference, "dfs_raw": raw_dir}
     settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
     if settings.db_url.startswith("sqlite:///"):
         Path(settings.db_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)

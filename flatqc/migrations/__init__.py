@@ -16,6 +16,7 @@ from alembic.migration import MigrationContext
 from alembic.operations import Operations
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
+from sqlalchemy.schema import SchemaItem
 
 BASELINE = "0001"
 """The first revision: the schema that databases made before migrations existed are completed to, then stamped."""
@@ -59,7 +60,7 @@ def upgrade(conn: Connection) -> None:
     command.upgrade(config, "head")
 
 
-def _complete_to_baseline(conn: Connection, baseline: dict[str, list[sa.SchemaItem]], present: set[str]) -> None:
+def _complete_to_baseline(conn: Connection, baseline: dict[str, list[SchemaItem]], present: set[str]) -> None:
     """Create the baseline's tables missing on ``conn`` and add the columns missing from the others (nullable: the
     rows already there have no value)."""
     op = Operations(MigrationContext.configure(conn))

@@ -232,8 +232,8 @@ def queue_jobs(engine: Engine, queues: list[Queue]) -> dict[str, list[dict[str, 
             "failed": FailedJobRegistry(queue=queue).get_job_ids(0, JOB_LIST_LIMIT - 1),
         }
         for state, ids in registries.items():
-            jobs = [j for j in Job.fetch_many(ids, connection=queue.connection, serializer=queue.serializer) if j]
-            listed[state] += [job_summary(job) | {"queue": queue.name} for job in jobs]
+            fetched = [j for j in Job.fetch_many(ids, connection=queue.connection, serializer=queue.serializer) if j]
+            listed[state] += [job_summary(job) | {"queue": queue.name} for job in fetched]
     versions = {j["version"] for jobs in listed.values() for j in jobs if j["version"]}
     with engine.connect() as conn:
         set_ids = dict(conn.execute(select(sets.c.version, sets.c.set_id).where(sets.c.version.in_(versions))).all())
@@ -253,13 +253,18 @@ def job_summary(job: Job) -> dict[str, Any]:
             "error": error[0] if error else None}
 
 
+def counts(rows: Any) -> dict[str, int]:
+    """``{name: count}`` of ``(name, count)`` rows."""
+    return {name: count for name, count in rows}
+
+
 def metrics_figures(engine: Engine) -> dict[str, Any]:
     """Counters and durations for ``/metrics``, read from the ledger."""
     with engine.connect() as conn:
-        file_states = dict(conn.execute(select(files.c.state, func.count()).group_by(files.c.state)).all())
-        set_states = dict(conn.execute(select(sets.c.state, func.count()).group_by(sets.c.state)).all())
-        verdicts = dict(conn.execute(select(sets.c.verdict, func.count()).where(sets.c.verdict.is_not(None))
-                                     .group_by(sets.c.verdict)).all())
+        file_states = counts(conn.execute(select(files.c.state, func.count()).group_by(files.c.state)))
+        set_states = counts(conn.execute(select(sets.c.state, func.count()).group_by(sets.c.state)))
+        verdicts = counts(conn.execute(select(sets.c.verdict, func.count()).where(sets.c.verdict.is_not(None))
+                                       .group_by(sets.c.verdict)))
         timing = conn.execute(select(sets.c.started_at, sets.c.finished_at, sets.c.first_arrival).where(
             sets.c.state == "done", sets.c.finished_at.is_not(None))).all()
         open_alerts = conn.execute(select(func.count()).where(alerts.c.state == "open", severity_is(ALERT))).scalar()

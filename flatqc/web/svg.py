@@ -52,7 +52,7 @@ def date_ticks(x0: float, x1: float, most: int = 6) -> list[tuple[float, str]]:
     start = mjd_date(x0)
     index = start.year * 12 + start.month - 1
     index += -index % months if start.day == 1 and start.hour == 0 else months - index % months
-    ticks = []
+    ticks: list[tuple[float, str]] = []
     while True:
         moment = datetime(index // 12, index % 12 + 1, 1)
         mjd = date_to_mjd(moment)
@@ -128,7 +128,7 @@ def trend_svg(series: list[SetSeries], limits: tuple[float, float] | None, title
                          f'<title>limit {value:g}</title></line>')
     for index, (s, ok) in enumerate(finite):
         colour = detector_colour(s.detector)
-        px, py = sx(s.mjd[ok]), sy(s.values[ok])
+        px, py = np.asarray(sx(s.mjd[ok])), np.asarray(sy(s.values[ok]))
         parts.append(f'<polyline points="{pixel_path(px, py)}" fill="none" stroke="{colour}" stroke-width="1">'
                      f'<title>{escape(s.label)}</title></polyline>')
         set_ids = np.asarray(s.set_ids or [""] * len(s.mjd), dtype=object)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.schema import SchemaItem
 
 revision = "0001"
 down_revision = None
@@ -25,7 +26,7 @@ QC1_NAMES = (
 """The QC1 columns of contract section 4, as of this revision."""
 
 
-def _qc1_table(name: str, setting_columns: list[sa.Column], extra_qc1: tuple[str, ...] = ()) -> list[sa.SchemaItem]:
+def _qc1_table(name: str, setting_columns: list[sa.Column], extra_qc1: tuple[str, ...] = ()) -> list[SchemaItem]:
     int_names = {"badpix", "num_overexp", "bpm_count", "bpm_new", "bpm_fixed", *extra_qc1}
     return [
         sa.Column("id", sa.Integer, primary_key=True),
@@ -63,7 +64,7 @@ def _qc1_table(name: str, setting_columns: list[sa.Column], extra_qc1: tuple[str
     ]
 
 
-def tables() -> dict[str, list[sa.SchemaItem]]:
+def tables() -> dict[str, list[SchemaItem]]:
     """Each table of the baseline: its columns, constraints and indexes (new objects at every call)."""
     return {
         "files": [

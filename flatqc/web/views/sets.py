@@ -44,6 +44,8 @@ def reprocess(set_id: str) -> Any:
     detail = set_or_404(set_id)
     with web.engine.begin() as conn:
         row = ledger.set_row(conn, detail["set"]["version"])
+        if row is None:
+            abort(404, f"set {set_id} has no version in the ledger")
         job_id = lifecycle.requeue(conn, row, "reprocess requested in the dashboard", new_job=True)
     if job_id is not None:
         enqueue_set(job_queue(web.settings, web.redis), row.version, web.settings, job_id)

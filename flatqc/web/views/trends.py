@@ -39,7 +39,7 @@ def trends_page() -> Any:
     profile = profile_for_table(table_name)
     config = web.settings.qc_config(profile.name)
     trends = load_trends(web.engine, table, TREND_COLUMNS, key, None if days_arg == "all" else int(days_arg))
-    charts = [{"report": report, "key": k, "parameter": parameter,
+    charts: list[dict[str, Any]] = [{"report": report, "key": k, "parameter": parameter,
                "limits": config.trend_limit(k, parameter), "series": trends[k][parameter]}
               for report, parameters in TREND_REPORTS.items() for k in sorted(trends)
               if report_applies(report, k) for parameter in parameters]
