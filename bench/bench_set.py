@@ -7,6 +7,9 @@ are written into a temporary folder, then timed on the same files, each stage af
 best of ``--repeat`` (the machine is shared):
 
 - I/O floor: ``np.fromfile`` of every file the statistics read (raws, master, BPM, reference master and BPM);
+- one median per file: the floor, plus each file's pixels in native byte order and one exact median of its finite
+  values (:func:`qc.median.median`): what a single one of the exact medians the QC1 definitions take over every raw
+  (mean_level), the master, the S/N map and the reference ratio costs, for scale;
 - statistics: ``qc.analysis.analyse_set(..., with_views=False)`` (reading in physical units, validation, QC1);
 - QC path: what the worker's QC job does between taking the set and committing (``worker.jobs.process_set``):
   ``compute_qc``, then QC1 rows + set state + alert in one transaction of a SQLite database;
@@ -31,6 +34,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 
 import numpy as np
+from astropy.io import fits
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
@@ -43,6 +47,7 @@ from flatqc.pipeline import analyse, compute_qc, compute_set, draw_pictures, sto
 from flatqc.process import inspect_tree
 from flatqc.settings import Settings
 from qc.analysis import analyse_set
+from qc.median import median
 from qc.profiles import PROFILES, profile_named
 from qc.reference import Reference, find_reference
 from qc.sets import FlatSet, group_sets
@@ -65,6 +70,20 @@ def read_floor(paths: list[Path]) -> None:
     """Only read every byte once into memory (the floor any implementation pays)."""
     for path in paths:
         np.fromfile(path, dtype=np.uint8)
+
+
+def read_and_one_median(paths: list[Path], dtypes: list[np.dtype]) -> None:
+    """Read every file, view its bytes as its pixel type (big-endian ``dtypes``) in native order and take one exact
+    median of the finite values."""
+    for path, dtype in zip(paths, dtypes, strict=True):
+        raw = np.fromfile(path, dtype=np.uint8)
+        pixels = raw[:raw.size // dtype.itemsize * dtype.itemsize].view(dtype).astype(dtype.newbyteorder("="))
+        median(pixels, np.isfinite(pixels))
+
+
+def pixel_dtype(path: Path) -> np.dtype:
+    """Big-endian dtype of the first extension's pixels (BITPIX)."""
+    return np.dtype({8: ">u1", 16: ">i2", 32: ">i4", -32: ">f4", -64: ">f8"}[fits.getval(path, "BITPIX", ext=1)])
 
 
 def _report_peak_rss(sender: Connection, fn: Callable[..., object], args: tuple) -> None:
@@ -158,6 +177,8 @@ def run_profile(profile_name: str, repeat: int) -> None:
         rss_prod = peak_rss_mb(compute_set, flatset, settings)
         rss_naive = peak_rss_mb(naive_set, *naive_args)
         t_floor = timed(lambda: read_floor(files), repeat)
+        dtypes = [pixel_dtype(path) for path in files]
+        t_median = timed(lambda: read_and_one_median(files, dtypes), repeat)
         t_stats = timed(bench.statistics, repeat)
         t_qc = timed(bench.qc_path, repeat, setup=bench.take)
         with_views = analyse(flatset, settings, with_views=True)
@@ -168,7 +189,9 @@ def run_profile(profile_name: str, repeat: int) -> None:
     print(f"profile {profile_name}: one set of {flatset.n_raw} raw flats + master + BPM + reference, "
           f"{size_mb:.0f} MB of FITS (best of {repeat}, warm page cache)")
     print(f"  I/O floor (np.fromfile)        {t_floor:7.3f} s")
-    print(f"  statistics (analyse_set)       {t_stats:7.3f} s   = {t_stats / t_floor:5.1f} x floor")
+    print(f"  read + one median per file     {t_median:7.3f} s   = {t_median / t_floor:5.1f} x floor")
+    print(f"  statistics (analyse_set)       {t_stats:7.3f} s   = {t_stats / t_floor:5.1f} x floor"
+          f" = {t_stats / t_median:4.1f} x read + one median per file")
     print(f"  QC path (stats+rows+alert)     {t_qc:7.3f} s")
     print(f"  pictures (draw_pictures)       {t_pictures:7.3f} s")
     print(f"  naive (astropy + full-res)     {t_naive:7.3f} s")
