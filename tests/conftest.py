@@ -5,9 +5,13 @@ When ``CI=true`` a fixture whose service is missing fails the test instead of sk
 
 from __future__ import annotations
 
+import json
 import os
+import sqlite3
 import uuid
 from collections.abc import Iterator
+from contextlib import closing
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -86,6 +90,51 @@ def synth_night(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+@dataclass(frozen=True)
+class ProcessedNight:
+    """``flatqc process --json`` of the synthetic night: its report, database and QC output folder."""
+
+    report: dict
+    db_path: Path
+    out: Path
+
+    @property
+    def db_url(self) -> str:
+        return f"sqlite:///{self.db_path}"
+
+
+def run_process(night: Path, db_url: str, out: Path, *paths: Path) -> dict:
+    """``flatqc process --json`` of ``paths`` (default: the night's dfs_product), raws and references of the night."""
+    from click.testing import CliRunner
+
+    from flatqc.cli import main
+
+    result = CliRunner().invoke(main, [
+        "process", *(str(p) for p in paths or (night / "dfs_product",)), "--db", db_url, "--out", str(out),
+        "--raw", str(night / "dfs_raw"), "--reference", str(night / "reference"), "--json",
+    ])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+@pytest.fixture(scope="session")
+def processed_night(synth_night: Path, tmp_path_factory: pytest.TempPathFactory) -> ProcessedNight:
+    """The synthetic night through ``flatqc process`` once per session, for the tests that only read the result;
+    read-only: a test that changes it works on a copy (:func:`copy_processed`)."""
+    work = tmp_path_factory.mktemp("processed-night")
+    report = run_process(synth_night, f"sqlite:///{work / 'qc1.db'}", work / "qc")
+    return ProcessedNight(report, work / "qc1.db", work / "qc")
+
+
+def copy_processed(processed: ProcessedNight, to: Path) -> ProcessedNight:
+    """A copy of the processed night's database (pictures stay where they are) that a test may change."""
+    to.mkdir(parents=True, exist_ok=True)
+    copy = to / processed.db_path.name
+    with closing(sqlite3.connect(processed.db_path)) as source, closing(sqlite3.connect(copy)) as target:
+        source.backup(target)  # what the WAL holds too, which a file copy of the database would miss
+    return ProcessedNight(processed.report, copy, processed.out)
+
+
 CRIRES_PLUS_TEST_SETS = ("snr_pass", "snr_fail", "overexposed")
 """A small CRIRES+ night (8 raws of 48 MB): a pass with reference, an S/N failure and a max-flux failure."""
 
@@ -100,8 +149,12 @@ def crires_plus_night(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+MARK_OF_FIXTURE = {"redis_process": "service", "redis_url": "service", "pg_url": "postgres", "chromium": "browser"}
+"""A test that uses one of these fixtures gets its marker without having to say so (a forgotten marker would put a
+test that starts redis-server, PostgreSQL schemas or Chromium into ``make test-fast``)."""
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tests that drive Chromium (through the ``chromium`` fixture) carry the ``browser`` marker."""
     for item in items:
-        if "chromium" in getattr(item, "fixturenames", ()):
-            item.add_marker(pytest.mark.browser)
+        for name in sorted(MARK_OF_FIXTURE.keys() & set(getattr(item, "fixturenames", ()))):
+            item.add_marker(MARK_OF_FIXTURE[name])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -12,10 +13,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from rq import SimpleWorker
+from rq.serializers import JSONSerializer
+from rq.timeouts import TimerDeathPenalty
 from sqlalchemy import create_engine, func, select
 
 from flatqc.db import connect, crires_flat, sets
-from flatqc.queue import job_queue, redis_connection
+from flatqc.queue import job_queue, pictures_queue, redis_connection
 from flatqc.redis_server import free_port
 from flatqc.service import settings_env
 from flatqc.settings import Settings
@@ -68,6 +72,8 @@ class Webhook:
             yield self
         finally:
             self.server.shutdown()
+            self.server.server_close()  # the listening socket too (else a ResourceWarning when collected)
+            self.thread.join()
 
 
 def wait_for(condition: Callable[[], bool], timeout_s: float, what: str, interval_s: float = 0.5) -> None:
@@ -126,8 +132,46 @@ def watcher_rig(night: Path, tmp_path: Path, redis_url: str, monkeypatch: pytest
     yield {"tree": tree, "night": night, "settings": settings, "engine": engine, "redis": redis,
            "watcher": Watcher(settings, engine, redis, clock=clock), "clock": clock,
            "queue": job_queue(settings, redis)}
-    jobs.service.cache_clear()
+    forget_job_service()
     engine.dispose()
+
+
+def forget_job_service() -> None:
+    """Drop the job function's cached settings and engine (closing the engine's connections)."""
+    from worker import jobs
+
+    if jobs.service.cache_info().currsize:
+        jobs.service()[1].dispose()
+    jobs.service.cache_clear()
+
+
+class InProcessWorker(SimpleWorker):
+    """rq's worker running each job in this process (no interpreter to start, no fork): for tests where a worker
+    process proves nothing. Job time-outs use a timer thread instead of SIGALRM, which pytest-timeout uses."""
+
+    death_penalty_class = TimerDeathPenalty
+
+
+def work_here(settings: Settings, redis_url: str) -> None:
+    """Do every job of the QC and picture queues here, as ``flatqc worker --burst`` would, with the job function
+    configured from ``settings`` (no scheduler: a retry scheduled for later stays scheduled)."""
+    from worker.run import WORKER_TTL_S
+
+    connection = redis_connection(redis_url)
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}  # rq installs its own
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in (settings_env(settings) | {"FLATQC_REDIS_URL": redis_url}).items():
+            patch.setenv(name, value)
+        forget_job_service()
+        try:
+            InProcessWorker([job_queue(settings, connection), pictures_queue(settings, connection)],
+                            connection=connection, serializer=JSONSerializer, worker_ttl=WORKER_TTL_S,
+                            job_monitoring_interval=settings.job_heartbeat_s).work(burst=True)
+        finally:
+            forget_job_service()
+            for sig, handler in saved.items():
+                signal.signal(sig, handler)
+            connection.close()
 
 
 def chosen(night: Path, name: str = "snr_pass") -> SynthSet:
