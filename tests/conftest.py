@@ -149,7 +149,8 @@ def crires_plus_night(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-MARK_OF_FIXTURE = {"redis_process": "service", "redis_url": "service", "pg_url": "postgres", "chromium": "browser"}
+MARK_OF_FIXTURE = {"redis_process": "service", "redis_url": "service", "own_redis": "service", "pg_url": "postgres",
+                   "pg_admin": "postgres", "fresh_database": "postgres", "chromium": "browser"}
 """A test that uses one of these fixtures gets its marker without having to say so (a forgotten marker would put a
 test that starts redis-server, PostgreSQL schemas or Chromium into ``make test-fast``)."""
 

@@ -17,6 +17,16 @@ from rq import SimpleWorker
 from rq.serializers import JSONSerializer
 from rq.timeouts import TimerDeathPenalty
 from sqlalchemy import create_engine, func, select
+from sqlalchemy.engine import make_url
+from watchdog.events import (
+    EVENT_TYPE_CREATED,
+    EVENT_TYPE_DELETED,
+    EVENT_TYPE_MODIFIED,
+    EVENT_TYPE_MOVED,
+    FileSystemEvent,
+    FileSystemEventHandler,
+)
+from watchdog.observers import Observer
 
 from flatqc.db import connect, crires_flat, sets
 from flatqc.queue import job_queue, pictures_queue, redis_connection
@@ -83,6 +93,69 @@ def wait_for(condition: Callable[[], bool], timeout_s: float, what: str, interva
             return
         time.sleep(interval_s)
     raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
+
+
+WRITES = {EVENT_TYPE_MODIFIED, EVENT_TYPE_CREATED, EVENT_TYPE_DELETED, EVENT_TYPE_MOVED}
+"""inotify events of a write. Not open/close: the check itself opens and closes the database (read-write)."""
+
+
+@contextmanager
+def database_writes(db_url: str) -> Iterator[Callable[[float], bool]]:
+    """``wait(timeout_s)``: returns True once the database at ``db_url`` was written to since the previous call
+    (or since this began), False at the time-out. SQLite: a write to a file in the database's folder (a commit
+    appends to the WAL there), through inotify. PostgreSQL: a NOTIFY from a statement trigger on ``sets`` that
+    this installs for its duration."""
+    url = make_url(db_url)
+    if url.get_backend_name() == "sqlite":
+        written = threading.Event()
+
+        class Handler(FileSystemEventHandler):
+            def on_any_event(self, event: FileSystemEvent) -> None:
+                if event.event_type in WRITES:
+                    written.set()
+
+        def wait(timeout_s: float) -> bool:
+            happened = written.wait(timeout_s)
+            written.clear()
+            return happened
+
+        observer = Observer()
+        observer.schedule(Handler(), str(Path(url.database).parent), recursive=False)
+        observer.start()
+        try:
+            yield wait
+        finally:
+            observer.stop()
+            observer.join()
+        return
+    import psycopg
+
+    with psycopg.connect(url.set(drivername="postgresql").render_as_string(hide_password=False),
+                         autocommit=True) as conn:
+        conn.execute("CREATE FUNCTION test_notify_write() RETURNS trigger LANGUAGE plpgsql AS "
+                     "$$ BEGIN PERFORM pg_notify('test_writes', TG_TABLE_NAME); RETURN NULL; END $$")
+        conn.execute("CREATE TRIGGER test_writes AFTER INSERT OR UPDATE OR DELETE ON sets "
+                     "FOR EACH STATEMENT EXECUTE FUNCTION test_notify_write()")
+        conn.execute("LISTEN test_writes")
+
+        def wait(timeout_s: float) -> bool:
+            return bool(list(conn.notifies(timeout=max(timeout_s, 0.0), stop_after=1)))
+
+        try:
+            yield wait
+        finally:
+            conn.execute("DROP TRIGGER test_writes ON sets")
+            conn.execute("DROP FUNCTION test_notify_write()")
+
+
+def wait_for_write(db_url: str, condition: Callable[[], bool], timeout_s: float, what: str) -> None:
+    """Wait until ``condition()`` holds, checking it at once and again after every write to the database, never on
+    a timer: a state that lasts only while a job runs is seen however short it is, and nothing spins meanwhile."""
+    deadline = time.monotonic() + timeout_s
+    with database_writes(db_url) as written:
+        while not condition():
+            if not written(deadline - time.monotonic()) and not condition():
+                raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
 
 
 def set_states(db_url: str) -> dict[str, str]:

@@ -20,6 +20,7 @@ from flatqc.web.app import create_app
 from tests.service_helpers import chosen
 
 
+@pytest.mark.slow
 def test_process_over_a_service_tree_skips_results_and_finds_references(
         synth_night: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     tree = tmp_path / "tree"

@@ -18,7 +18,15 @@ from flatqc.service import Service
 from qc.records import QC1_NAMES
 from qc.synth import load_manifest
 from tests.conftest import ProcessedNight
-from tests.service_helpers import FINAL, Webhook, qc1_count, service_settings, set_states, wait_for
+from tests.service_helpers import (
+    FINAL,
+    Webhook,
+    qc1_count,
+    service_settings,
+    set_states,
+    wait_for,
+    wait_for_write,
+)
 
 pytestmark = [pytest.mark.service, pytest.mark.slow]
 
@@ -143,8 +151,8 @@ def test_a_worker_killed_mid_job_leaves_the_set_processed_exactly_once(
     service.start()
     try:
         deliver(synth_night, tree, [chosen.name], junk=False)
-        wait_for(lambda: set_states(sqlite_url).get(chosen.set_id) == "running", 60, "the job to start",
-                 interval_s=0.02)
+        wait_for_write(sqlite_url, lambda: set_states(sqlite_url).get(chosen.set_id) == "running", 60,
+                       "the job to start")
         worker = service.workers[0]
         for pid in children_of(worker.pid):  # the work-horse, then the worker itself
             os.kill(pid, signal.SIGKILL)
