@@ -10,7 +10,7 @@ import os
 import sqlite3
 import uuid
 from collections.abc import Iterator
-from contextlib import closing
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,6 +53,31 @@ def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'flatqc.db'}"
 
 
+@contextmanager
+def connections_closed_at_end(name: str) -> Iterator[None]:
+    """Close, at the end, every PostgreSQL connection opened meanwhile (by the test, an in-process command or the
+    service's threads) whose parameters name ``name`` (a database or a schema): the fixture that drops a database
+    or schema ends the connections to it. An engine left undisposed would otherwise close them when it is
+    collected, in some later test, as a ResourceWarning."""
+    from sqlalchemy import event
+    from sqlalchemy.pool import Pool
+
+    opened: list = []
+
+    def on_connect(dbapi_connection: object, _record: object) -> None:
+        info = getattr(dbapi_connection, "info", None)  # psycopg's ConnectionInfo (sqlite3 has none)
+        if info is not None and name in info.dsn:
+            opened.append(dbapi_connection)
+
+    event.listen(Pool, "connect", on_connect)
+    try:
+        yield
+    finally:
+        event.remove(Pool, "connect", on_connect)
+        for connection in opened:
+            connection.close()  # nothing if closed already
+
+
 @pytest.fixture()
 def pg_url() -> Iterator[str]:
     """A PostgreSQL URL whose search_path is a fresh schema, dropped after the test."""
@@ -66,7 +91,8 @@ def pg_url() -> Iterator[str]:
     except Exception as exc:  # noqa: BLE001 - any connection failure means the service is missing
         admin.dispose()
         unavailable(f"PostgreSQL not reachable at {PG_BASE_URL}: {exc}")
-    yield f"{PG_BASE_URL}?options=-csearch_path%3D{schema}"
+    with connections_closed_at_end(schema):
+        yield f"{PG_BASE_URL}?options=-csearch_path%3D{schema}"
     with admin.begin() as conn:
         conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
     admin.dispose()

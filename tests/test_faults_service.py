@@ -34,7 +34,7 @@ from flatqc.redis_server import EmbeddedRedis
 from flatqc.service import Service
 from qc.records import QC1_NAMES
 from qc.synth import NightManifest, load_manifest, write_night
-from tests.conftest import PG_BASE_URL, unavailable
+from tests.conftest import PG_BASE_URL, connections_closed_at_end, unavailable
 from tests.service_helpers import service_settings, set_states, wait_for, wait_for_write
 from tests.simple_qc import simple_qc1
 
@@ -230,7 +230,8 @@ def fresh_database() -> Iterator[tuple[str, str, object]]:
         admin.dispose()
         unavailable(f"cannot create a PostgreSQL database at {base.render_as_string(hide_password=True)}: {exc}")
     try:
-        yield name, base.set(database=name).render_as_string(hide_password=False), admin
+        with connections_closed_at_end(name):
+            yield name, base.set(database=name).render_as_string(hide_password=False), admin
     finally:
         with admin.connect() as conn:
             conn.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true'))
