@@ -19,12 +19,14 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
+# Everything (what CI runs): the service and fault suites, PostgreSQL and Chromium included; ~8 min on 2 cores.
 test: $(STAMP) lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --durations=15
 
-# The inner loop: everything but the service, fault, PostgreSQL and browser tests (CI runs `make test`).
+# The inner loop (~30 s): no test that starts a service, PostgreSQL or Chromium, nor one that takes more than a few
+# seconds (markers service, postgres, browser, slow; conftest adds the first three from the fixtures a test uses).
 test-fast: $(STAMP) lint
-	$(BIN)/python -m pytest -m "not service and not slow and not postgres and not browser"
+	$(BIN)/python -m pytest --durations=15 -m "not service and not slow and not postgres and not browser"
 
 demo: $(STAMP)
 	$(BIN)/python -m flatqc.demo --root $(DEMO)

@@ -97,7 +97,8 @@ def _astropy_structure(path: Path, size: int) -> None:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", AstropyUserWarning)
-            with fits.open(path, memmap=True, lazy_load_hdus=False) as hdul:
+            # the file is ours to close: astropy leaves one it opened to the garbage collector when it raises
+            with open(path, "rb") as fh, fits.open(fh, memmap=True, lazy_load_hdus=False) as hdul:
                 for index in range(len(hdul)):
                     info = hdul.fileinfo(index)
                     end = info["datLoc"] + info["datSpan"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -12,10 +13,23 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from rq import SimpleWorker
+from rq.serializers import JSONSerializer
+from rq.timeouts import TimerDeathPenalty
 from sqlalchemy import create_engine, func, select
+from sqlalchemy.engine import make_url
+from watchdog.events import (
+    EVENT_TYPE_CREATED,
+    EVENT_TYPE_DELETED,
+    EVENT_TYPE_MODIFIED,
+    EVENT_TYPE_MOVED,
+    FileSystemEvent,
+    FileSystemEventHandler,
+)
+from watchdog.observers import Observer
 
 from flatqc.db import connect, crires_flat, sets
-from flatqc.queue import job_queue, redis_connection
+from flatqc.queue import job_queue, pictures_queue, redis_connection
 from flatqc.redis_server import free_port
 from flatqc.settings import Settings, settings_env
 from qc.synth import SynthSet, load_manifest
@@ -67,6 +81,8 @@ class Webhook:
             yield self
         finally:
             self.server.shutdown()
+            self.server.server_close()  # the listening socket too (else a ResourceWarning when collected)
+            self.thread.join()
 
 
 def wait_for(condition: Callable[[], bool], timeout_s: float, what: str, interval_s: float = 0.5) -> None:
@@ -76,6 +92,69 @@ def wait_for(condition: Callable[[], bool], timeout_s: float, what: str, interva
             return
         time.sleep(interval_s)
     raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
+
+
+WRITES = {EVENT_TYPE_MODIFIED, EVENT_TYPE_CREATED, EVENT_TYPE_DELETED, EVENT_TYPE_MOVED}
+"""inotify events of a write. Not open/close: the check itself opens and closes the database (read-write)."""
+
+
+@contextmanager
+def database_writes(db_url: str) -> Iterator[Callable[[float], bool]]:
+    """``wait(timeout_s)``: returns True once the database at ``db_url`` was written to since the previous call
+    (or since this began), False at the time-out. SQLite: a write to a file in the database's folder (a commit
+    appends to the WAL there), through inotify. PostgreSQL: a NOTIFY from a statement trigger on ``sets`` that
+    this installs for its duration."""
+    url = make_url(db_url)
+    if url.get_backend_name() == "sqlite":
+        written = threading.Event()
+
+        class Handler(FileSystemEventHandler):
+            def on_any_event(self, event: FileSystemEvent) -> None:
+                if event.event_type in WRITES:
+                    written.set()
+
+        def wait(timeout_s: float) -> bool:
+            happened = written.wait(timeout_s)
+            written.clear()
+            return happened
+
+        observer = Observer()
+        observer.schedule(Handler(), str(Path(url.database).parent), recursive=False)
+        observer.start()
+        try:
+            yield wait
+        finally:
+            observer.stop()
+            observer.join()
+        return
+    import psycopg
+
+    with psycopg.connect(url.set(drivername="postgresql").render_as_string(hide_password=False),
+                         autocommit=True) as conn:
+        conn.execute("CREATE FUNCTION test_notify_write() RETURNS trigger LANGUAGE plpgsql AS "
+                     "$$ BEGIN PERFORM pg_notify('test_writes', TG_TABLE_NAME); RETURN NULL; END $$")
+        conn.execute("CREATE TRIGGER test_writes AFTER INSERT OR UPDATE OR DELETE ON sets "
+                     "FOR EACH STATEMENT EXECUTE FUNCTION test_notify_write()")
+        conn.execute("LISTEN test_writes")
+
+        def wait(timeout_s: float) -> bool:
+            return bool(list(conn.notifies(timeout=max(timeout_s, 0.0), stop_after=1)))
+
+        try:
+            yield wait
+        finally:
+            conn.execute("DROP TRIGGER test_writes ON sets")
+            conn.execute("DROP FUNCTION test_notify_write()")
+
+
+def wait_for_write(db_url: str, condition: Callable[[], bool], timeout_s: float, what: str) -> None:
+    """Wait until ``condition()`` holds, checking it at once and again after every write to the database, never on
+    a timer: a state that lasts only while a job runs is seen however short it is, and nothing spins meanwhile."""
+    deadline = time.monotonic() + timeout_s
+    with database_writes(db_url) as written:
+        while not condition():
+            if not written(deadline - time.monotonic()) and not condition():
+                raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
 
 
 def set_states(db_url: str) -> dict[str, str]:
@@ -127,6 +206,36 @@ def watcher_rig(night: Path, tmp_path: Path, redis_url: str, monkeypatch: pytest
            "queue": job_queue(settings, redis)}
     jobs.release()
     engine.dispose()
+
+
+class InProcessWorker(SimpleWorker):
+    """rq's worker running each job in this process (no interpreter to start, no fork): for tests where a worker
+    process proves nothing. Job time-outs use a timer thread instead of SIGALRM, which pytest-timeout uses."""
+
+    death_penalty_class = TimerDeathPenalty
+
+
+def work_here(settings: Settings, redis_url: str) -> None:
+    """Do every job of the QC and picture queues here, as ``flatqc worker --burst`` would, with the job function
+    configured from ``settings`` (no scheduler: a retry scheduled for later stays scheduled)."""
+    from worker import jobs
+    from worker.run import WORKER_TTL_S
+
+    connection = redis_connection(redis_url)
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}  # rq installs its own
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in (settings_env(settings) | {"FLATQC_REDIS_URL": redis_url}).items():
+            patch.setenv(name, value)
+        jobs.prepare(settings.model_copy(update={"redis_url": redis_url}))
+        try:
+            InProcessWorker([job_queue(settings, connection), pictures_queue(settings, connection)],
+                            connection=connection, serializer=JSONSerializer, worker_ttl=WORKER_TTL_S,
+                            job_monitoring_interval=settings.job_heartbeat_s).work(burst=True)
+        finally:
+            jobs.release()
+            for sig, handler in saved.items():
+                signal.signal(sig, handler)
+            connection.close()
 
 
 def chosen(night: Path, name: str = "snr_pass") -> SynthSet:

@@ -11,26 +11,45 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from sqlalchemy import create_engine, func, select
 
 from flatqc.cli import main
+from flatqc.db import job_events, sets
+from flatqc.delivery import delivery_plan
 from flatqc.settings import Settings, settings_env
 from qc.synth import load_manifest
-from tests.service_helpers import qc1_count, service_settings, set_states
+from tests.service_helpers import qc1_count, service_settings, set_states, work_here
 
 pytestmark = [pytest.mark.service, pytest.mark.slow]
+
+
+SETS = ("snr_pass", "snr_fail", "overexposed", "inconsistent_dit", "incomplete")
+"""A pass, an S/N and a max-flux failure, a rejected and an incomplete set, and the junk files: every state the
+commands show, with 3 sets to process instead of the night's 7."""
 
 
 @pytest.fixture()
 def night_env(synth_night: Path, tmp_path: Path, redis_url: str, sqlite_url: str,
               monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    """A tree holding the whole night already (files that arrived before the service existed)."""
+    """A tree holding SETS and the junk already (files that arrived before the service existed)."""
     tree = tmp_path / "tree"
-    for sub in ("dfs_product", "dfs_raw", "reference"):
-        shutil.copytree(synth_night / sub, tree / sub)
+    shutil.copytree(synth_night / "reference", tree / "reference")
+    for item in delivery_plan(synth_night, SETS, junk=True):
+        (tree / item.relative).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(synth_night / item.relative, tree / item.relative)
     env = settings_env(service_settings(tree, sqlite_url, redis_url)) | {"FLATQC_REDIS_URL": redis_url}
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     return env
+
+
+def finished_events(db_url: str) -> dict[str, int]:
+    engine = create_engine(db_url)
+    with engine.connect() as conn:
+        rows = conn.execute(select(sets.c.set_id, func.count()).join(job_events, job_events.c.version == sets.c.version)
+                            .where(job_events.c.event == "finished").group_by(sets.c.set_id)).all()
+    engine.dispose()
+    return dict(rows)
 
 
 def run(*args: str) -> str:
@@ -47,7 +66,9 @@ def burst_worker(env: dict[str, str]) -> None:
 def test_backfill_status_force_and_ack(night_env: dict[str, str], synth_night: Path) -> None:
     manifest = load_manifest(synth_night / "manifest.json")
     db_url = Settings().db_url
-    done = [s for s in manifest.sets if s.expected_verdict in ("passed", "failed", "not_assessable")]
+    chosen = [s for s in manifest.sets if s.name in SETS]
+    done = [s for s in chosen if s.expected_verdict in ("passed", "failed", "not_assessable")]
+    assert len(chosen) == len(SETS) and len(done) == 3
 
     out = run("backfill", "--from", "2010-05-11", "--to", "2010-05-13")
     assert "files looked at" in out
@@ -70,8 +91,9 @@ def test_backfill_status_force_and_ack(night_env: dict[str, str], synth_night: P
 
     run("backfill", "--from", "2010-05-12", "--to", "2010-05-12", "--force")
     assert json.loads(run("status", "--json"))["queue"]["depth"] >= len(done)
-    burst_worker(night_env)
+    work_here(Settings(), night_env["FLATQC_REDIS_URL"])  # `flatqc worker --burst` itself ran above
     assert qc1_count(db_url) == 4 * len(done)  # reprocessed, replaced, never duplicated
+    assert finished_events(db_url) == {s.set_id: 2 for s in done}
 
     listing = run("alerts", "--open")
     assert listing.count("open") >= 2

@@ -22,6 +22,8 @@ from qc.synth import load_manifest
 from tests.service_helpers import FINAL, service_settings, set_states, wait_for
 from tests.simple_qc import CRIRES_PLUS_BITS, simple_qc1_plus
 
+pytestmark = pytest.mark.slow  # the CRIRES+ night is 8 raws of 48 MB: about 20 s to write and process
+
 COMPARED = (*QC1_NAMES, *CRIRES_PLUS_BITS)
 
 
@@ -95,7 +97,6 @@ def deliver_night(night: Path, tree: Path, set_names: list[str] | None) -> None:
 
 
 @pytest.mark.service
-@pytest.mark.slow
 def test_one_service_handles_a_night_of_both_instruments(synth_night: Path, crires_plus_night: Path,
                                                          processed: tuple[dict, dict], tmp_path: Path,
                                                          redis_url: str, sqlite_url: str) -> None:

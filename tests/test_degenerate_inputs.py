@@ -168,6 +168,7 @@ def check_pages(app_settings: Settings, stored: bool) -> None:
     engine.dispose()
 
 
+@pytest.mark.slow  # MAX_EXAMPLES runs of `flatqc process` and the pages
 @pytest.mark.filterwarnings("ignore:Invalid value for 'BLANK'")  # astropy's word on a BLANK of 1.5
 @settings(max_examples=MAX_EXAMPLES, deadline=None, database=None, print_blob=True,
           suppress_health_check=[HealthCheck.too_slow])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +9,7 @@ import pytest
 from PIL import Image
 
 from qc.display import block_reduce, display_block
+from tests.conftest import ProcessedNight
 
 
 def test_block_mean_equals_hand_computed_means() -> None:
@@ -44,21 +44,10 @@ def distinct_colours(path: Path) -> int:
         return len(image.convert("RGB").getcolors(maxcolors=1 << 20) or [])
 
 
-def test_flat4_is_a_message_panel_when_fewer_than_three_flats(synth_night: Path, tmp_path: Path) -> None:
-    from click.testing import CliRunner
-
-    from flatqc.cli import main
-
-    result = CliRunner().invoke(main, [
-        "process", str(synth_night / "dfs_product"), "--db", f"sqlite:///{tmp_path / 'qc1.db'}",
-        "--out", str(tmp_path / "qc"), "--raw", str(synth_night / "dfs_raw"),
-        "--reference", str(synth_night / "reference"), "--json",
-    ])
-    assert result.exit_code == 0, result.output
-    plots = {s["n_raw"]: s["plots"] for s in json.loads(result.stdout)["sets"]}
+def test_flat4_is_a_message_panel_when_fewer_than_three_flats(processed_night: ProcessedNight) -> None:
+    plots = {s["n_raw"]: s["plots"] for s in processed_night.report["sets"]}
     few, many = plots[1], plots[4]
     # The S/N map uses the colour map's 256 colours and more; the "not available" panel is text on a flat background.
-    print(distinct_colours(Path(many["flat4"])), distinct_colours(Path(few["flat4"])))
     assert distinct_colours(Path(many["flat4"])) > 4 * distinct_colours(Path(few["flat4"]))
     for name in ("flat1", "flat2", "flat3", "flat4", "flat5", "cover"):
         with Image.open(few[name]) as image:

@@ -34,8 +34,8 @@ from flatqc.redis_server import EmbeddedRedis
 from flatqc.up import Service
 from qc.records import QC1_NAMES
 from qc.synth import NightManifest, load_manifest, write_night
-from tests.conftest import PG_BASE_URL, unavailable
-from tests.service_helpers import service_settings, set_states, wait_for
+from tests.conftest import PG_BASE_URL, connections_closed_at_end, unavailable
+from tests.service_helpers import service_settings, set_states, wait_for, wait_for_write
 from tests.simple_qc import simple_qc1
 
 pytestmark = [pytest.mark.service, pytest.mark.slow]
@@ -149,7 +149,7 @@ def wait_claimed(db_url: str, timeout_s: float = 60.0) -> str:
         found[:] = [s for s, state in set_states(db_url).items() if state in ("queued", "running")]
         return bool(found)
 
-    wait_for(claimed, timeout_s, "a set to be queued", interval_s=0.02)
+    wait_for_write(db_url, claimed, timeout_s, "a set to be queued")
     return found[0]
 
 
@@ -230,7 +230,8 @@ def fresh_database() -> Iterator[tuple[str, str, object]]:
         admin.dispose()
         unavailable(f"cannot create a PostgreSQL database at {base.render_as_string(hide_password=True)}: {exc}")
     try:
-        yield name, base.set(database=name).render_as_string(hide_password=False), admin
+        with connections_closed_at_end(name):
+            yield name, base.set(database=name).render_as_string(hide_password=False), admin
     finally:
         with admin.connect() as conn:
             conn.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true'))
@@ -435,7 +436,7 @@ def test_a_worker_sigkilled_mid_job(night: Path, manifest: NightManifest, expect
             busy[:] = [(pid, job) for pid, job in current if job in running]
             return bool(busy)
 
-        wait_for(a_worker_is_busy, 60, "a worker to run a QC job", interval_s=0.02)
+        wait_for_write(sqlite_url, a_worker_is_busy, 60, "a worker to run a QC job")
         victim, job_id = busy[0]
         for pid in children_of(victim):  # the work-horse, then the worker itself: no clean-up at all
             os.kill(pid, signal.SIGKILL)

@@ -28,7 +28,7 @@ from flatqc.process import process_paths
 from flatqc.queue import job_queue
 from flatqc.settings import settings_env
 from qc.synth import SynthSet
-from tests.service_helpers import chosen, deliver_set, wait_for, watcher_rig
+from tests.service_helpers import chosen, deliver_set, wait_for, watcher_rig, work_here
 from watcher.core import Watcher
 from watcher.run import run_watcher
 from worker import jobs
@@ -200,6 +200,7 @@ def queued_once(engine: object, redis: Redis, settings: object, set_id: str) -> 
     return queue.get_job_ids() == [rows[0].job_id] and queued_events(engine, rows[0].version).count("queued") == 1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("point", WATCHER_POINTS)
 def test_a_watcher_killed_at_a_boundary_queues_the_set_exactly_once_after_restart(
         rig: dict, redis_url: str, tmp_path: Path, point: str) -> None:
@@ -223,11 +224,13 @@ def test_a_watcher_killed_at_a_boundary_queues_the_set_exactly_once_after_restar
     assert {r.state for r in ledger(rig["engine"]) if "later_notes" not in r.path} == {"queued"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("point", JOB_POINTS)
 def test_a_worker_killed_at_a_boundary_does_the_set_exactly_once(rig: dict, redis_url: str, tmp_path: Path,
                                                                   point: str) -> None:
-    """The work-horse dies (SIGKILL) at ``point``; the repair pass of a later watcher round requeues a set whose
-    job went silent, and a second worker finishes it: one result, 4 QC1 rows, one 'finished' event."""
+    """The work-horse of a ``flatqc worker`` process dies (SIGKILL) at ``point``; the repair pass of a later watcher
+    round requeues a set whose job went silent, and a second worker finishes it: one result, 4 QC1 rows, one
+    'finished' event."""
     entry = chosen(rig["night"])
     deliver_set(rig["night"], rig["tree"], entry)
     rounds(rig, 2)
@@ -248,8 +251,7 @@ def test_a_worker_killed_at_a_boundary_does_the_set_exactly_once(rig: dict, redi
         return set_rows(rig["engine"], entry.set_id)[0].state == "done" or queue.count >= 1
 
     wait_for(repaired, 20, f"the repair pass after a kill at {point}", interval_s=0.5)
-    second = flatqc("worker", "--burst", env=child_env(rig["settings"], redis_url), log=log)
-    assert wait_exit(second, 120) == 0, log.read_text()
+    work_here(rig["settings"], redis_url)  # the second worker: a process of its own would prove nothing more
     (row,) = set_rows(rig["engine"], entry.set_id)
     assert row.state == "done", (row.state, row.reason, log.read_text())
     with rig["engine"].connect() as conn:
@@ -263,15 +265,17 @@ FLOOD_BUDGET_S = 30.0
 """The issue's acceptance criterion: 10,000 files arriving at once are all in the ledger within 30 s."""
 
 
+@pytest.mark.slow
 def test_a_flood_of_small_files_reaches_the_ledger_in_time_and_status_sums_it_up(
         rig: dict, redis_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     settings = rig["settings"].model_copy(update={"file_settle_s": 1.0, "truncated_after_s": 10.0,
                                                   "rescan_interval_s": 60.0})
-    stop = threading.Event()
-    thread = threading.Thread(target=run_watcher, args=(settings, rig["engine"], rig["redis"], stop), daemon=True)
+    stop, caught_up = threading.Event(), threading.Event()
+    thread = threading.Thread(target=run_watcher, args=(settings, rig["engine"], rig["redis"], stop, caught_up),
+                              daemon=True)
     thread.start()
-    try:
-        wait_for(lambda: settings.dfs_raw.is_dir(), 10, "the watcher to start", interval_s=0.05)
+    try:  # observing (its folders exist a moment before: files written then would wait for the 60 s rescan)
+        assert caught_up.wait(30), "the watcher did not finish its start-up round"
         started = time.monotonic()
         write_flood(rig["tree"], FLOOD)
         wait_for(lambda: ledger_count(rig["engine"]) >= FLOOD, FLOOD_BUDGET_S - (time.monotonic() - started),

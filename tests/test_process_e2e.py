@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -14,27 +13,13 @@ from flatqc.cli import main
 from flatqc.db import crires_flat
 from qc.records import QC1_NAMES
 from qc.synth import load_manifest
+from tests.conftest import ProcessedNight, copy_processed, run_process
+from tests.service_helpers import chosen
 from tests.simple_qc import simple_qc1
 
 
-def run_process(night: Path, db_url: str, out: Path) -> dict:
-    result = CliRunner().invoke(main, [
-        "process", str(night / "dfs_product"), "--db", db_url, "--out", str(out),
-        "--raw", str(night / "dfs_raw"), "--reference", str(night / "reference"), "--json",
-    ])
-    assert result.exit_code == 0, result.output
-    return json.loads(result.stdout)
-
-
-@pytest.fixture(scope="module")
-def processed(synth_night: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, str, Path]:
-    work = tmp_path_factory.mktemp("process")
-    db_url = f"sqlite:///{work / 'qc1.db'}"
-    return run_process(synth_night, db_url, work / "qc"), db_url, work
-
-
-def test_verdicts_match_the_manifest(processed: tuple[dict, str, Path], synth_night: Path) -> None:
-    report, _, _ = processed
+def test_verdicts_match_the_manifest(processed_night: ProcessedNight, synth_night: Path) -> None:
+    report = processed_night.report
     manifest = load_manifest(synth_night / "manifest.json")
     verdicts = {s["set_id"]: s for s in report["sets"]}
     for entry in manifest.sets:
@@ -51,8 +36,8 @@ def test_verdicts_match_the_manifest(processed: tuple[dict, str, Path], synth_ni
             assert entry.missing[0] in incomplete["missing"]
 
 
-def test_junk_files_are_reported_with_reasons(processed: tuple[dict, str, Path], synth_night: Path) -> None:
-    report, _, _ = processed
+def test_junk_files_are_reported_with_reasons(processed_night: ProcessedNight, synth_night: Path) -> None:
+    report = processed_night.report
     manifest = load_manifest(synth_night / "manifest.json")
     notes = {Path(f["path"]).name: f for f in report["files"]}
     for junk in manifest.junk:
@@ -61,10 +46,9 @@ def test_junk_files_are_reported_with_reasons(processed: tuple[dict, str, Path],
         assert junk.expected_reason in note["reason"]
 
 
-def test_qc1_rows_equal_an_independent_implementation(processed: tuple[dict, str, Path], synth_night: Path) -> None:
-    _, db_url, _ = processed
+def test_qc1_rows_equal_an_independent_implementation(processed_night: ProcessedNight, synth_night: Path) -> None:
     manifest = load_manifest(synth_night / "manifest.json")
-    engine = create_engine(db_url)
+    engine = create_engine(processed_night.db_url)
     with engine.connect() as conn:
         rows = {(r.set_id, r.detector): r._mapping for r in conn.execute(select(crires_flat))}
     done = [s for s in manifest.sets if s.expected_verdict in ("passed", "failed", "not_assessable")]
@@ -88,17 +72,17 @@ def test_qc1_rows_equal_an_independent_implementation(processed: tuple[dict, str
             assert row["certified"] == (entry.expected_verdict != "failed")
 
 
-def test_no_rows_for_rejected_or_incomplete_sets(processed: tuple[dict, str, Path], synth_night: Path) -> None:
-    _, db_url, _ = processed
+def test_no_rows_for_rejected_or_incomplete_sets(processed_night: ProcessedNight, synth_night: Path) -> None:
     manifest = load_manifest(synth_night / "manifest.json")
     bad = [s.set_id for s in manifest.sets if s.expected_verdict in ("rejected", "incomplete")]
-    with create_engine(db_url).connect() as conn:
+    engine = create_engine(processed_night.db_url)
+    with engine.connect() as conn:
         assert conn.execute(select(func.count()).where(crires_flat.c.set_id.in_(bad))).scalar() == 0
+    engine.dispose()
 
 
-def test_pictures_are_written_per_set(processed: tuple[dict, str, Path]) -> None:
-    report, _, _ = processed
-    for entry in report["sets"]:
+def test_pictures_are_written_per_set(processed_night: ProcessedNight) -> None:
+    for entry in processed_night.report["sets"]:
         assert sorted(entry["plots"]) == ["cover", "flat1", "flat2", "flat3", "flat4", "flat5"]
         for path in entry["plots"].values():  # palette PNGs: a text-only panel is < 10 kB, so check the pixels
             with Image.open(path) as image:
@@ -106,13 +90,35 @@ def test_pictures_are_written_per_set(processed: tuple[dict, str, Path]) -> None
                 assert len(image.convert("RGB").getcolors(maxcolors=1 << 16) or ()) > 8, path
 
 
-def test_reprocessing_replaces_rows(processed: tuple[dict, str, Path], synth_night: Path) -> None:
-    _, db_url, work = processed
-    with create_engine(db_url).connect() as conn:
-        before = conn.execute(select(func.count()).select_from(crires_flat)).scalar()
-    run_process(synth_night, db_url, work / "qc")
-    with create_engine(db_url).connect() as conn:
-        assert conn.execute(select(func.count()).select_from(crires_flat)).scalar() == before
+def qc1_rows(db_url: str) -> dict[tuple[str, int], dict]:
+    """QC1 rows by (set_id, detector); fails if a set has two rows for one detector."""
+    engine = create_engine(db_url)
+    with engine.connect() as conn:
+        rows = [dict(r._mapping) for r in conn.execute(select(crires_flat))]
+    engine.dispose()
+    by_key = {(r["set_id"], r["detector"]): r for r in rows}
+    assert len(by_key) == len(rows), "duplicated QC1 rows"
+    return by_key
+
+
+def test_reprocessing_replaces_rows(processed_night: ProcessedNight, synth_night: Path, tmp_path: Path) -> None:
+    """One set processed again into a copy of the night's database: its 4 rows are replaced (new rows, same
+    values), never added to; the other sets' rows are not touched."""
+    copy = copy_processed(processed_night, tmp_path)
+    before = qc1_rows(copy.db_url)
+    entry = chosen(synth_night, "snr_pass")
+    report = run_process(synth_night, copy.db_url, tmp_path / "qc", synth_night / entry.master,
+                         synth_night / entry.bpm)
+    assert [s["set_id"] for s in report["sets"]] == [entry.set_id]
+    after = qc1_rows(copy.db_url)
+    assert after.keys() == before.keys()
+    for key, row in after.items():
+        if key[0] != entry.set_id:
+            assert row == before[key], key
+            continue
+        assert row["processed_at"] > before[key]["processed_at"], key
+        for name in QC1_NAMES:
+            assert row[name] == pytest.approx(before[key][name]), (key, name)
 
 
 def test_usage_error_exits_non_zero(tmp_path: Path) -> None:

@@ -3,14 +3,17 @@ primary header says what astropy's does: differential checks over mutated small 
 
 from __future__ import annotations
 
+import gc
 import random
+import warnings
 from pathlib import Path
 
+import numpy as np
 import pytest
 from astropy.io import fits
 
 from bench.bench_flood import other_product_bytes, raw_flat_bytes
-from qc.errors import FlatQCError
+from qc.errors import CorruptFile, FlatQCError
 from qc.fitsio import FITS_BLOCK, _astropy_structure, classify, inspect_file, quick_structure, read_primary_header
 
 ODD_CARDS = [
@@ -74,3 +77,17 @@ def test_the_quick_walk_vouches_only_for_what_astropy_accepts(template: object, 
             slow = type(exc).__name__ + str(exc)
         assert slow == quick, index
     assert 0 < vouched < 300  # both outcomes occurred
+
+
+def test_a_file_astropy_rejects_is_closed(tmp_path: Path) -> None:
+    """A warning made an error inside ``fits.open`` must not leave the file open for the garbage collector."""
+    path = tmp_path / "blank.fits"
+    hdu = fits.PrimaryHDU(np.zeros((4, 4), dtype=np.int16))
+    hdu.header["BLANK"] = 1.5
+    hdu.writeto(path, output_verify="ignore")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(CorruptFile, match="BLANK"):
+            _astropy_structure(path, path.stat().st_size)
+        gc.collect()
+    assert not [w for w in caught if issubclass(w.category, ResourceWarning)]

@@ -10,30 +10,35 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, func, select
 
-from flatqc.db import ALERT, alerts, connect, crires_flat, files, job_events, sets, severity_is
+from flatqc.db import ALERT, alerts, crires_flat, files, job_events, sets, severity_is
 from flatqc.delivery import deliver_file, delivery_plan
-from flatqc.process import process_paths
 from flatqc.queue import job_queue, redis_connection
 from flatqc.redis_server import EmbeddedRedis
-from flatqc.settings import Settings
 from flatqc.up import Service
 from qc.records import QC1_NAMES
 from qc.synth import load_manifest
-from tests.service_helpers import FINAL, Webhook, qc1_count, service_settings, set_states, wait_for
+from tests.conftest import ProcessedNight
+from tests.service_helpers import (
+    FINAL,
+    Webhook,
+    qc1_count,
+    service_settings,
+    set_states,
+    wait_for,
+    wait_for_write,
+)
 
 pytestmark = [pytest.mark.service, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
-def one_shot(synth_night: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, int], dict]:
+def one_shot(processed_night: ProcessedNight) -> dict[tuple[str, int], dict]:
     """QC1 rows of the night computed by ``flatqc process`` (no queue), keyed by (set_id, detector)."""
-    work = tmp_path_factory.mktemp("one-shot")
-    settings = Settings(db_url=f"sqlite:///{work / 'qc1.db'}", qc_output=work / "qc",
-                        qc_reference=synth_night / "reference", dfs_raw=synth_night / "dfs_raw")
-    engine = connect(settings.db_url)
-    process_paths([synth_night / "dfs_product"], settings, engine)
+    engine = create_engine(processed_night.db_url)
     with engine.connect() as conn:
-        return {(r.set_id, r.detector): dict(r._mapping) for r in conn.execute(select(crires_flat))}
+        rows = {(r.set_id, r.detector): dict(r._mapping) for r in conn.execute(select(crires_flat))}
+    engine.dispose()
+    return rows
 
 
 def tree_for(night: Path, tmp_path: Path) -> Path:
@@ -146,8 +151,8 @@ def test_a_worker_killed_mid_job_leaves_the_set_processed_exactly_once(
     service.start()
     try:
         deliver(synth_night, tree, [chosen.name], junk=False)
-        wait_for(lambda: set_states(sqlite_url).get(chosen.set_id) == "running", 60, "the job to start",
-                 interval_s=0.02)
+        wait_for_write(sqlite_url, lambda: set_states(sqlite_url).get(chosen.set_id) == "running", 60,
+                       "the job to start")
         worker = service.workers[0]
         for pid in children_of(worker.pid):  # the work-horse, then the worker itself
             os.kill(pid, signal.SIGKILL)

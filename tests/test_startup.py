@@ -36,8 +36,6 @@ from qc.synth import NightManifest, SynthSet, write_night
 from tests.conftest import PG_BASE_URL, unavailable
 from tests.service_helpers import service_settings, set_states, wait_for
 
-pytestmark = [pytest.mark.service, pytest.mark.postgres]
-
 SETS = ("snr_pass", "single_flat")
 """Two complete sets (N = 4 and N = 1): enough to see a night processed, small enough for three runs."""
 
@@ -179,6 +177,9 @@ def assert_night_processed(db_url: str, entries: list[SynthSet], group: Processe
     assert {r.set_id for r in rows} == set(set_ids) and versions == len(set_ids)
 
 
+@pytest.mark.service
+@pytest.mark.postgres
+@pytest.mark.slow
 @pytest.mark.parametrize("run", range(3))
 def test_everything_started_at_once_against_a_new_database(run: int, small_night: tuple[Path, NightManifest],
                                                           pg_admin: Engine, redis_url: str, tmp_path: Path) -> None:
@@ -203,6 +204,9 @@ def test_everything_started_at_once_against_a_new_database(run: int, small_night
             assert "Traceback" not in group.log(label), (label, group.log(label)[-3000:])
 
 
+@pytest.mark.service
+@pytest.mark.postgres
+@pytest.mark.slow
 def test_processes_wait_for_a_database_that_is_not_there_yet(small_night: tuple[Path, NightManifest],
                                                              pg_admin: Engine, redis_url: str,
                                                              tmp_path: Path) -> None:
@@ -230,6 +234,8 @@ def test_processes_wait_for_a_database_that_is_not_there_yet(small_night: tuple[
             assert "Traceback" not in group.log(label), group.log(label)
 
 
+@pytest.mark.service
+@pytest.mark.slow
 def test_a_worker_waits_for_redis(tmp_path: Path) -> None:
     late = EmbeddedRedis(tmp_path / "late-redis")  # port and password chosen now, server started later
     if not late.binary:
@@ -252,6 +258,7 @@ def test_a_worker_waits_for_redis(tmp_path: Path) -> None:
             late.stop()
 
 
+@pytest.mark.postgres
 def test_status_says_what_is_unreachable_in_one_line(pg_admin: Engine, tmp_path: Path,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     dead_redis = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there

@@ -33,7 +33,6 @@ from flatqc.status import SET_COLUMNS, nights, problem_files, queue_status
 from flatqc.up import Service, ensure_sqlite_folder
 from watcher.core import BATCH, Watcher
 
-console = make_console()
 P = ParamSpec("P")
 
 
@@ -77,6 +76,7 @@ def need_redis(settings: Settings) -> str:
 @click.option("--workers", type=int, default=None, help="Worker processes (default FLATQC_WORKERS, 2).")
 def up(workers: int | None) -> None:
     """Run everything here: Redis (own one unless FLATQC_REDIS_URL), the watcher, N workers. Ctrl-C stops."""
+    console = make_console()  # made when the command runs: it writes to the stream of that moment
     service = Service(Settings(), workers, web=True)
     service.start()
     console.print(f"flatqc up: watching {service.settings.dfs_product} and {service.settings.dfs_raw}, "
@@ -114,6 +114,7 @@ def web(host: str | None, port: int | None) -> None:
 
     overrides: dict[str, Any] = {k: v for k, v in {"web_host": host, "web_port": port}.items() if v is not None}
     settings = Settings(**overrides)
+    console = make_console()
     if settings.web_host not in ("127.0.0.1", "localhost", "::1") and not settings.web_token:
         console.print("[yellow]not on loopback and FLATQC_WEB_TOKEN unset: actions (ack, reprocess, retry) are "
                       "refused[/]")
@@ -151,6 +152,7 @@ def worker(name: str | None, burst: bool) -> None:
 def status(night: str | None, n_nights: int, as_json: bool, list_files: bool) -> None:
     """Per night: sets done/queued/running/failed/incomplete, rejected and ignored files counted by reason (each
     file with --files); queue and workers."""
+    console = make_console()
     settings = Settings()
     engine = connect(settings.db_url)
     url = resolve_redis_url(settings)
@@ -210,6 +212,7 @@ def night_folders(settings: Settings, night: str) -> list[Path]:
 @says_when_database_unreachable
 def backfill(date_from: date, date_to: date, force: bool) -> None:
     """(Re)process the nights FROM..TO through the queue: record their files, queue complete sets."""
+    console = make_console()
     settings = Settings()
     engine = connect(settings.db_url)
     redis = redis_connection(need_redis(settings))
@@ -246,6 +249,7 @@ def alerts(ctx: click.Context, only_open: bool) -> None:
     """List alerts (failed certification) and warnings (trend limits); `flatqc alerts ack ID` acknowledges one."""
     if ctx.invoked_subcommand:
         return
+    console = make_console()
     engine = connect(Settings().db_url)
     demo_hint(engine, "alerts")
     table = Table(title="alerts")
@@ -266,6 +270,7 @@ def alerts(ctx: click.Context, only_open: bool) -> None:
 @says_when_database_unreachable
 def ack(alert_id: int, by: str, comment: str | None) -> None:
     """Acknowledge open alert ALERT_ID."""
+    console = make_console()
     engine = connect(Settings().db_url)
     with engine.begin() as conn:
         if not lifecycle.acknowledge(conn, alert_id, by, comment):
