@@ -82,3 +82,15 @@ def alerts_newest_first(conn: Connection, state: str | None = None, severity: st
     if severity:
         query = query.where(severity_is(severity))
     return list(conn.execute(query))
+
+
+def alert_row(conn: Connection, alert_id: int) -> Row:
+    """The ``alerts`` row ``alert_id`` (NoResultFound if there is none)."""
+    return conn.execute(select(alerts).where(alerts.c.id == alert_id)).one()
+
+
+def cover_due(conn: Connection, set_id: str) -> Row | None:
+    """The set's newest open alert that was notified and has not had its cover sheet yet, if any."""
+    return conn.execute(select(alerts).where(alerts.c.set_id == set_id, alerts.c.state == "open",
+                                             alerts.c.notified_at.is_not(None), alerts.c.cover_sent_at.is_(None))
+                        .order_by(alerts.c.id.desc())).first()

@@ -503,6 +503,27 @@ def acknowledge(conn: Connection, alert_id: int, by: str, comment: str | None = 
     return done.rowcount == 1
 
 
+# -- notifications of an alert: delivered or not (attempts counted); the cover sheet follows once -------------------
+def notification_sent(conn: Connection, alert_id: int, attempts: int, error: str | None) -> None:
+    """Record ``attempts`` deliveries of alert ``alert_id``'s notification: sent now, or ``error`` (not sent)."""
+    conn.execute(update(alerts).where(alerts.c.id == alert_id).values(
+        notify_attempts=alerts.c.notify_attempts + attempts, notify_error=error,
+        notified_at=utcnow() if error is None else None,
+    ))
+
+
+def claim_cover(conn: Connection, alert_id: int) -> bool:
+    """Take the sending of alert ``alert_id``'s cover sheet (before it is sent: two picture jobs of one set never
+    both send it); False if it was sent or claimed already."""
+    return conn.execute(update(alerts).where(alerts.c.id == alert_id, alerts.c.cover_sent_at.is_(None))
+                        .values(cover_sent_at=utcnow())).rowcount == 1
+
+
+def release_cover(conn: Connection, alert_id: int) -> None:
+    """The claimed cover sheet was not delivered: a later picture job may send it."""
+    conn.execute(update(alerts).where(alerts.c.id == alert_id).values(cover_sent_at=None))
+
+
 # -- `flatqc process` (no queue, no ledger of files) ----------------------------------------------------------------
 def record_processed(conn: Connection, keys: SetKeys, members: Members, state: SetState, reason: str | None,
                      verdict: str | None, raw_type: str | None) -> None:

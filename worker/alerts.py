@@ -17,10 +17,10 @@ from typing import Any
 from urllib.parse import quote
 
 import apprise
-from sqlalchemy import select, update
 from sqlalchemy.engine import Engine
 
-from flatqc.db import WARNING, alerts, utcnow
+from flatqc import ledger, lifecycle
+from flatqc.db import WARNING
 
 log = logging.getLogger(__name__)
 
@@ -63,11 +63,10 @@ def send_alert(engine: Engine, alert_id: int, urls: list[str], retries: int = 3,
     """Send alert ``alert_id`` to every apprise URL; retry with back-off; record the outcome on the alert."""
     if not urls:
         with engine.begin() as conn:
-            conn.execute(update(alerts).where(alerts.c.id == alert_id)
-                         .values(notify_error="not sent: FLATQC_ALERT_URLS is empty"))
+            lifecycle.notification_sent(conn, alert_id, 0, "not sent: FLATQC_ALERT_URLS is empty")
         return False
     with engine.connect() as conn:
-        row = conn.execute(select(alerts).where(alerts.c.id == alert_id)).one()
+        row = ledger.alert_row(conn, alert_id)
     title, body = alert_message(row, public_url)
     notifier = _notifier(urls, f"alert #{alert_id}")
     kind = apprise.NotifyType.WARNING if row.severity == WARNING else apprise.NotifyType.FAILURE
@@ -81,10 +80,7 @@ def send_alert(engine: Engine, alert_id: int, urls: list[str], retries: int = 3,
         log.warning("alert #%s: %s", alert_id, error)
         time.sleep(backoff_s * 2 ** (attempt - 1))
     with engine.begin() as conn:
-        conn.execute(update(alerts).where(alerts.c.id == alert_id).values(
-            notify_attempts=alerts.c.notify_attempts + attempts, notify_error=error,
-            notified_at=utcnow() if error is None else None,
-        ))
+        lifecycle.notification_sent(conn, alert_id, attempts, error)
     return error is None
 
 
@@ -92,25 +88,21 @@ def send_cover(engine: Engine, set_id: str, cover: Path, urls: list[str], public
     """After the picture job drew ``cover``: send it to the channels that take attachments, as a follow-up of the
     set's open alert that was notified and has not had its cover yet; True if it was sent."""
     with engine.connect() as conn:
-        row = conn.execute(select(alerts).where(alerts.c.set_id == set_id, alerts.c.state == "open",
-                                                alerts.c.notified_at.is_not(None), alerts.c.cover_sent_at.is_(None))
-                           .order_by(alerts.c.id.desc())).first()
+        row = ledger.cover_due(conn, set_id)
     if row is None or not urls or not cover.is_file():
         return False
     notifier = _notifier([u for u in urls if _takes_attachments(u)], f"cover of alert #{row.id}")
     if not len(notifier):
         return False
-    with engine.begin() as conn:  # claimed first: two picture jobs of one set never both send it
-        claimed = conn.execute(update(alerts).where(alerts.c.id == row.id, alerts.c.cover_sent_at.is_(None))
-                               .values(cover_sent_at=utcnow())).rowcount == 1
-    if not claimed:
-        return False
+    with engine.begin() as conn:
+        if not lifecycle.claim_cover(conn, row.id):
+            return False
     title = f"Cover sheet of set {row.set_id} ({row.setting_key}, night {row.night})"
     body = f"Cover sheet of {row.severity or 'alert'} #{row.id}: {set_url(public_url, row.set_id)}"
     if not notifier.notify(title=title, body=body, attach=str(cover)):
         log.warning("cover of alert #%s: delivery failed", row.id)
         with engine.begin() as conn:
-            conn.execute(update(alerts).where(alerts.c.id == row.id).values(cover_sent_at=None))
+            lifecycle.release_cover(conn, row.id)
         return False
     return True
 
