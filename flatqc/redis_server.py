@@ -58,6 +58,7 @@ class EmbeddedRedis:
             [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--requirepass", self.password,
              "--save", "", "--appendonly", "yes", "--dir", str(self.workdir)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            process_group=0,  # its own group: Ctrl-C on the terminal reaches the owner, which stops it last
         )
         client = redis.Redis.from_url(self.url)
         deadline = time.monotonic() + timeout_s

@@ -88,7 +88,10 @@ class Service:
     def start_worker(self, index: int) -> subprocess.Popen[bytes]:
         env = os.environ | settings_env(self.settings.model_copy(update={"redis_url": self.redis_url}))
         name = f"flatqc-{socket.gethostname()}-{os.getpid()}-{index}-{secrets.token_hex(3)}"
-        process = subprocess.Popen([sys.executable, "-m", "flatqc", "worker", "--name", name], env=env)
+        # its own process group: a Ctrl-C on the terminal reaches `flatqc up` alone, which asks each worker once
+        # to finish its job (a second signal would make rq kill the job) and stops Redis after them
+        process = subprocess.Popen([sys.executable, "-m", "flatqc", "worker", "--name", name], env=env,
+                                   process_group=0)
         if index < len(self.workers):
             self.workers[index] = process
         else:
@@ -132,9 +135,9 @@ class Service:
             self.engine.dispose()
 
     def wait(self) -> None:
-        """Block until SIGINT or SIGTERM, then stop everything."""
+        """Block until SIGINT, SIGTERM or SIGHUP (the terminal closed), then stop everything."""
         stopping = threading.Event()
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(sig, lambda *_: stopping.set())
         while not stopping.wait(1.0):
             self.restart_dead_workers()

