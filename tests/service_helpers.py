@@ -28,7 +28,7 @@ from watchdog.events import (
 )
 from watchdog.observers import Observer
 
-from flatqc.db import connect, crires_flat, sets
+from flatqc.db import connect, crires_flat, job_events, sets
 from flatqc.queue import job_queue, pictures_queue, redis_connection
 from flatqc.redis_server import free_port
 from flatqc.settings import Settings, settings_env
@@ -155,6 +155,16 @@ def wait_for_write(db_url: str, condition: Callable[[], bool], timeout_s: float,
         while not condition():
             if not written(deadline - time.monotonic()) and not condition():
                 raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
+
+
+def finished_events(db_url: str) -> dict[str, int]:
+    """How many times each set_id's job finished (``job_events``)."""
+    engine = create_engine(db_url)
+    with engine.connect() as conn:
+        rows = conn.execute(select(sets.c.set_id, func.count()).join(job_events, job_events.c.version == sets.c.version)
+                            .where(job_events.c.event == "finished").group_by(sets.c.set_id)).all()
+    engine.dispose()
+    return {set_id: count for set_id, count in rows}
 
 
 def set_states(db_url: str) -> dict[str, str]:

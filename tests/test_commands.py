@@ -11,14 +11,12 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import create_engine, func, select
 
 from flatqc.cli import main
-from flatqc.db import job_events, sets
 from flatqc.delivery import delivery_plan
 from flatqc.settings import Settings, settings_env
 from qc.synth import load_manifest
-from tests.service_helpers import qc1_count, service_settings, set_states, work_here
+from tests.service_helpers import finished_events, qc1_count, service_settings, set_states, work_here
 
 pytestmark = [pytest.mark.service, pytest.mark.slow]
 
@@ -41,15 +39,6 @@ def night_env(synth_night: Path, tmp_path: Path, redis_url: str, sqlite_url: str
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     return env
-
-
-def finished_events(db_url: str) -> dict[str, int]:
-    engine = create_engine(db_url)
-    with engine.connect() as conn:
-        rows = conn.execute(select(sets.c.set_id, func.count()).join(job_events, job_events.c.version == sets.c.version)
-                            .where(job_events.c.event == "finished").group_by(sets.c.set_id)).all()
-    engine.dispose()
-    return dict(rows)
 
 
 def run(*args: str) -> str:

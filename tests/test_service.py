@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, func, select
 
-from flatqc.db import ALERT, alerts, crires_flat, files, job_events, sets, severity_is
+from flatqc.db import ALERT, alerts, crires_flat, files, job_events, severity_is
 from flatqc.delivery import deliver_file, delivery_plan
 from flatqc.queue import job_queue, redis_connection
 from flatqc.redis_server import EmbeddedRedis
@@ -21,6 +21,7 @@ from tests.conftest import ProcessedNight
 from tests.service_helpers import (
     FINAL,
     Webhook,
+    finished_events,
     qc1_count,
     service_settings,
     set_states,
@@ -55,15 +56,6 @@ def deliver(night: Path, tree: Path, set_names: list[str] | None = None, junk: b
 def wait_final(db_url: str, set_ids: list[str], timeout_s: float = 240) -> None:
     wait_for(lambda: all(set_states(db_url).get(s) in FINAL for s in set_ids), timeout_s,
              f"sets {set_ids} to reach a final state (now {set_states(db_url)})")
-
-
-def finished_count(db_url: str) -> dict[str, int]:
-    engine = create_engine(db_url)
-    with engine.connect() as conn:
-        rows = conn.execute(select(sets.c.set_id, func.count()).join(job_events, job_events.c.version == sets.c.version)
-                            .where(job_events.c.event == "finished").group_by(sets.c.set_id)).all()
-    engine.dispose()
-    return dict(rows)
 
 
 def test_a_night_through_the_service(synth_night: Path, tmp_path: Path, redis_url: str, db_url: str,
@@ -133,7 +125,7 @@ def test_files_that_arrive_while_the_watcher_is_down_are_processed_once(
                  "the queue to stay or become empty")
     finally:
         service.stop()
-    assert finished_count(sqlite_url) == {s.set_id: 1 for s in chosen}
+    assert finished_events(sqlite_url) == {s.set_id: 1 for s in chosen}
     assert qc1_count(sqlite_url) == 4 * len(chosen)
 
 
@@ -164,7 +156,7 @@ def test_a_worker_killed_mid_job_leaves_the_set_processed_exactly_once(
     finally:
         service.stop()
     assert set_states(sqlite_url)[chosen.set_id] == "done"
-    assert finished_count(sqlite_url) == {chosen.set_id: 1}
+    assert finished_events(sqlite_url) == {chosen.set_id: 1}
     assert qc1_count(sqlite_url) == 4
     engine = create_engine(sqlite_url)
     with engine.connect() as conn:
@@ -190,5 +182,5 @@ def test_nothing_is_lost_when_redis_restarts_empty(synth_night: Path, tmp_path: 
         wait_final(sqlite_url, [s.set_id for s in chosen])
     finally:
         service.stop()
-    assert finished_count(sqlite_url) == {s.set_id: 1 for s in chosen}
+    assert finished_events(sqlite_url) == {s.set_id: 1 for s in chosen}
     assert qc1_count(sqlite_url) == 4 * len(chosen)
