@@ -23,11 +23,9 @@ once in a fresh process (interpreter and imports included; CRIRES+ budget 1.5 GB
 
 from __future__ import annotations
 
-import argparse
 import multiprocessing
 import resource
 import tempfile
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -38,32 +36,19 @@ from astropy.io import fits
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
+from bench.common import first_and_best, main_per_profile, snr_pass_set
 from bench.naive import naive_set
 from flatqc import lifecycle
 from flatqc.db import connect, sets
 from flatqc.files import sha256_file
 from flatqc.lifecycle import Members, SetKeys
 from flatqc.pipeline import analyse, compute_qc, compute_set, draw_pictures, store_qc1
-from flatqc.process import inspect_tree
 from flatqc.settings import Settings
 from qc.analysis import analyse_set
 from qc.median import median
-from qc.profiles import PROFILES, profile_named
+from qc.profiles import profile_named
 from qc.reference import Reference, find_reference
-from qc.sets import FlatSet, group_sets
-from qc.synth import write_night
-
-
-def timed(fn: Callable[[], object], repeat: int, setup: Callable[[], object] | None = None) -> float:
-    """Best wall time [s] of ``repeat`` calls after one warm-up; ``setup`` runs untimed before each call."""
-    times = []
-    for _ in range(repeat + 1):
-        if setup is not None:
-            setup()
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times[1:])
+from qc.sets import FlatSet
 
 
 def read_floor(paths: list[Path]) -> None:
@@ -145,15 +130,7 @@ class Bench:
 def prepare(profile_name: str, work: Path) -> Bench:
     """Write the ``snr_pass`` set (4 flats, with reference) of a synthetic night and claim it in a new ledger."""
     profile = profile_named(profile_name)
-    manifest = write_night(work / "night", seed=7, profile=profile.name, sets=["snr_pass"])
-    spec = next(s for s in manifest.sets if s.name == "snr_pass")
-    night = work / "night"
-    settings = Settings(dfs_product=night / "dfs_product", dfs_raw=night / "dfs_raw",
-                        qc_reference=night / "reference", qc_output=work / "qc",
-                        db_url=f"sqlite:///{work / 'flatqc.db'}")
-    folders = {(night / spec.master).parent, *((night / raw).parent for raw in spec.raws)}
-    frames = inspect_tree(sorted(folders), settings, [])
-    flatset = next(s for s in group_sets(frames).complete if s.set_id == spec.set_id)
+    flatset, settings = snr_pass_set(profile.name, work)
     reference = find_reference(settings.qc_reference, profile, settings.qc_config(profile.name),
                                flatset.setting_key)
     paths = [flatset.master.path, flatset.bpm.path, *(r.path for r in flatset.raws)]
@@ -176,14 +153,14 @@ def run_profile(profile_name: str, repeat: int) -> None:
                       reference.master, reference.bpm, bench.work / "naive", profile_named(profile_name).n_detectors)
         rss_prod = peak_rss_mb(compute_set, flatset, settings)
         rss_naive = peak_rss_mb(naive_set, *naive_args)
-        t_floor = timed(lambda: read_floor(files), repeat)
+        t_floor = first_and_best(lambda: read_floor(files), repeat)[1]
         dtypes = [pixel_dtype(path) for path in files]
-        t_median = timed(lambda: read_and_one_median(files, dtypes), repeat)
-        t_stats = timed(bench.statistics, repeat)
-        t_qc = timed(bench.qc_path, repeat, setup=bench.take)
+        t_median = first_and_best(lambda: read_and_one_median(files, dtypes), repeat)[1]
+        t_stats = first_and_best(bench.statistics, repeat)[1]
+        t_qc = first_and_best(bench.qc_path, repeat, setup=bench.take)[1]
         with_views = analyse(flatset, settings, with_views=True)
-        t_pictures = timed(lambda: draw_pictures(with_views, settings), repeat)
-        t_naive = timed(lambda: naive_set(*naive_args), repeat)
+        t_pictures = first_and_best(lambda: draw_pictures(with_views, settings), repeat)[1]
+        t_naive = first_and_best(lambda: naive_set(*naive_args), repeat)[1]
         bench.engine.dispose()
 
     print(f"profile {profile_name}: one set of {flatset.n_raw} raw flats + master + BPM + reference, "
@@ -201,14 +178,5 @@ def run_profile(profile_name: str, repeat: int) -> None:
     print(f"  peak RSS, naive                {rss_naive:7.0f} MB (one set in a fresh process)")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--profile", choices=sorted(PROFILES), help="only this profile (default: both)")
-    parser.add_argument("--repeat", type=int, default=3)
-    args = parser.parse_args()
-    for name in [args.profile] if args.profile else ["crires", "crires+"]:
-        run_profile(name, args.repeat)
-
-
 if __name__ == "__main__":
-    main()
+    main_per_profile(__doc__.splitlines()[0], run_profile)

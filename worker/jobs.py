@@ -47,13 +47,11 @@ _context: tuple[Settings, Engine] | None = None
 def prepare(settings: Settings | None = None) -> tuple[Settings, Engine]:
     """Make the settings (``settings``, else read from the environment) and the database engine the jobs of this
     process use. Called before rq forks its work-horses (see :func:`worker.run.run_worker`), so a job pays no
-    start-up; a forked child gets fresh database connections instead of sharing its parent's sockets."""
+    start-up."""
     global _context
     release()
     settings = Settings() if settings is None else settings
-    engine = connect(settings.db_url)
-    os.register_at_fork(after_in_child=lambda: engine.dispose(close=False))
-    _context = (settings, engine)
+    _context = (settings, connect(settings.db_url))
     return _context
 
 
@@ -68,6 +66,15 @@ def release() -> None:
 def context() -> tuple[Settings, Engine]:
     """The settings and engine of this process's jobs (prepared from the environment on first use)."""
     return _context or prepare()
+
+
+def _fresh_connections_in_child() -> None:
+    """A forked work-horse opens its own database connections instead of sharing its parent's sockets."""
+    if _context is not None:
+        _context[1].dispose(close=False)
+
+
+os.register_at_fork(after_in_child=_fresh_connections_in_child)
 
 
 class MemberChanged(RuntimeError):
