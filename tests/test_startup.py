@@ -24,13 +24,15 @@ from pathlib import Path
 
 import pytest
 import redis
+from alembic.script import ScriptDirectory
 from click.testing import CliRunner
 from rq import Worker
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import create_engine, func, inspect, select, text
 from sqlalchemy.engine import Engine, make_url
 
 from flatqc.cli import main
-from flatqc.db import crires_flat
+from flatqc.db import crires_flat, metadata
+from flatqc.migrations import alembic_config, head
 from flatqc.readiness import RateLimitedLog, one_line
 from flatqc.redis_server import EmbeddedRedis, free_port
 from flatqc.settings import HANDED_DOWN, settings_env
@@ -280,11 +282,23 @@ def test_status_says_what_is_unreachable_in_one_line(pg_admin: Engine, tmp_path:
 
 
 def test_schema_creation_is_serialized_on_sqlite(tmp_path: Path) -> None:
+    """Six processes start against one new database at once: each revision is applied exactly once in all (Alembic
+    logs every step it runs), the others find the schema at the head, and the database holds every table."""
     url = f"sqlite:///{tmp_path / 'flatqc.db'}"
-    code = f"from flatqc.db import connect; connect({url!r}).dispose()"
+    code = ("import logging; logging.basicConfig(level=logging.INFO, format='%(message)s'); "
+            f"from flatqc.db import connect; connect({url!r}).dispose()")
     racers = [subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE) for _ in range(6)]
-    errors = [p.communicate(timeout=60)[1].decode() for p in racers]
-    assert [p.returncode for p in racers] == [0] * 6, errors
+    logs = [p.communicate(timeout=60)[1].decode() for p in racers]
+    assert [p.returncode for p in racers] == [0] * 6, logs
+    steps = [line for log in logs for line in log.splitlines() if line.startswith("Running upgrade")]
+    revisions = [script.revision for script in ScriptDirectory.from_config(alembic_config()).walk_revisions()]
+    assert len(steps) == len(revisions), steps
+    assert sum(1 for log in logs if "Running upgrade" in log) == 1, "the schema was built by more than one process"
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all() == [head()]
+        assert set(inspect(conn).get_table_names()) >= set(metadata.tables)
+    engine.dispose()
 
 
 def test_one_line_and_rate_limited_log(caplog: pytest.LogCaptureFixture) -> None:

@@ -10,7 +10,7 @@ import pytest
 
 from qc.analysis import analyse_set
 from qc.errors import BadData, BadHeader, BadLayout, FlatQCError, MissingKeyword
-from qc.fitsio import classify, inspect_file
+from qc.fitsio import FrameInfo, classify, inspect_file
 from qc.profiles import CRIRES, CRIRES_PLUS
 from qc.sets import group_sets
 from qc.synth_fits import primary_header
@@ -20,7 +20,7 @@ from tests.tiny_set import NY, healthy_set, raw_cards, write_files
 RAW = "CRIRE.2010-05-12T10:00:00.000.fits"
 
 
-def classify_raw(**changes: object) -> None:
+def classify_raw(**changes: object) -> FrameInfo:
     """Classify a raw whose primary keywords are changed (None deletes one)."""
     cards = raw_cards(RAW, 0)
     for key, value in changes.items():
@@ -29,7 +29,7 @@ def classify_raw(**changes: object) -> None:
             del cards[key]
         else:
             cards[key] = value
-    classify(Path(RAW), primary_header(cards))
+    return classify(Path(RAW), primary_header(cards))
 
 
 @pytest.mark.parametrize(("changes", "error", "message"), [
@@ -58,7 +58,13 @@ def test_header_values_of_the_wrong_type_or_range_are_named(changes: dict, error
 
 
 def test_whole_reals_are_whole_numbers_and_ints_are_reals() -> None:
-    classify_raw(**{"ESO DET NDIT": 2.0, "ESO DET DIT": 10, "ESO INS WLEN CWLEN": 2340})
+    """NDIT = 2.0 (a real holding a whole number) is the count 2; DIT = 10 and CWLEN = 2340 (ints) are the reals
+    10.0 s and 2340.0 nm: the same setting as a file that wrote 2340.0."""
+    info = classify_raw(**{"ESO DET NDIT": 2.0, "ESO DET DIT": 10, "ESO INS WLEN CWLEN": 2340})
+    assert (info.ndit, type(info.ndit)) == (2, int)
+    assert (info.dit, type(info.dit)) == (10.0, float)
+    assert dict(info.setting_values)["ESO INS WLEN CWLEN"] == "2340.0"
+    assert info.setting_key == classify_raw(**{"ESO INS WLEN CWLEN": 2340.0}).setting_key
 
 
 def test_raw_checks_name_file_detector_and_value() -> None:
