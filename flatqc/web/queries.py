@@ -65,7 +65,7 @@ def about(found: Sequence[Finding]) -> list[dict[str, Any]]:
 
 def flagged(found: list[dict[str, Any]]) -> list[str]:
     """``"<parameter>/<detector>"`` of each QC1 cell a finding is about (highlighted on the pages)."""
-    return [f"{f['parameter']}/{f['detector']}" for f in found if f.get("detector") is not None]
+    return [f"{f['parameter']}/{f['detector']}" for f in found if f["detector"] is not None]
 
 
 def with_findings(alert: dict[str, Any]) -> dict[str, Any]:
@@ -140,7 +140,7 @@ def night_detail(engine: Engine, night: str) -> dict[str, Any] | None:
         open_alerts = rows_as_dicts(conn.execute(select(alerts).where(alerts.c.night == night,
                                                                       alerts.c.state == "open")))
         previous_night, next_night = neighbour_nights(conn, night)
-        found = read_findings(conn, latest)
+        found = read_findings(conn, list(latest))
     for entry in latest.values():
         _with_qc_summary(entry, qc1.get(entry["set_id"], []), found)
     problems = rows_as_dicts(problem_files(engine, night))
