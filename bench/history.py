@@ -6,7 +6,6 @@ healthy figures per setting, with about one outlier in fifty, so the trend pages
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 
 import numpy as np
@@ -59,7 +58,7 @@ def write_history(engine: Engine, n_sets: int, first_night: str = "2006-04-01", 
                              "setting_key": key, "cwlen": float(cwlen), "baffle_pos": float(baffle), "lamp": lamp,
                              "dit": 10.0, "ndit": 1, "n_raw": 1, "ny": 512, "window_starty": 1, "raw_type": "FLAT",
                              "detector": det, **values, "certified": not outlier, "verdict": verdict,
-                             "reasons": json.dumps([]), "master_file": f"history/{set_id}.fits",
+                             "master_file": f"history/{set_id}.fits",
                              "processed_at": now})
     with engine.begin() as conn:
         conn.execute(insert(sets), set_rows)

@@ -18,6 +18,7 @@ from matplotlib.figure import Figure
 from matplotlib.gridspec import SubplotSpec
 from PIL import Image
 
+from qc.certify import sentence
 from qc.display import PNG_OPTIONS
 from qc.profiles import profile_named
 from qc.records import QC1_NAMES, DetectorView, SetResult
@@ -253,7 +254,7 @@ def write_cover(result: SetResult, plots: dict[str, Path], out_path: Path, dpi: 
     colour = VERDICT_COLOURS[cert.verdict]
     fig.text(0.60, 0.955, cert.verdict.replace("_", " ").upper(), fontsize=26, weight="bold", color="white",
              va="top", bbox={"facecolor": colour, "edgecolor": colour, "boxstyle": "round,pad=0.3"})
-    lines = [f"• {r}" for r in cert.reasons] + [f"· {n}" for n in cert.notes]
+    lines = [f"• {sentence(r)}" for r in cert.reasons] + [f"· {sentence(n)}" for n in cert.notes]
     shown = lines[:9] + ([f"… and {len(lines) - 9} more"] if len(lines) > 9 else [])
     for row, line in enumerate(shown or ["all checks passed"]):
         fig.text(0.60, 0.875 - 0.021 * row, line, fontsize=8.5, va="top",

@@ -8,6 +8,8 @@ the tables below needs a revision there (``tests/test_migrations.py`` compares t
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, fields
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,13 +32,14 @@ from sqlalchemy import (
     event,
     func,
     insert,
+    select,
     text,
 )
 from sqlalchemy.engine import Connection
 
 from flatqc import migrations
 from qc.profiles import CRIRES, CRIRES_PLUS, PROFILES, InstrumentProfile
-from qc.records import QC1_NAMES, SetResult
+from qc.records import QC1_NAMES, Finding, FindingKind, SetResult
 
 metadata = MetaData()
 
@@ -135,6 +138,27 @@ alerts = Table(
 )
 """One alert per failing set (contract 5), and one warning per set outside its HealthCheck trend limits."""
 
+findings = Table(
+    "findings", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("set_id", String(32), nullable=False),
+    Column("version", String(64)),  # the set version whose QC1 rows they were made with (as the QC1 rows' version)
+    Column("kind", String(16), nullable=False),  # qc.records.FindingKind
+    Column("parameter", String(32), nullable=False),
+    Column("detector", Integer),  # NULL: about the whole set
+    Column("value", Float),
+    Column("relation", String(2)),
+    Column("limit", Float),
+    Column("low", Float),
+    Column("high", Float),
+    Index("ix_findings_set_version", "set_id", "version"),
+)
+"""What the verdict of a set version found, as data (``qc.records.Finding``): failed checks, notes, trend-limit
+warnings; in the order made (``id``)."""
+
+FINDING_FIELDS = tuple(f.name for f in fields(Finding))
+"""The columns of ``findings`` that make a :class:`Finding`."""
+
 ALERT, WARNING = "alert", "warning"
 """Severities of an ``alerts`` row: a failed certification, and the trend-limit warning below it."""
 
@@ -172,7 +196,6 @@ def qc1_table(profile: InstrumentProfile) -> Table:
         Column("vignetted_pixels", Integer),
         Column("certified", Boolean, nullable=False),
         Column("verdict", String(16), nullable=False),
-        Column("reasons", Text),
         Column("master_file", Text, nullable=False),
         Column("master_sha256", String(64)),
         Column("bpm_file", Text),
@@ -266,7 +289,6 @@ def qc1_rows(result: SetResult, provenance: dict[str, Any], software_version: st
         "raw_type": result.raw_type,
         "certified": result.certification.certified,
         "verdict": result.certification.verdict,
-        "reasons": json.dumps(list(result.certification.reasons + result.certification.notes)),
         "reference": result.reference,
         "thresholds_version": thresholds_version,
         "software_version": software_version,
@@ -282,3 +304,34 @@ def replace_qc1_rows(conn: Connection, table: Table, set_id: str, rows: list[dic
     conn.execute(delete(table).where(table.c.set_id == set_id))
     if rows:
         conn.execute(insert(table), rows)
+
+
+def finding_of(row: Mapping[Any, Any]) -> Finding:
+    """A :class:`Finding` from a ``findings`` row or its JSON object."""
+    return Finding(**{name: row[name] for name in FINDING_FIELDS} | {"kind": FindingKind(row["kind"])})
+
+
+def findings_json(found: Iterable[Finding]) -> str:
+    """Findings as the JSON text of an ``alerts.reasons`` value (a list of objects)."""
+    return json.dumps([asdict(f) for f in found])
+
+
+def findings_from_json(text: str) -> list[Finding]:
+    """The findings of an ``alerts.reasons`` value."""
+    return [finding_of(item) for item in json.loads(text)]
+
+
+def replace_findings(conn: Connection, set_id: str, version: str | None, found: Sequence[Finding]) -> None:
+    """Store what the verdict of ``version`` found, replacing what an earlier run of that version stored."""
+    conn.execute(delete(findings).where(findings.c.set_id == set_id, findings.c.version == version))
+    if found:
+        conn.execute(insert(findings), [asdict(f) | {"set_id": set_id, "version": version} for f in found])
+
+
+def read_findings(conn: Connection, set_ids: Iterable[str]) -> dict[tuple[str, str | None], list[Finding]]:
+    """The findings of the sets ``set_ids``, by ``(set_id, version)``, each in the order made."""
+    query = select(findings).where(findings.c.set_id.in_(list(set_ids))).order_by(findings.c.id)
+    found: dict[tuple[str, str | None], list[Finding]] = {}
+    for row in conn.execute(query).mappings():
+        found.setdefault((row["set_id"], row["version"]), []).append(finding_of(row))
+    return found

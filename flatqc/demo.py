@@ -24,11 +24,12 @@ import click
 from rich.console import Console
 from sqlalchemy import select
 
-from flatqc.db import WARNING, alerts, connect, crires_flat, sets
+from flatqc.db import WARNING, alerts, connect, crires_flat, findings_from_json, sets
 from flatqc.delivery import deliver_file, delivery_plan
 from flatqc.report import make_console
 from flatqc.settings import DEMO_CONFIG, Settings
 from flatqc.up import Service
+from qc.certify import sentence
 from qc.synth import write_night
 
 FINAL_STATES = ("done", "failed", "rejected", "incomplete")
@@ -61,7 +62,7 @@ class Reporter:
             for alert in conn.execute(select(alerts)):
                 if alert.id not in self.seen_alerts:
                     self.seen_alerts.add(alert.id)
-                    reasons = "; ".join(json.loads(alert.reasons))
+                    reasons = "; ".join(map(sentence, findings_from_json(alert.reasons)))
                     kind = "[yellow]WARNING" if alert.severity == WARNING else "[bold red]ALERT"
                     self.console.print(f"{kind} #{alert.id}[/] set {alert.set_id}: {reasons}")
 

@@ -29,7 +29,6 @@ the same failure again sends nothing; changed reasons update the alert and send 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -41,11 +40,11 @@ from sqlalchemy import and_, insert, or_, select, update
 from sqlalchemy.engine import Connection, Row
 from sqlalchemy.exc import IntegrityError
 
-from flatqc.db import ALERT, WARNING, alerts, files, job_events, sets, severity_is, utcnow
+from flatqc.db import ALERT, WARNING, alerts, files, findings_json, job_events, sets, severity_is, utcnow
 from flatqc.files import path_from_text, safe_text
 from flatqc.ledger import latest_version, older_than
 from flatqc.queue import job_id_for
-from qc.records import SetResult
+from qc.records import Finding, SetResult
 
 log = logging.getLogger(__name__)
 
@@ -464,14 +463,14 @@ def record_alert(conn: Connection, result: SetResult, version: str) -> int | Non
     return _raise_or_resolve(conn, ALERT, result, version, cert.reasons if cert.verdict == "failed" else ())
 
 
-def record_warning(conn: Connection, result: SetResult, version: str, warnings: Sequence[str]) -> int | None:
+def record_warning(conn: Connection, result: SetResult, version: str) -> int | None:
     """The same life cycle for the set's *warning* (QC1 outside its HealthCheck trend limits, a severity below a
-    failed certification): opened, updated or resolved by ``warnings``; returns the id of a warning to send."""
-    return _raise_or_resolve(conn, WARNING, result, version, tuple(warnings))
+    failed certification): opened, updated or resolved by ``result.warnings``; returns the id of a warning to send."""
+    return _raise_or_resolve(conn, WARNING, result, version, result.warnings)
 
 
 def _raise_or_resolve(conn: Connection, severity: str, result: SetResult, version: str,
-                      reasons: Sequence[str]) -> int | None:
+                      reasons: Sequence[Finding]) -> int | None:
     active = conn.execute(select(alerts).where(alerts.c.set_id == result.set_id, severity_is(severity),
                                                alerts.c.state.in_(ACTIVE_ALERT_STATES))
                           .order_by(alerts.c.id.desc())).first()
@@ -481,7 +480,7 @@ def _raise_or_resolve(conn: Connection, severity: str, result: SetResult, versio
             conn.execute(update(alerts).where(alerts.c.id == active.id)
                          .values(state="resolved", resolved_at=now, updated_at=now, version=version))
         return None
-    encoded = json.dumps(list(reasons))
+    encoded = findings_json(reasons)
     if active is not None:
         if active.reasons == encoded:
             return None

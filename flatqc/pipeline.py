@@ -1,4 +1,4 @@
-"""Run one complete set: ``qc`` analysis, plots, cover sheet, then the QC1 rows in one transaction.
+"""Run one complete set: ``qc`` analysis, plots, cover sheet, then the QC1 rows and findings in one transaction.
 
 Shared by ``flatqc process`` (no queue) and the rq job, so both produce identical rows.
 """
@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from flatqc import __version__
-from flatqc.db import QC1_TABLES, qc1_rows, replace_qc1_rows
+from flatqc.db import QC1_TABLES, qc1_rows, replace_findings, replace_qc1_rows
 from flatqc.files import path_text, sha256_file, shown
 from flatqc.settings import Settings
 from qc.analysis import analyse_set
@@ -91,7 +91,8 @@ def compute_set(flatset: FlatSet, settings: Settings, hashes: dict[Path, str] | 
 
 def store_qc1(conn: Connection, flatset: FlatSet, outcome: SetOutcome, settings: Settings,
               version: str | None = None) -> int:
-    """Replace the set's QC1 rows in the caller's transaction; returns the number of rows written."""
+    """Replace the set's QC1 rows and store its findings (reasons, notes, trend-limit warnings) in the caller's
+    transaction; returns the number of rows written."""
     profile = profile_named(flatset.profile)
     rows = qc1_rows(
         outcome.result,
@@ -101,4 +102,5 @@ def store_qc1(conn: Connection, flatset: FlatSet, outcome: SetOutcome, settings:
         setting_columns=profile.setting_row(dict(flatset.raws[0].setting_values)),
     )
     replace_qc1_rows(conn, QC1_TABLES[profile.table], flatset.set_id, rows)
+    replace_findings(conn, flatset.set_id, version, outcome.result.findings)
     return len(rows)

@@ -16,7 +16,6 @@ from flatqc.files import is_candidate_name, locate_raw, path_text, sha256_file, 
 from flatqc.lifecycle import Members, SetKeys, SetState
 from flatqc.pipeline import SetOutcome, compute_set, store_qc1
 from flatqc.settings import Settings
-from qc.certify import trend_warnings
 from qc.errors import FlatQCError, NotAFlatProduct
 from qc.fitsio import FrameInfo, inspect_file
 from qc.sets import FlatSet, Grouping, group_sets, night_of
@@ -171,9 +170,8 @@ def _record_set(engine: Engine, flatset: FlatSet, hashes: dict[Path, str], state
         if outcome is None or not with_alerts:
             return []
         result = outcome.result
-        warnings = trend_warnings(settings.qc_config(result.profile), result.setting_key, result.detectors)
         raised = [(lifecycle.record_alert(conn, result, members.version), ALERT),
-                  (lifecycle.record_warning(conn, result, members.version, warnings), WARNING)]
+                  (lifecycle.record_warning(conn, result, members.version), WARNING)]
     return [RaisedAlert(alert_id, flatset.set_id, severity) for alert_id, severity in raised if alert_id is not None]
 
 

@@ -11,6 +11,7 @@ from rich.table import Table
 from flatqc.files import safe_text, shown
 from flatqc.pipeline import SetOutcome
 from flatqc.process import ProcessReport
+from qc.certify import sentence
 from qc.records import QC1_NAMES
 
 PIPE_WIDTH = 160
@@ -62,7 +63,7 @@ def print_report(report: ProcessReport, console: Console) -> None:
         verdicts.add_row(
             flatset.set_id, flatset.night, flatset.setting_key, outcome.result.raw_type, str(flatset.n_raw),
             f"[{VERDICT_STYLE[cert.verdict]}]{cert.verdict.upper()}[/]",
-            "\n".join((*cert.reasons, *cert.notes, outcome.result.reference_note)),
+            "\n".join((*map(sentence, (*cert.reasons, *cert.notes)), outcome.result.reference_note)),
         )
     console.print(verdicts)
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from qc.certify import certify
+from qc.certify import certify, trend_warnings
 from qc.config import QCConfig
 from qc.display import DISPLAY_PIXELS, block_or, block_reduce, display_block
 from qc.fitsio import open_fits, read_chip
@@ -145,6 +145,7 @@ def analyse_set(flatset: FlatSet, profile: InstrumentProfile, config: QCConfig, 
         reference_note=reference.note,
         detectors=detectors,
         certification=certify(detectors, n_raw, flatset.setting_key, config),
+        warnings=trend_warnings(config, flatset.setting_key, detectors),
         views=views,
     )
 

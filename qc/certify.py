@@ -1,12 +1,12 @@
-"""Certification (contract 5): one small check per rule, and ``certify`` combining them into a verdict."""
+"""Certification (contract 5): one small check per rule, and ``certify`` combining them into a verdict; the
+HealthCheck trend-limit warnings (contract 7); and :func:`sentence`, the one place a finding is worded."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
 
 from qc.config import QCConfig
-from qc.records import Certification, CheckResult, DetectorQC
+from qc.records import Certification, CheckResult, DetectorQC, Finding, FindingKind
 
 
 def check_snr(qc: DetectorQC, config: QCConfig) -> CheckResult:
@@ -15,21 +15,16 @@ def check_snr(qc: DetectorQC, config: QCConfig) -> CheckResult:
     Not assessable (``passed=None``) when there is no median S/N (N < 3)."""
     limit = config.snr_limit
     if qc.median_snr is None:
-        return CheckResult("median_snr", qc.detector, None, limit, None,
-                           f"detector {qc.detector}: median_snr not assessable (N < {config.min_flats_for_snr})")
+        return CheckResult("median_snr", qc.detector, None, limit, None, None)
     passed = qc.median_snr > limit
-    relation = ">" if passed else "<="
-    return CheckResult("median_snr", qc.detector, qc.median_snr, limit, passed,
-                       f"detector {qc.detector}: median_snr = {qc.median_snr:.1f} {relation} {limit:g}")
+    return CheckResult("median_snr", qc.detector, qc.median_snr, limit, passed, ">" if passed else "<=")
 
 
 def check_max_flux(qc: DetectorQC, config: QCConfig) -> CheckResult:
     """Maximum flux must not exceed ``max_flux_limit`` ADU (seed: 10000); fails at ``>``."""
     limit = config.max_flux_limit
     passed = qc.max_flux <= limit
-    relation = "<=" if passed else ">"
-    return CheckResult("max_flux", qc.detector, qc.max_flux, limit, passed,
-                       f"detector {qc.detector}: max_flux = {qc.max_flux:.1f} ADU {relation} {limit:g} ADU")
+    return CheckResult("max_flux", qc.detector, qc.max_flux, limit, passed, "<=" if passed else ">")
 
 
 def certify(detectors: Sequence[DetectorQC], n_raw: int, setting_key: str, config: QCConfig) -> Certification:
@@ -42,12 +37,13 @@ def certify(detectors: Sequence[DetectorQC], n_raw: int, setting_key: str, confi
         if science:
             checks.append(check_snr(qc, config))
         checks.append(check_max_flux(qc, config))
-    reasons = tuple(c.message for c in checks if c.passed is False)
-    notes: list[str] = []
+    reasons = tuple(c.finding() for c in checks if c.passed is False)
+    notes: list[Finding] = []
     if not science:
-        notes.append(f"S/N not certified: {setting_key} is HealthCheck-only")
+        notes.append(Finding(FindingKind.NOT_CERTIFIED, "median_snr", None, None, None, None))
     elif n_raw < config.min_flats_for_snr:
-        notes.append(f"S/N not assessable (N = {n_raw} < {config.min_flats_for_snr})")
+        notes.append(Finding(FindingKind.NOT_ASSESSABLE, "n_raw", None, float(n_raw), "<",
+                             config.min_flats_for_snr))
     if reasons:
         verdict = "failed"
     elif any(c.passed is None for c in checks):
@@ -57,34 +53,48 @@ def certify(detectors: Sequence[DetectorQC], n_raw: int, setting_key: str, confi
     return Certification(verdict=verdict, checks=tuple(checks), reasons=reasons, notes=tuple(notes))
 
 
-TREND_UNITS = {"mean_flux": " ADU/s", "rms_master": ""}
-"""Units of the QC1 parameters that have HealthCheck trend limits (contract 7)."""
+TREND_PARAMETERS = ("mean_flux", "rms_master")
+"""The QC1 parameters that have HealthCheck trend limits (contract 7)."""
 
 
-class TrendValues(Protocol):
-    """What :func:`trend_warnings` reads of a detector: a :class:`DetectorQC`, or a QC1 row."""
-
-    @property
-    def detector(self) -> int: ...
-    @property
-    def mean_flux(self) -> float | None: ...
-    @property
-    def rms_master(self) -> float | None: ...
-
-
-def trend_warnings(config: QCConfig, setting_key: str, detectors: Sequence[TrendValues]) -> tuple[str, ...]:
+def trend_warnings(config: QCConfig, setting_key: str, detectors: Sequence[DetectorQC]) -> tuple[Finding, ...]:
     """HealthCheck trend-limit violations of a set (contract 7): a *warning*, below a failed certification. One
-    line per detector and parameter, with value and limits; empty without limits for ``setting_key``."""
+    per detector and parameter, with value, the limit passed and the range; empty without limits for
+    ``setting_key``."""
     limits = config.trend_limits.get(setting_key)
     if limits is None:
         return ()
     warnings = []
     for qc in detectors:
-        for name, unit in TREND_UNITS.items():
+        for name in TREND_PARAMETERS:
             value, (low, high) = getattr(qc, name), getattr(limits, name)
             if value is None or low <= value <= high:
                 continue
             relation, limit = ("<", low) if value < low else (">", high)
-            warnings.append(f"detector {qc.detector}: {name} = {value:.4g}{unit} {relation} {limit:g}{unit} "
-                            f"(trend limits {low:g} .. {high:g})")
+            warnings.append(Finding(FindingKind.TREND_LIMIT, name, qc.detector, value, relation, limit, low, high))
     return tuple(warnings)
+
+
+SENTENCE_UNITS = {"max_flux": " ADU", "mean_flux": " ADU/s"}
+"""Unit written after a value and its limit in a sentence (none for the other parameters)."""
+
+
+def sentence(finding: Finding) -> str:
+    """The finding as people read it (pages, notifications, cover sheet, terminal): detector, parameter, value and
+    limit, e.g. ``detector 2: median_snr = 212.3 <= 250``."""
+    if finding.kind == FindingKind.NOT_CERTIFIED:
+        return "S/N not certified: the setting is HealthCheck-only"
+    if finding.kind == FindingKind.NOT_ASSESSABLE:
+        return (f"S/N not assessable (N = {_number(finding.value, 'g')} {finding.relation} "
+                f"{_number(finding.limit, 'g')})")
+    unit = SENTENCE_UNITS.get(finding.parameter, "")
+    digits = ".4g" if finding.kind == FindingKind.TREND_LIMIT else ".1f"
+    text = (f"detector {finding.detector}: {finding.parameter} = {_number(finding.value, digits)}{unit} "
+            f"{finding.relation} {_number(finding.limit, 'g')}{unit}")
+    if finding.low is not None and finding.high is not None:
+        text += f" (trend limits {finding.low:g} .. {finding.high:g})"
+    return text
+
+
+def _number(value: float | None, pattern: str) -> str:
+    return "—" if value is None else format(value, pattern)

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from PIL import Image
 
+from qc.certify import sentence
 from qc.profiles import profile_named
 from qc.raster import BLACK, GREY, RED, WHITE, Canvas, Colour, font
 from qc.records import QC1_NAMES, QC1_UNITS, CheckResult, SetResult
@@ -133,11 +134,10 @@ def draw_cover(result: SetResult, thumbnails: Mapping[str, Image.Image]) -> Canv
     canvas.text(660, y, "margin: room left to the limit (negative: beyond it), absolute and relative to the limit",
                 size=10, fill=GREY)
     y += 20
-    for line in [*cert.notes, result.reference_note]:
-        canvas.text(660, y, f"· {line}", size=11, fill=AMBER if line in cert.notes else BLACK)
-        y += 17
-    for reason in cert.reasons[:6]:
-        canvas.text(660, y, f"• {reason}", size=11, fill=RED)
+    lines = [*((f"· {sentence(note)}", AMBER) for note in cert.notes), (f"· {result.reference_note}", BLACK),
+             *((f"• {sentence(reason)}", RED) for reason in cert.reasons[:6])]
+    for text, colour in lines:
+        canvas.text(660, y, text, size=11, fill=colour)
         y += 17
 
     top = max(bottom, y) + 16

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 import numpy as np
 
@@ -60,6 +61,38 @@ class DetectorQC:
         return {name: getattr(self, name) for name in QC1_NAMES} | dict(self.bpm_bits)
 
 
+class FindingKind(StrEnum):
+    """What a :class:`Finding` says; a score (contract 9) is one more kind."""
+
+    CERTIFICATION = "certification"
+    """A failed certification check (contract 5): the set fails."""
+    TREND_LIMIT = "trend_limit"
+    """A QC1 value outside its HealthCheck trend limits (contract 7): a warning."""
+    NOT_ASSESSABLE = "not_assessable"
+    """S/N not certified: too few raws (``value`` = N, ``limit`` = the minimum)."""
+    NOT_CERTIFIED = "not_certified"
+    """S/N not certified: the setting is HealthCheck-only."""
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A reason, warning or note about a set as data, stored as made and read as such (the sentence people read is
+    :func:`qc.certify.sentence`)."""
+
+    kind: FindingKind
+    parameter: str
+    """QC1 parameter (or ``n_raw``) it is about."""
+    detector: int | None
+    """None for a finding about the whole set."""
+    value: float | None
+    relation: str | None
+    """How ``value`` compares with ``limit``, e.g. ``<=`` (None when there is no value)."""
+    limit: float | None
+    low: float | None = None
+    high: float | None = None
+    """The allowed range whose bound ``limit`` is (trend limits); None when the limit is one-sided."""
+
+
 @dataclass(frozen=True)
 class CheckResult:
     """One certification check of one detector (contract 5)."""
@@ -71,8 +104,12 @@ class CheckResult:
     limit: float
     passed: bool | None
     """None when the check cannot be assessed (e.g. S/N with N < 3)."""
-    message: str
-    """Human-readable, names detector, parameter, value and limit."""
+    relation: str | None
+    """How the value compares with the limit (``>``, ``<=`` ...); None when not assessable."""
+
+    def finding(self) -> Finding:
+        """This check as a certification finding (what a failure stores)."""
+        return Finding(FindingKind.CERTIFICATION, self.name, self.detector, self.value, self.relation, self.limit)
 
 
 @dataclass(frozen=True)
@@ -81,9 +118,9 @@ class Certification:
 
     verdict: str
     checks: tuple[CheckResult, ...]
-    reasons: tuple[str, ...]
-    """Failure reasons (empty when passed); notes such as "S/N not assessable (N < 3)" go to ``notes``."""
-    notes: tuple[str, ...] = ()
+    reasons: tuple[Finding, ...]
+    """Failed checks (empty when passed); notes such as "S/N not assessable (N < 3)" go to ``notes``."""
+    notes: tuple[Finding, ...] = ()
 
     @property
     def certified(self) -> bool:
@@ -149,6 +186,13 @@ class SetResult:
     """"reference <file>" or "no reference for <key>"."""
     detectors: list[DetectorQC]
     certification: Certification
+    warnings: tuple[Finding, ...] = ()
+    """QC1 values outside their HealthCheck trend limits (contract 7)."""
     views: list[DetectorView] = field(default_factory=list)
     input_files: tuple[str, ...] = ()
     """Names of the master, the BPM and the raws, in that order (shown on the cover sheet)."""
+
+    @property
+    def findings(self) -> tuple[Finding, ...]:
+        """Everything said about the set, as stored: reasons, notes, then trend-limit warnings."""
+        return (*self.certification.reasons, *self.certification.notes, *self.warnings)

@@ -6,6 +6,7 @@ Each test runs on SQLite (a file) and PostgreSQL (a schema of its own, dropped a
 
 from __future__ import annotations
 
+import json
 import logging
 import subprocess
 import sys
@@ -25,6 +26,10 @@ from flatqc.cli import main
 from flatqc.db import create_schema, make_engine, metadata
 
 WHEN = datetime(2010, 5, 12, 23, 59, 58)
+MAX_FLUX = "detector 2: max_flux = 12000.0 ADU > 10000 ADU"
+NOT_ASSESSABLE = "S/N not assessable (N = 1 < 3)"
+MEAN_FLUX = "detector 1: mean_flux = 510 ADU/s > 500 ADU/s (trend limits 75 .. 500)"
+"""Sentences as flatqc 0.1.0 worded them (a reason, a note, a trend-limit warning)."""
 RELEASE_ROWS: dict[str, list[dict[str, Any]]] = {
     "files": [{"id": 1, "path": "/data/CRIRES.2010-05-12T23:00:00.000.fits", "size": 4, "mtime": 1.5,
                "sha256": "a" * 64, "kind": "flat", "profile": "crires", "arcfile": "CRIRES.2010-05-12T23:00:00.000",
@@ -36,17 +41,24 @@ RELEASE_ROWS: dict[str, list[dict[str, Any]]] = {
               "transient": False, "pictures": "done", "pictures_error": None, "first_arrival": WHEN,
               "created_at": WHEN, "queued_at": WHEN, "started_at": WHEN, "finished_at": WHEN}],
     "alerts": [{"id": 1, "set_id": "s1", "version": "v" * 64, "night": "2010-05-12", "profile": "crires",
-                "setting_key": "3218.600_25.000_Halogen", "reasons": '["median_snr below 50"]', "state": "open",
+                "setting_key": "3218.600_25.000_Halogen", "reasons": json.dumps([MAX_FLUX]), "state": "open",
                 "created_at": WHEN, "updated_at": WHEN, "notify_attempts": 2, "notify_error": "no route",
                 "severity": "alert"}],
     "crires_flat": [{"id": d, "set_id": "s1", "version": "v" * 64, "night": "2010-05-12", "mjd_obs": 55328.9,
                      "setting_key": "3218.600_25.000_Halogen", "cwlen": 3218.6, "baffle_pos": 25.0,
                      "lamp": "Halogen", "n_raw": 1, "raw_type": "FLAT", "detector": d, "mean_level": 1234.5,
+                     "mean_flux": 510.0 if d == 1 else 300.0, "rms_master": 0.07 if d == 4 else 0.1,
                      "badpix": 17, "median_snr": None, "certified": False, "verdict": "failed",
+                     "reasons": json.dumps([MAX_FLUX, NOT_ASSESSABLE]),
                      "master_file": "/qc/master.fits", "raw_files": ["/data/a.fits"], "processed_at": WHEN}
                     for d in (1, 2, 3, 4)],
 }
 """Rows as flatqc 0.1.0 wrote them (only columns of that release: valid whatever the tables gain later)."""
+TEXT_COLUMNS = {"alerts": "reasons", "crires_flat": "reasons"}
+"""The columns of those rows that held sentences: converted to data by revision 0003."""
+KEPT_ROWS = {name: [{k: v for k, v in row.items() if k != TEXT_COLUMNS.get(name)} for row in rows]
+             for name, rows in RELEASE_ROWS.items()}
+"""The release rows as every later revision keeps them."""
 
 
 @pytest.fixture()
@@ -126,7 +138,7 @@ def test_a_release_database_is_upgraded_with_its_rows(engine: Engine) -> None:
     insert_rows(engine, RELEASE_ROWS)
     create_schema(engine)
     assert revision(engine) == migrations.head()
-    assert read_rows(engine, RELEASE_ROWS) == RELEASE_ROWS
+    assert read_rows(engine, KEPT_ROWS) == KEPT_ROWS
     assert differences(engine) == []
 
 
@@ -142,7 +154,9 @@ def test_an_older_database_gets_its_missing_columns_and_tables(engine: Engine) -
     insert_rows(engine, older)
     create_schema(engine)
     assert revision(engine) == migrations.head()
-    assert read_rows(engine, older) == older
+    kept = {name: [{k: v for k, v in row.items() if k != TEXT_COLUMNS.get(name)} for row in rows]
+            for name, rows in older.items()}
+    assert read_rows(engine, kept) == kept
     assert read_rows(engine, {"alerts": [{"severity": None}], "sets": [{"pictures": None}]}) == {
         "alerts": [{"severity": None}], "sets": [{"pictures": None}]}
     assert differences(engine) == []
@@ -158,7 +172,7 @@ def test_processes_starting_together_upgrade_once(engine: Engine, db_url: str) -
     errors = [p.communicate(timeout=120)[1] for p in starts]
     assert [p.returncode for p in starts] == [0, 0, 0], errors
     assert revision(engine) == migrations.head()
-    assert read_rows(engine, RELEASE_ROWS) == RELEASE_ROWS
+    assert read_rows(engine, KEPT_ROWS) == KEPT_ROWS
 
 
 def test_flatqc_db_upgrade_and_current(engine: Engine, db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -177,4 +191,52 @@ def test_flatqc_db_upgrade_and_current(engine: Engine, db_url: str, monkeypatch:
     assert f"upgraded from no revision to {head}" in flatqc("db", "upgrade")
     assert f"already at revision {head}" in flatqc("db", "upgrade")
     assert flatqc("db", "current").strip() == f"{head} (newest)"
-    assert read_rows(engine, RELEASE_ROWS) == RELEASE_ROWS
+    assert read_rows(engine, KEPT_ROWS) == KEPT_ROWS
+
+
+def stored_findings(engine: Engine) -> list[tuple[Any, ...]]:
+    with engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(text(
+            'SELECT set_id, version, kind, parameter, detector, value, relation, "limit", low, high FROM findings '
+            "ORDER BY id"))]
+
+
+def test_old_sentences_become_findings_and_come_back_on_downgrade(engine: Engine) -> None:
+    """The reasons, note and alerts of a release database are converted to data once (and the trend warnings the
+    pages computed are computed from its QC1 values); the downgrade words them as they were."""
+    make_release_database(engine)
+    warning = RELEASE_ROWS["alerts"][0] | {"id": 2, "reasons": json.dumps([MEAN_FLUX]), "severity": "warning"}
+    inserted = RELEASE_ROWS | {"alerts": [*RELEASE_ROWS["alerts"], warning]}
+    insert_rows(engine, inserted)
+    create_schema(engine)
+    version = "v" * 64
+    # 3218.6 nm: mean_flux 75 .. 500, rms_master 0.08 .. 0.145 (contract 7); detector 1 at 510, detector 4 at 0.07
+    assert stored_findings(engine) == [
+        ("s1", version, "certification", "max_flux", 2, 12000.0, ">", 10000.0, None, None),
+        ("s1", version, "not_assessable", "n_raw", None, 1.0, "<", 3.0, None, None),
+        ("s1", version, "trend_limit", "mean_flux", 1, 510.0, ">", 500.0, 75.0, 500.0),
+        ("s1", version, "trend_limit", "rms_master", 4, 0.07, "<", 0.08, 0.08, 0.145),
+    ]
+    finding = dict.fromkeys(("kind", "parameter", "detector", "value", "relation", "limit", "low", "high"))
+    with engine.connect() as conn:
+        reasons = [json.loads(r) for r in conn.execute(text("SELECT reasons FROM alerts ORDER BY id")).scalars()]
+    assert reasons == [
+        [finding | {"kind": "certification", "parameter": "max_flux", "detector": 2, "value": 12000.0,
+                    "relation": ">", "limit": 10000.0}],
+        [finding | {"kind": "trend_limit", "parameter": "mean_flux", "detector": 1, "value": 510.0, "relation": ">",
+                    "limit": 500.0, "low": 75.0, "high": 500.0}],
+    ]
+    with engine.begin() as conn:
+        command.downgrade(migrations.alembic_config(conn), migrations.BASELINE)
+    assert read_rows(engine, inserted) == inserted
+    assert "findings" not in inspect(engine).get_table_names()
+
+
+def test_a_sentence_flatqc_never_wrote_stops_the_upgrade(engine: Engine) -> None:
+    """Rather than lose it: the upgrade fails naming the row, and nothing is changed."""
+    make_release_database(engine)
+    insert_rows(engine, RELEASE_ROWS | {"alerts": [RELEASE_ROWS["alerts"][0] | {"reasons": '["S/N below 50"]'}]})
+    with pytest.raises(RuntimeError, match=r"alert #1: 'S/N below 50' is in no wording flatqc wrote"):
+        create_schema(engine)
+    assert revision(engine) is None and "findings" not in inspect(engine).get_table_names()
+    assert read_rows(engine, RELEASE_ROWS)["crires_flat"] == RELEASE_ROWS["crires_flat"]

@@ -9,7 +9,6 @@ take attachments (:func:`send_cover`).
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from pathlib import Path
@@ -20,7 +19,8 @@ import apprise
 from sqlalchemy.engine import Engine
 
 from flatqc import ledger, lifecycle
-from flatqc.db import WARNING
+from flatqc.db import WARNING, findings_from_json
+from qc.certify import sentence
 
 log = logging.getLogger(__name__)
 
@@ -38,12 +38,12 @@ def cover_url(public_url: str, night: str, set_id: str) -> str:
 def alert_message(row: Any, public_url: str) -> tuple[str, str]:
     """Title and body of the notification of one alert row: what failed (value and limit per reason) and where
     to look (set page, cover sheet)."""
-    reasons = json.loads(row.reasons)
+    reasons = findings_from_json(row.reasons)
     warning = row.severity == WARNING
     what = "outside its HealthCheck trend limits" if warning else "failed certification"
     title = (f"CRIRES flat QC {'WARNING' if warning else 'FAILED'}: set {row.set_id} ({row.setting_key}, "
              f"night {row.night})")
-    body = "\n".join([f"Set {row.set_id} {what}:", *(f"- {r}" for r in reasons),
+    body = "\n".join([f"Set {row.set_id} {what}:", *(f"- {sentence(r)}" for r in reasons),
                       f"Night {row.night}, setting {row.setting_key}, {row.severity or 'alert'} #{row.id}.",
                       f"Set page (verdict, plots, Acknowledge): {set_url(public_url, row.set_id)}",
                       f"Cover sheet: {cover_url(public_url, row.night, row.set_id)}"])

@@ -29,7 +29,7 @@ from flatqc.lifecycle import Members, Pictures, SetState
 from flatqc.pipeline import analyse, compute_qc, draw_pictures, store_qc1
 from flatqc.queue import fetch_job, pictures_job_id, pictures_queue, redis_connection, retry_policy
 from flatqc.settings import Settings
-from qc.certify import trend_warnings
+from qc.certify import sentence
 from qc.errors import FlatQCError, InconsistentSet
 from qc.fitsio import inspect_file
 from qc.profiles import PROFILES, profile_named
@@ -156,8 +156,7 @@ def process_set(version: str) -> dict[str, Any]:
             store_qc1(conn, flatset, outcome, settings, version)
             lifecycle.finish(conn, row, job_id, result.certification.verdict, result.raw_type)
             alert_id = lifecycle.record_alert(conn, result, version)
-            warnings = trend_warnings(settings.qc_config(result.profile), result.setting_key, result.detectors)
-            warning_id = lifecycle.record_warning(conn, result, version, warnings)
+            warning_id = lifecycle.record_warning(conn, result, version)
             checkpoint("job-before-commit")
     except Exception as exc:
         _attempt_failed(engine, row, job, exc)
@@ -173,7 +172,7 @@ def process_set(version: str) -> dict[str, Any]:
     except RedisError as exc:  # the repair pass queues it when Redis is back
         log.warning("pictures of %s not queued: %s", row.set_id, describe(exc))
     return {"set_id": flatset.set_id, "state": "done", "verdict": result.certification.verdict,
-            "reasons": list(result.certification.reasons)}
+            "reasons": [sentence(r) for r in result.certification.reasons]}
 
 
 def _attempt_failed(engine: Engine, row: Row, job: Job | None, exc: Exception) -> None:

@@ -22,7 +22,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from flatqc import ledger, lifecycle
-from flatqc.db import ALERT, connect, sets
+from flatqc.db import ALERT, connect, findings_from_json, sets
 from flatqc.files import shown, walk_files
 from flatqc.lifecycle import SetState
 from flatqc.queue import redis_connection, resolve_redis_url
@@ -31,6 +31,7 @@ from flatqc.report import make_console
 from flatqc.settings import DEMO_CONFIG, Settings
 from flatqc.status import SET_COLUMNS, nights, problem_files, queue_status
 from flatqc.up import Service, ensure_sqlite_folder
+from qc.certify import sentence
 from watcher.core import BATCH, Watcher
 
 P = ParamSpec("P")
@@ -258,8 +259,9 @@ def alerts(ctx: click.Context, only_open: bool) -> None:
     with engine.connect() as conn:
         for row in ledger.alerts_newest_first(conn, "open" if only_open else None):
             notified = "yes" if row.notified_at else (row.notify_error or "no")
+            reasons = "; ".join(map(sentence, findings_from_json(row.reasons)))
             table.add_row(str(row.id), row.severity or ALERT, row.state, row.night, row.set_id, row.setting_key,
-                          "; ".join(json.loads(row.reasons)), notified, row.acknowledged_by or "")
+                          reasons, notified, row.acknowledged_by or "")
     console.print(table)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from flatqc.db import ALERT, connect
 from flatqc.process import ProcessReport, process_paths
 from flatqc.report import make_console, print_report
 from flatqc.settings import Settings
+from qc.certify import sentence
 from qc.profiles import PROFILES
 from worker.alerts import send_alert
 
@@ -86,7 +88,9 @@ def report_as_dict(report: ProcessReport) -> dict:
         "sets": [
             {"set_id": fs.set_id, "night": fs.night, "setting_key": fs.setting_key, "n_raw": fs.n_raw,
              "raw_type": o.result.raw_type, "verdict": o.result.certification.verdict,
-             "reasons": list(o.result.certification.reasons), "notes": list(o.result.certification.notes),
+             "reasons": [sentence(r) for r in o.result.certification.reasons],
+             "notes": [sentence(n) for n in o.result.certification.notes],
+             "findings": [asdict(f) for f in o.result.findings],
              "reference": o.result.reference_note,
              "detectors": [d.qc1() | {"detector": d.detector} for d in o.result.detectors],
              "plots": {k: str(v) for k, v in o.plots.items()}}

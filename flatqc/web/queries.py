@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
-import re
-from collections.abc import Callable
-from types import SimpleNamespace
+from collections.abc import Sequence
+from dataclasses import asdict
 from typing import Any
 
 from rq import Queue
@@ -15,18 +13,26 @@ from sqlalchemy import Table, func, select, text
 from sqlalchemy.engine import Connection, Engine
 
 from flatqc import ledger
-from flatqc.db import ALERT, QC1_TABLES, WARNING, alerts, files, job_events, sets, severity_is
+from flatqc.db import (
+    ALERT,
+    QC1_TABLES,
+    WARNING,
+    alerts,
+    files,
+    findings_from_json,
+    job_events,
+    read_findings,
+    sets,
+    severity_is,
+)
 from flatqc.files import shown
 from flatqc.status import problem_files
 from flatqc.web.svg import mjd_date
-from qc.certify import trend_warnings
-from qc.config import QCConfig
-from qc.profiles import CRIRES, profile_named
-from qc.records import QC1_NAMES
+from qc.certify import sentence
+from qc.profiles import profile_named
+from qc.records import QC1_NAMES, Finding, FindingKind
 
 PATH_KEYS = ("path", "master_file", "bpm_file")
-ConfigFor = Callable[[str], QCConfig]
-"""The QC limits of an instrument profile (``Settings.qc_config``)."""
 
 
 def rows_as_dicts(rows: Any) -> list[dict[str, Any]]:
@@ -45,18 +51,6 @@ def _paths_shown(row: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def decode_reasons(text: str | None) -> list[str]:
-    if not text:
-        return []
-    try:
-        value = json.loads(text)
-    except ValueError:
-        return [text]
-    return value if isinstance(value, list) else [str(value)]
-
-
-REASON = re.compile(r"detector (\d+): (\w+) =")
-"""The detector and QC1 parameter a certification reason or trend warning is about."""
 PICTURE_OF = {"median_snr": "flat4", "max_flux": "flat5", "num_overexp": "flat5", "level_overexp": "flat5",
               "badpix": "flat3", "bpm_count": "flat3"}
 """The picture that explains a reason about a QC1 parameter (trend parameters: the trend page instead)."""
@@ -64,20 +58,21 @@ ATTENTION = ("failed", "rejected", "warning", "not_assessable", "pending", "inco
 """Order of the sets of a night: what needs a look first."""
 
 
-def about(reasons: list[str]) -> list[dict[str, Any]]:
-    """Each reason with the detector and parameter it is about and the picture that explains it."""
-    parsed = []
-    for reason in reasons:
-        match = REASON.match(reason)
-        detector, parameter = (int(match[1]), match[2]) if match else (None, None)
-        parsed.append({"text": reason, "detector": detector, "parameter": parameter,
-                       "picture": PICTURE_OF.get(parameter or "")})
-    return parsed
+def about(found: Sequence[Finding]) -> list[dict[str, Any]]:
+    """Each stored finding as data, with its sentence and the picture that explains it."""
+    return [asdict(f) | {"text": sentence(f), "picture": PICTURE_OF.get(f.parameter)} for f in found]
 
 
-def flagged(reasons: list[dict[str, Any]]) -> list[str]:
-    """``"<parameter>/<detector>"`` of each QC1 cell a reason is about (highlighted on the pages)."""
-    return [f"{r['parameter']}/{r['detector']}" for r in reasons if r["parameter"]]
+def flagged(found: list[dict[str, Any]]) -> list[str]:
+    """``"<parameter>/<detector>"`` of each QC1 cell a finding is about (highlighted on the pages)."""
+    return [f"{f['parameter']}/{f['detector']}" for f in found if f["detector"] is not None]
+
+
+def with_findings(alert: dict[str, Any]) -> dict[str, Any]:
+    """An ``alerts`` row with its stored reasons as data (``findings``) and as sentences (``reasons``)."""
+    found = findings_from_json(alert["reasons"])
+    alert["findings"], alert["reasons"] = about(found), [sentence(f) for f in found]
+    return alert
 
 
 def observed(mjd: float | None) -> str | None:
@@ -89,14 +84,18 @@ def instrument_title(profile: str | None) -> str | None:
     return profile_named(profile).title if profile else None
 
 
-def _with_qc_summary(entry: dict[str, Any], rows: list[dict[str, Any]], config_for: ConfigFor) -> dict[str, Any]:
-    """A set row with its QC1 rows, reasons (value and limit), trend warnings, observation time and instrument."""
+def _with_qc_summary(entry: dict[str, Any], rows: list[dict[str, Any]],
+                     found: dict[tuple[str, str | None], list[Finding]]) -> dict[str, Any]:
+    """A set row with its QC1 rows, the findings stored with them (reasons and notes, trend warnings: value and
+    limit), observation time and instrument."""
     entry["qc1"] = rows
-    reasons = decode_reasons(rows[0]["reasons"]) if rows else ([entry["reason"]] if entry["reason"] else [])
-    warnings = list(trend_warnings(config_for(entry["profile"] or CRIRES.name), entry["setting_key"] or "",
-                                   [SimpleNamespace(**r) for r in rows])) if rows else []
-    entry["reasons"], entry["warnings"] = reasons, warnings
-    entry["about"], entry["warnings_about"] = about(reasons), about(warnings)
+    stored = found.get((entry["set_id"], rows[0]["version"]), []) if rows else []
+    entry["about"] = about([f for f in stored if f.kind != FindingKind.TREND_LIMIT])
+    entry["warnings_about"] = about([f for f in stored if f.kind == FindingKind.TREND_LIMIT])
+    if not rows and entry["reason"]:  # no verdict: why (rejected, failed, incomplete ...)
+        entry["about"] = [{"text": entry["reason"], "detector": None, "parameter": None, "picture": None}]
+    entry["reasons"] = [r["text"] for r in entry["about"]]
+    entry["warnings"] = [w["text"] for w in entry["warnings_about"]]
     entry["flagged"], entry["warned"] = flagged(entry["about"]), flagged(entry["warnings_about"])
     entry["observed"] = observed(rows[0]["mjd_obs"]) if rows else None
     entry["instrument"] = instrument_title(entry["profile"])
@@ -123,7 +122,7 @@ def neighbour_nights(conn: Connection, night: str) -> tuple[str | None, str | No
     return max((n for n in earlier if n), default=None), min((n for n in later if n), default=None)
 
 
-def night_detail(engine: Engine, night: str, config_for: ConfigFor) -> dict[str, Any] | None:
+def night_detail(engine: Engine, night: str) -> dict[str, Any] | None:
     """Sets of a night (newest version per set_id; failed first, see ATTENTION) with QC1 rows, reasons and trend
     warnings, plus unused files, open alerts and the neighbouring nights; None when the ledger knows nothing of
     that night."""
@@ -141,20 +140,21 @@ def night_detail(engine: Engine, night: str, config_for: ConfigFor) -> dict[str,
         open_alerts = rows_as_dicts(conn.execute(select(alerts).where(alerts.c.night == night,
                                                                       alerts.c.state == "open")))
         previous_night, next_night = neighbour_nights(conn, night)
+        found = read_findings(conn, list(latest))
     for entry in latest.values():
-        _with_qc_summary(entry, qc1.get(entry["set_id"], []), config_for)
+        _with_qc_summary(entry, qc1.get(entry["set_id"], []), found)
     problems = rows_as_dicts(problem_files(engine, night))
     if not latest and not qc1 and not problems and not open_alerts:
         return None
     ordered = sorted(latest.values(), key=lambda e: (ATTENTION.index(e["attention"]), e["observed"] or ""))
     for alert in open_alerts:
-        alert["reasons"] = decode_reasons(alert["reasons"])
+        with_findings(alert)
     instruments = sorted({e["instrument"] for e in ordered if e["instrument"]})
     return {"night": night, "sets": ordered, "files": problems, "open_alerts": open_alerts,
             "previous_night": previous_night, "next_night": next_night, "instruments": instruments}
 
 
-def set_detail(engine: Engine, set_id: str, config_for: ConfigFor) -> dict[str, Any] | None:
+def set_detail(engine: Engine, set_id: str) -> dict[str, Any] | None:
     """The newest version of a set with its QC1 rows, reasons and warnings (each with the cell and picture it is
     about), provenance, versions, job history, alerts, and the previous and next set of its setting."""
     with engine.connect() as conn:
@@ -173,10 +173,11 @@ def set_detail(engine: Engine, set_id: str, config_for: ConfigFor) -> dict[str, 
                                                 .order_by(alerts.c.id.desc())))
         table_name = profile_named(current["profile"]).table if current["profile"] else None
         neighbours = _neighbour_sets(conn, QC1_TABLES[table_name], qc1[0]) if qc1 and table_name else (None, None)
+        found = read_findings(conn, [set_id])
     for alert in set_alerts:
-        alert["reasons"] = decode_reasons(alert["reasons"])
+        with_findings(alert)
     set_alerts.sort(key=lambda a: a["severity"] == WARNING)  # alerts before the warnings below them, newest first
-    _with_qc_summary(current, qc1, config_for)
+    _with_qc_summary(current, qc1, found)
     return {"set": current, "versions": versions, "qc1": qc1, "history": history, "alerts": set_alerts,
             "reasons": current["reasons"], "warnings": current["warnings"], "qc1_names": qc1_names(current["profile"]),
             "table": table_name, "previous_set": neighbours[0], "next_set": neighbours[1]}
@@ -211,9 +212,7 @@ def alert_list(engine: Engine, state: str | None = None, severity: str | None = 
     """Alerts and warnings, newest first, optionally of one state and one severity."""
     with engine.connect() as conn:
         rows = rows_as_dicts(ledger.alerts_newest_first(conn, state, severity))
-    for row in rows:
-        row["reasons"] = decode_reasons(row["reasons"])
-    return rows
+    return [with_findings(row) for row in rows]
 
 
 JOB_LIST_LIMIT = 50

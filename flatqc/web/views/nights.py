@@ -40,7 +40,7 @@ def nights_page() -> Any:
 def night_page(night: str) -> Any:
     """The sets of one night, failed first, with its rejected and ignored files and open alerts."""
     web = backends()
-    detail = queries.night_detail(web.engine, night, web.settings.qc_config)
+    detail = queries.night_detail(web.engine, night)
     if detail is None:
         abort(404, f"no night {night}")
     if wants_json():

@@ -19,7 +19,7 @@ blueprint = Blueprint("sets", __name__)
 def set_or_404(set_id: str) -> dict[str, Any]:
     """The newest version of a set with everything its page shows (``queries.set_detail``); 404 if unknown."""
     web = backends()
-    detail = queries.set_detail(web.engine, set_id, web.settings.qc_config)
+    detail = queries.set_detail(web.engine, set_id)
     if detail is None:
         abort(404, f"no set {set_id}")
     return detail
