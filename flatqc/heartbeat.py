@@ -17,8 +17,6 @@ from redis import Redis
 
 HEARTBEAT_TTL_S = 86400
 """A heartbeat not refreshed for this long is dropped from Redis [s]."""
-WORKER_ALIVE_S = 60
-"""A worker seen within this long is alive (rq's worker registration lives as long, see :mod:`worker.run`) [s]."""
 
 WATCHER_KEY = "flatqc:{queue}:heartbeat:watcher"
 """Hash: ``round`` (last completed round), ``rescan`` (last full round: rescan and repair pass)."""
@@ -67,10 +65,6 @@ class Heartbeats:
 
         return {"watcher": since(self.watcher),
                 "workers": {name: since(beats) for name, beats in sorted(self.workers.items())}}
-
-    @property
-    def workers_alive(self) -> int:
-        return sum(1 for beats in self.workers.values() if self.now - beats.get("seen", 0) <= WORKER_ALIVE_S)
 
 
 def read_heartbeats(redis: Redis, queue: str) -> Heartbeats:

@@ -11,7 +11,7 @@ from rq import Queue, Worker
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
-from flatqc.heartbeat import WORKER_ALIVE_S, beat_worker
+from flatqc.heartbeat import beat_worker
 from flatqc.queue import job_queue, pictures_queue
 from flatqc.readiness import wait_for_database, wait_for_redis
 from flatqc.settings import Settings
@@ -53,7 +53,7 @@ class FlatqcWorker(Worker):
         super().handle_exception(job, *exc_info)
 
 
-WORKER_TTL_S = WORKER_ALIVE_S
+WORKER_TTL_S = 60
 """A worker's registration in Redis lives this long without a heartbeat (rq's default, 420 s, kept workers that
 died, e.g. across a Redis restart with AOF, counted as alive for minutes) [s]."""
 
