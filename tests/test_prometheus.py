@@ -127,7 +127,7 @@ def test_prometheus_scrapes_a_running_flatqc_web(synth_night: Path, tmp_path: Pa
     env = os.environ | settings_env(settings) | {"FLATQC_WEB_PORT": str(web_port), "FLATQC_REDIS_URL": redis_url}
     config = tmp_path / "prometheus.yml"
     config.write_text(json.dumps({  # JSON is YAML
-        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+        "global": {"scrape_interval": "2s", "scrape_timeout": "2s", "evaluation_interval": "1s"},
         "rule_files": [str(RULES)],
         "scrape_configs": [{"job_name": "flatqc", "static_configs": [{"targets": [f"127.0.0.1:{web_port}"]}]}],
     }))
@@ -155,5 +155,10 @@ def test_prometheus_scrapes_a_running_flatqc_web(synth_night: Path, tmp_path: Pa
         wait_for(evaluated, 30, "the rules evaluated")
         (group,) = query(prom_port, "/api/v1/rules")["groups"]
         assert len(group["rules"]) == 11 and all(r["health"] == "ok" for r in group["rules"]), group["rules"]
-        active = {a["labels"]["alertname"] for a in query(prom_port, "/api/v1/alerts")["alerts"]}
-        assert active == {"FlatqcNoLiveWorker"}  # the burst worker has left; everything else is well
+
+        def active() -> set[str]:
+            return {a["labels"]["alertname"] for a in query(prom_port, "/api/v1/alerts")["alerts"]}
+
+        # the burst worker has left; all else is well (a scrape slower than its timeout on a busy machine makes
+        # FlatqcDown pending until the next scrape succeeds)
+        wait_for(lambda: active() == {"FlatqcNoLiveWorker"}, 60, "FlatqcNoLiveWorker alone")
