@@ -89,6 +89,8 @@ class Settings(BaseSettings):
     """A set failed by a transient cause (database, disk full) is queued again this long after it failed [s]."""
     overdue_retry_s: float = 30.0
     """A scheduled retry this late (the workers' scheduler died, e.g. with Redis) is queued by the watcher [s]."""
+    watcher_stale_s: float = 300.0
+    """``/healthz`` is unhealthy when the watcher's heartbeat (its last completed round) is older than this [s]."""
     web_host: str = "127.0.0.1"
     web_port: int = 8080
     web_token: str | None = None

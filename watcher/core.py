@@ -21,6 +21,7 @@ from sqlalchemy.engine import Engine
 from flatqc import ledger
 from flatqc.faults import checkpoint, describe
 from flatqc.files import disk_stat, is_candidate_name, path_text, walk_files
+from flatqc.heartbeat import beat_watcher
 from flatqc.queue import job_queue
 from flatqc.readiness import RateLimitedLog
 from flatqc.settings import Settings
@@ -39,6 +40,8 @@ RETRY_MAX_S = 30.0
 """Longest wait before a file that hit a transient fault is tried again [s]."""
 ERROR_LOG_S = 300.0
 """The same error of the same phase is logged at most this often [s]."""
+BEAT_EVERY_S = 5.0
+"""Between full rounds, the heartbeat (:mod:`flatqc.heartbeat`) is written at most this often [s]."""
 
 
 class Watcher:
@@ -53,6 +56,8 @@ class Watcher:
         self.frames = FrameCache(settings.window_starty_defaults())
         self.dirty_nights: set[str] = set()
         self.errors = RateLimitedLog(log, ERROR_LOG_S)
+        self.clock = clock
+        self.last_beat: float | None = None
 
     # -- where to look -------------------------------------------------------------------------------------------
     def roots(self) -> list[Path]:
@@ -145,6 +150,8 @@ class Watcher:
         self._phase("intake", self.intake)
         checkpoint("between-intake-and-regroup")
         self._phase("regroup", self.regroup_nights)
+        if self.last_beat is None or self.clock() - self.last_beat >= BEAT_EVERY_S:
+            self.beat()
 
     def full_round(self) -> None:
         """A rescan, a repair pass and a short round, each run even when another failed."""
@@ -153,6 +160,12 @@ class Watcher:
             log.info("rescan: %d new or changed files", found)
         self.repair()
         self.tick()
+        self.beat(rescan=True)
+
+    def beat(self, rescan: bool = False) -> None:
+        """Publish the heartbeat: a round (``rescan``: a full round) was completed now."""
+        self.last_beat = self.clock()
+        self._phase("heartbeat", lambda: beat_watcher(self.redis, self.settings.queue_name, rescan))
 
     def record_paths(self, paths: Iterable[Path]) -> int:
         """Take ``paths`` now (no settling) and regroup their nights: the entry ``flatqc backfill`` uses."""

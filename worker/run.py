@@ -6,10 +6,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from rq import Worker
+from redis.exceptions import RedisError
+from rq import Queue, Worker
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
+from flatqc.heartbeat import beat_worker
 from flatqc.queue import job_queue, pictures_queue
 from flatqc.readiness import wait_for_database, wait_for_redis
 from flatqc.settings import Settings
@@ -17,11 +19,31 @@ from worker import jobs
 
 
 class FlatqcWorker(Worker):
-    """rq's worker, with one log line instead of a traceback for an expected retry (:class:`jobs.MemberChanged`).
+    """rq's worker, with one log line instead of a traceback for an expected retry (:class:`jobs.MemberChanged`),
+    and the service's heartbeat (:mod:`flatqc.heartbeat`: alive, job started, job finished) under the name of its
+    first queue, the QC queue.
 
     rq 3.0 logs the traceback in ``handle_exception`` *before* it calls the ``exception_handlers`` (which can only
     stop later handlers), so a handler cannot keep it out of the log; this override can. Retry and failure
     handling (``handle_job_failure``) are unchanged, and the job's result keeps the whole traceback."""
+
+    def heartbeat(self, *args: Any, **kwargs: Any) -> None:
+        super().heartbeat(*args, **kwargs)
+        self.beat()
+
+    def execute_job(self, job: Job, queue: Queue) -> None:
+        self.beat("job_started")
+        try:
+            super().execute_job(job, queue)
+        finally:
+            self.beat("job_finished")
+
+    def beat(self, *events: str) -> None:
+        """Publish this worker's heartbeat; a Redis error is logged, never raised into rq's loop."""
+        try:
+            beat_worker(self.connection, self.queues[0].name, self.name, *events)
+        except RedisError as exc:
+            self.log.warning("Worker %s: heartbeat not written (%s)", self.name, exc)
 
     def handle_exception(self, job: Job, *exc_info: Any) -> None:
         if isinstance(exc_info[1], jobs.MemberChanged):

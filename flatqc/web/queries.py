@@ -258,12 +258,17 @@ def counts(rows: Any) -> dict[str, int]:
 
 
 def metrics_figures(engine: Engine) -> dict[str, Any]:
-    """Counters and durations for ``/metrics``, read from the ledger."""
+    """Counters, durations and newest arrivals for ``/metrics``, read from the ledger."""
     with engine.connect() as conn:
-        file_states = counts(conn.execute(select(files.c.state, func.count()).group_by(files.c.state)))
-        set_states = counts(conn.execute(select(sets.c.state, func.count()).group_by(sets.c.state)))
+        file_rows = conn.execute(select(files.c.state, func.count(), func.max(files.c.first_seen))
+                                 .group_by(files.c.state)).all()
+        set_rows = conn.execute(select(sets.c.state, func.count(), func.max(sets.c.created_at))
+                                .group_by(sets.c.state)).all()
         verdicts = counts(conn.execute(select(sets.c.verdict, func.count()).where(sets.c.verdict.is_not(None))
                                        .group_by(sets.c.verdict)))
+        pictures = counts(conn.execute(select(sets.c.pictures, func.count()).where(
+            sets.c.pictures.is_not(None), sets.c.state != "superseded").group_by(sets.c.pictures)))
+        job_event_counts = counts(conn.execute(select(job_events.c.event, func.count()).group_by(job_events.c.event)))
         timing = conn.execute(select(sets.c.started_at, sets.c.finished_at, sets.c.first_arrival).where(
             sets.c.state == "done", sets.c.finished_at.is_not(None))).all()
         open_alerts = conn.execute(select(func.count()).where(alerts.c.state == "open", severity_is(ALERT))).scalar()
@@ -271,9 +276,13 @@ def metrics_figures(engine: Engine) -> dict[str, Any]:
                                                                 severity_is(WARNING))).scalar()
     durations = [(f - s).total_seconds() for s, f, _ in timing if s and f]
     latencies = [(f - a).total_seconds() for _, f, a in timing if a and f]
-    return {"file_states": file_states, "set_states": set_states, "verdicts": verdicts, "durations": durations,
+    file_states = {state: count for state, count, _ in file_rows}
+    return {"file_states": file_states, "set_states": {state: count for state, count, _ in set_rows},
+            "verdicts": verdicts, "pictures": pictures, "job_events": job_event_counts, "durations": durations,
             "latencies": latencies, "open_alerts": open_alerts, "open_warnings": open_warnings,
-            "files_seen": sum(file_states.values())}
+            "files_seen": sum(file_states.values()),
+            "newest_file": max((t for state, _, t in file_rows if state not in ("ignored", "rejected")), default=None),
+            "newest_set": max((t for _, _, t in set_rows), default=None)}
 
 
 def ping_database(engine: Engine) -> None:

@@ -1,4 +1,5 @@
-"""Prometheus metrics (``/metrics``) and the health check (``/healthz``: database, QC output folder, Redis)."""
+"""Prometheus metrics (``/metrics``) and the health check (``/healthz``: database, QC output folder, Redis, the
+watcher's heartbeat; the ages of every heartbeat)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from flask import Blueprint, jsonify
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.exceptions import RedisError
 
+from flatqc.heartbeat import Heartbeats, read_heartbeats
 from flatqc.readiness import one_line
 from flatqc.web import queries
 from flatqc.web.views import backends
@@ -23,7 +25,8 @@ def metrics() -> Any:
 
 @blueprint.get("/healthz")
 def healthz() -> Any:
-    """Each dependency "ok", "not configured" or the error; 503 when any is in error."""
+    """Each dependency "ok", "not configured" or the error, and the watcher "ok" unless its heartbeat is older than
+    ``FLATQC_WATCHER_STALE_S`` (or missing); 503 when any is in error. ``heartbeat_age_s``: seconds since each."""
     web = backends()
     checks: dict[str, str] = {}
     try:
@@ -33,13 +36,29 @@ def healthz() -> Any:
         checks["database"] = f"error: database unreachable: {one_line(exc)}"
     output = web.settings.qc_output
     checks["qc_output"] = "ok" if output.is_dir() else f"error: QC output folder {output} does not exist"
+    beats: Heartbeats | None = None
     if web.redis is None:
-        checks["redis"] = "not configured"
+        checks["redis"] = checks["watcher"] = "not configured"
     else:
         try:
-            web.redis.ping()
+            beats = read_heartbeats(web.redis, web.settings.queue_name)
             checks["redis"] = "ok"
+            checks["watcher"] = watcher_check(beats, web.settings.watcher_stale_s)
         except RedisError as exc:
             checks["redis"] = f"error: Redis unreachable: {one_line(exc)}"
+            checks["watcher"] = "error: heartbeat unknown (Redis unreachable)"
     healthy = all(v in ("ok", "not configured") for v in checks.values())
-    return jsonify(checks | {"healthy": healthy}), 200 if healthy else 503
+    answer: dict[str, Any] = checks | {"healthy": healthy}
+    if beats is not None:
+        answer["heartbeat_age_s"] = beats.ages()
+    return jsonify(answer), 200 if healthy else 503
+
+
+def watcher_check(beats: Heartbeats, stale_s: float) -> str:
+    """"ok" if the watcher completed a round within ``stale_s``, else the error."""
+    last = beats.watcher.get("round")
+    if last is None:
+        return "error: no heartbeat from the watcher (not started, or gone for a day)"
+    if beats.now - last > stale_s:
+        return f"error: no watcher round for {beats.now - last:.0f} s (limit {stale_s:.0f} s)"
+    return "ok"
