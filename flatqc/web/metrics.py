@@ -58,6 +58,11 @@ class LedgerCollector(Collector):
         yield GaugeMetricFamily("flatqc_queue_depth", "Jobs waiting in the queue", value=queue.depth)
         yield GaugeMetricFamily("flatqc_jobs_failed", "Jobs in rq's failed registry", value=queue.failed)
         yield GaugeMetricFamily("flatqc_workers", "Workers alive", value=queue.workers)
+        restarts = CounterMetricFamily("flatqc_process_restarts", "Processes flatqc up started again, by role",
+                                       labels=["role"])
+        for role, count in queue.restarts.items():
+            restarts.add_metric([role], count)
+        yield restarts
 
 
 def registry_for(settings: Settings, engine: Engine, redis: Redis | None) -> CollectorRegistry:

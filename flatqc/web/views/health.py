@@ -1,4 +1,5 @@
-"""Prometheus metrics (``/metrics``) and the health check (``/healthz``: database, QC output folder, Redis)."""
+"""Prometheus metrics (``/metrics``) and the health check (``/healthz``: database, QC output folder, Redis; and how
+often ``flatqc up`` restarted a process)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.exceptions import RedisError
 
 from flatqc.readiness import one_line
+from flatqc.supervision import restart_counts
 from flatqc.web import queries
 from flatqc.web.views import backends
 
@@ -23,7 +25,8 @@ def metrics() -> Any:
 
 @blueprint.get("/healthz")
 def healthz() -> Any:
-    """Each dependency "ok", "not configured" or the error; 503 when any is in error."""
+    """Each dependency "ok", "not configured" or the error, and the process restarts per role (Redis answering);
+    503 when any dependency is in error."""
     web = backends()
     checks: dict[str, str] = {}
     try:
@@ -33,13 +36,15 @@ def healthz() -> Any:
         checks["database"] = f"error: database unreachable: {one_line(exc)}"
     output = web.settings.qc_output
     checks["qc_output"] = "ok" if output.is_dir() else f"error: QC output folder {output} does not exist"
+    restarts: dict[str, int] = {}
     if web.redis is None:
         checks["redis"] = "not configured"
     else:
         try:
             web.redis.ping()
             checks["redis"] = "ok"
+            restarts = restart_counts(web.redis, web.settings)[0]
         except RedisError as exc:
             checks["redis"] = f"error: Redis unreachable: {one_line(exc)}"
     healthy = all(v in ("ok", "not configured") for v in checks.values())
-    return jsonify(checks | {"healthy": healthy}), 200 if healthy else 503
+    return jsonify(checks | {"process_restarts": restarts, "healthy": healthy}), 200 if healthy else 503
