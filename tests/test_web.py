@@ -91,7 +91,8 @@ def test_api_endpoints(site: dict) -> None:
     assert client.get("/api/alerts?kind=loud").status_code == 400
     queue = client.get("/api/queue").get_json()
     assert queue["reachable"] and queue["depth"] == 0 and queue["failed_jobs"] == []
-    assert client.get("/healthz").get_json() == {"database": "ok", "qc_output": "ok", "redis": "ok", "healthy": True}
+    assert client.get("/healthz").get_json() == {"database": "ok", "qc_output": "ok", "redis": "ok",
+                                                 "process_restarts": {"worker": 0}, "healthy": True}
 
 
 def test_metrics_change_as_sets_are_processed(site: dict) -> None:
