@@ -28,7 +28,7 @@ from flatqc.db import WARNING, alerts, connect, crires_flat, findings_from_json,
 from flatqc.delivery import deliver_file, delivery_plan
 from flatqc.report import make_console
 from flatqc.settings import DEMO_CONFIG, Settings
-from flatqc.up import Service
+from flatqc.up import Service, flatqc_command
 from qc.certify import sentence
 from qc.synth import write_night
 
@@ -105,7 +105,7 @@ def main(root: Path, seed: int, timeout: float, exit_after: bool) -> None:
         report()
         env = dict(os.environ) | {"FLATQC_CONFIG": str(config)}
         for verb in ("status", "alerts"):
-            subprocess.run([sys.executable, "-m", "flatqc", verb], env=env, check=False)
+            subprocess.run(flatqc_command(verb), env=env, check=False)
         console.print(f"QC1 rows: {root / 'flatqc.db'} (table crires_flat); pictures and trend reports under "
                       f"{tree / 'qc'}")
         console.print(look_again(config, settings.web_port), markup=False, highlight=False)

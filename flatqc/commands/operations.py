@@ -30,6 +30,7 @@ from flatqc.readiness import StoppedWaiting, database_unreachable, one_line, wai
 from flatqc.report import make_console
 from flatqc.settings import DEMO_CONFIG, Settings
 from flatqc.status import SET_COLUMNS, nights, problem_files, queue_status
+from flatqc.supervision import GaveUp, RunFolderTaken
 from flatqc.up import Service, ensure_sqlite_folder
 from qc.certify import sentence
 from watcher.core import BATCH, Watcher
@@ -79,11 +80,17 @@ def up(workers: int | None) -> None:
     """Run everything here: Redis (own one unless FLATQC_REDIS_URL), the watcher, N workers. Ctrl-C stops."""
     console = make_console()  # made when the command runs: it writes to the stream of that moment
     service = Service(Settings(), workers, web=True)
-    service.start()
-    console.print(f"flatqc up: watching {service.settings.dfs_product} and {service.settings.dfs_raw}, "
-                  f"{service.n_workers} workers, dashboard http://{service.settings.web_host}:"
-                  f"{service.settings.web_port}/; Ctrl-C to stop")
-    service.wait()
+    service.catch_stop_signals()
+    try:
+        service.start()
+        console.print(f"flatqc up: watching {service.settings.dfs_product} and {service.settings.dfs_raw}, "
+                      f"{service.n_workers} workers, dashboard http://{service.settings.web_host}:"
+                      f"{service.settings.web_port}/; Ctrl-C to stop")
+        service.wait()
+    except StoppedWaiting:
+        service.stop()
+    except (RunFolderTaken, GaveUp) as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @click.command()
@@ -189,6 +196,9 @@ def status(night: str | None, n_nights: int, as_json: bool, list_files: bool) ->
         console.print(f"queue: {queue.depth} waiting, {queue.running} running, {queue.scheduled} scheduled retries, "
                       f"{queue.failed} failed; workers alive {queue.workers} (busy {queue.workers_busy}); "
                       f"oldest waiting job {oldest}")
+        if any(queue.restarts.values()):
+            counts = ", ".join(f"{role} {n}" for role, n in queue.restarts.items())
+            console.print(f"[yellow]restarts by flatqc up: {counts}; last {queue.last_restart}[/]", highlight=False)
     else:
         console.print(f"[yellow]queue: {queue.error}[/]")
     for row in open_sets:

@@ -108,6 +108,11 @@ class LedgerCollector(Collector):
         yield GaugeMetricFamily("flatqc_jobs_scheduled", "Jobs waiting for a retry", value=queue.scheduled)
         yield GaugeMetricFamily("flatqc_jobs_failed", "Jobs in rq's failed registry", value=queue.failed)
         yield GaugeMetricFamily("flatqc_workers", "Workers alive", value=queue.workers)
+        restarts = CounterMetricFamily("flatqc_process_restarts", "Processes flatqc up started again, by role",
+                                       labels=["role"])
+        for role, count in queue.restarts.items():
+            restarts.add_metric([role], count)
+        yield restarts
         if queue.reachable and self.redis is not None:
             try:
                 beats = read_heartbeats(self.redis, self.settings.queue_name)

@@ -1,5 +1,5 @@
 """Prometheus metrics (``/metrics``) and the health check (``/healthz``: database, QC output folder, Redis, the
-watcher's heartbeat; the ages of every heartbeat)."""
+watcher's heartbeat; the ages of every heartbeat, and how often ``flatqc up`` restarted a process)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from redis.exceptions import RedisError
 
 from flatqc.heartbeat import Heartbeats, read_heartbeats
 from flatqc.readiness import one_line
+from flatqc.supervision import restart_counts
 from flatqc.web import queries
 from flatqc.web.views import backends
 
@@ -26,7 +27,8 @@ def metrics() -> Any:
 @blueprint.get("/healthz")
 def healthz() -> Any:
     """Each dependency "ok", "not configured" or the error, and the watcher "ok" unless its heartbeat is older than
-    ``FLATQC_WATCHER_STALE_S`` (or missing); 503 when any is in error. ``heartbeat_age_s``: seconds since each."""
+    ``FLATQC_WATCHER_STALE_S`` (or missing); 503 when any is in error. ``heartbeat_age_s``: seconds since each;
+    ``process_restarts``: per role (Redis answering)."""
     web = backends()
     checks: dict[str, str] = {}
     try:
@@ -37,6 +39,7 @@ def healthz() -> Any:
     output = web.settings.qc_output
     checks["qc_output"] = "ok" if output.is_dir() else f"error: QC output folder {output} does not exist"
     beats: Heartbeats | None = None
+    restarts: dict[str, int] = {}
     if web.redis is None:
         checks["redis"] = checks["watcher"] = "not configured"
     else:
@@ -44,11 +47,12 @@ def healthz() -> Any:
             beats = read_heartbeats(web.redis, web.settings.queue_name)
             checks["redis"] = "ok"
             checks["watcher"] = watcher_check(beats, web.settings.watcher_stale_s)
+            restarts = restart_counts(web.redis, web.settings)[0]
         except RedisError as exc:
             checks["redis"] = f"error: Redis unreachable: {one_line(exc)}"
             checks["watcher"] = "error: heartbeat unknown (Redis unreachable)"
     healthy = all(v in ("ok", "not configured") for v in checks.values())
-    answer: dict[str, Any] = checks | {"healthy": healthy}
+    answer: dict[str, Any] = checks | {"process_restarts": restarts, "healthy": healthy}
     if beats is not None:
         answer["heartbeat_age_s"] = beats.ages()
     return jsonify(answer), 200 if healthy else 503
