@@ -3,11 +3,16 @@
 astropy defaults (``fits.getdata`` re-opens the file for every extension), float64 everywhere, every statistic
 on fresh copies, and pyplot figures that draw every pixel at full resolution, with the same panels as the
 production plots (master, ratio to reference, central regions, BPM and its change, S/N, cuts and histograms)
-and a cover with the QC1 table. ``bench_set.py`` times it against the production path in the same run.
+and a cover with the QC1 table. ``bench_set.py`` times it against the production path in the same run;
+``bench_process_night.py`` runs it on every set of a night (``python -m bench.naive PLAN.json``) against
+``flatqc process``. Without a reference the reference panels show NaN images; a windowed read-out compares with the
+reference rows of its window.
 """
 
 from __future__ import annotations
 
+import json
+import sys
 from pathlib import Path
 
 import matplotlib
@@ -18,14 +23,17 @@ import numpy as np  # noqa: E402
 from astropy.io import fits  # noqa: E402
 
 
-def naive_detector(raws: list[Path], master: Path, bpm: Path, ref_master: Path, ref_bpm: Path,
-                   ext: str) -> tuple[dict, dict]:
-    """QC1-like values and the full-resolution images of one detector."""
+def naive_detector(raws: list[Path], master: Path, bpm: Path, ref_master: Path | None, ref_bpm: Path | None,
+                   ext: str, rows: slice | None = None) -> tuple[dict, dict]:
+    """QC1-like values and the full-resolution images of one detector (``rows``: the reference rows of a window)."""
     frames = [fits.getdata(p, ext).astype(np.float64) for p in raws]
     m = fits.getdata(master, ext).astype(np.float64)
     b = fits.getdata(bpm, ext).astype(np.float64)
-    rm = fits.getdata(ref_master, ext).astype(np.float64)
-    rb = fits.getdata(ref_bpm, ext).astype(np.float64)
+    if ref_master is not None and ref_bpm is not None:
+        rm = fits.getdata(ref_master, ext).astype(np.float64)[rows or slice(None)]
+        rb = fits.getdata(ref_bpm, ext).astype(np.float64)[rows or slice(None)]
+    else:
+        rm, rb = np.full_like(m, np.nan), np.zeros_like(b)
     stack = np.array(frames)
     with np.errstate(divide="ignore", invalid="ignore"):
         snr = stack.mean(axis=0) / stack.std(axis=0, ddof=1) if len(frames) >= 3 else np.full_like(m, np.nan)
@@ -63,13 +71,13 @@ def image_figure(path: Path, rows: list[list[np.ndarray]]) -> None:
     plt.close(fig)
 
 
-def naive_set(raws: list[Path], master: Path, bpm: Path, ref_master: Path, ref_bpm: Path, out: Path,
-              n_det: int) -> list[dict]:
+def naive_set(raws: list[Path], master: Path, bpm: Path, ref_master: Path | None, ref_bpm: Path | None, out: Path,
+              n_det: int, window: slice | None = None) -> list[dict]:
     """QC1-like statistics, flat1..flat5 at full resolution and a cover, the straightforward way."""
     out.mkdir(parents=True, exist_ok=True)
     rows, images = [], []
     for det in range(1, n_det + 1):
-        row, image = naive_detector(raws, master, bpm, ref_master, ref_bpm, f"CHIP{det}.INT1")
+        row, image = naive_detector(raws, master, bpm, ref_master, ref_bpm, f"CHIP{det}.INT1", window)
         rows.append(row)
         images.append(image)
     ny, nx = images[0]["master"].shape
@@ -93,3 +101,17 @@ def naive_set(raws: list[Path], master: Path, bpm: Path, ref_master: Path, ref_b
     fig.savefig(out / "cover.png", dpi=110)
     plt.close(fig)
     return rows
+
+
+def run_plan(plan: list[dict]) -> None:
+    """:func:`naive_set` of every set of a plan (``bench_process_night.py`` writes it): paths, ``window`` as
+    ``[start, stop]`` reference rows or null, ``out`` and ``n_det`` per set."""
+    for entry in plan:
+        window = slice(*entry["window"]) if entry["window"] else None
+        reference = [Path(p) if p else None for p in (entry["ref_master"], entry["ref_bpm"])]
+        naive_set([Path(p) for p in entry["raws"]], Path(entry["master"]), Path(entry["bpm"]), *reference,
+                  Path(entry["out"]), entry["n_det"], window)
+
+
+if __name__ == "__main__":
+    run_plan(json.loads(Path(sys.argv[1]).read_text()))

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from flatqc.files import safe_text, shown
-from flatqc.pipeline import SetOutcome
-from flatqc.process import ProcessReport
 from qc.certify import sentence
 from qc.records import QC1_NAMES
+
+if TYPE_CHECKING:  # every command makes its console here: not worth the QC's imports
+    from flatqc.pipeline import SetOutcome
+    from flatqc.process import ProcessReport
 
 PIPE_WIDTH = 160
 """Line width when output goes to a pipe or file (rich would otherwise wrap at 80 columns)."""

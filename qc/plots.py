@@ -264,17 +264,25 @@ def continuous(image_of: Callable[[DetectorView], np.ndarray], scale: ColourScal
     return render
 
 
-def image_pair(result: SetResult, crop: Callable[[np.ndarray], tuple[slice, slice]] | None, suffix: str) -> Picture:
-    """flat1 / flat2: master (robust scale) and master / reference (symmetric about 1)."""
-    mosaic = Mosaic(result, 2)
+def image_scales(result: SetResult) -> tuple[ColourScale, ColourScale | None]:
+    """The colour scales of flat1 and flat2 (whole detectors, so the central regions share them): master (robust
+    scale) and master / reference (symmetric about 1; None without reference)."""
     views = result.views
-    lo, hi = percentile_limits([v.master for v in views])
-    master = ColourScale("viridis", lo, hi, "normalised flux")
+    master = ColourScale("viridis", *percentile_limits([v.master for v in views]), "normalised flux")
+    if not all(v.ratio is not None for v in views):
+        return master, None
+    return master, ColourScale("RdBu_r", *percentile_limits([v.ratio for v in views], symmetric_about=1.0),
+                               "master / reference")
+
+
+def image_pair(result: SetResult, scales: tuple[ColourScale, ColourScale | None],
+               crop: Callable[[np.ndarray], tuple[slice, slice]] | None, suffix: str) -> Picture:
+    """flat1 / flat2: master and master / reference on the set's :func:`image_scales`."""
+    mosaic = Mosaic(result, 2)
+    master, ratio = scales
     mosaic.row("master", f"current master flat{suffix}", continuous(lambda v: v.master, master),
                [(f"rms_master {d.rms_master:.4f}", BLACK) for d in result.detectors], master, crop=crop)
-    if all(v.ratio is not None for v in views):
-        lo, hi = percentile_limits([v.ratio for v in views], symmetric_about=1.0)
-        ratio = ColourScale("RdBu_r", lo, hi, "master / reference")
+    if ratio is not None:
         mosaic.row("ratio", f"current flat / reference flat{suffix}",
                    continuous(lambda v: v.ratio if v.ratio is not None else v.master, ratio),
                    [(f"median {d.ref_ratio_median:.4f}, std {d.ref_ratio_std:.4f}", BLACK)
@@ -438,9 +446,10 @@ def flat5(result: SetResult, config: QCConfig) -> Picture:
 
 def draw_plots(result: SetResult, config: QCConfig) -> dict[str, Picture]:
     """``flat1`` .. ``flat5`` of an analysed set (with views), in memory."""
+    scales = image_scales(result)
     return {
-        "flat1": image_pair(result, None, ""),
-        "flat2": image_pair(result, central, " (central regions)"),
+        "flat1": image_pair(result, scales, None, ""),
+        "flat2": image_pair(result, scales, central, " (central regions)"),
         "flat3": flat3(result),
         "flat4": flat4(result, config),
         "flat5": flat5(result, config),

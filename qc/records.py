@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:  # annotations only: the ledger and the commands read these records without numpy
+    import numpy as np
 
 QC1_NAMES: tuple[str, ...] = (
     "mean_level", "mean_flux", "rms_master", "badpix", "median_snr", "max_flux", "num_overexp",

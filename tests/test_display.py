@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from qc.display import block_reduce, display_block
+from qc.analysis import local_median
+from qc.display import block_or, block_reduce, display_block
 from tests.conftest import ProcessedNight
 
 
@@ -52,3 +55,44 @@ def test_flat4_is_a_message_panel_when_fewer_than_three_flats(processed_night: P
     for name in ("flat1", "flat2", "flat3", "flat4", "flat5", "cover"):
         with Image.open(few[name]) as image:
             assert image.width >= 1000 and image.height >= 400, name
+
+
+def per_block(image: np.ndarray, block: int, reduce: Callable[[np.ndarray], float]) -> np.ndarray:
+    """``reduce`` of every block x block square, one at a time (the remainder forms smaller ones)."""
+    ny, nx = image.shape
+    return np.array([[reduce(image[y:y + block, x:x + block]) for x in range(0, nx, block)]
+                     for y in range(0, ny, block)])
+
+
+@pytest.mark.parametrize("block", [2, 3, 4, 5])
+def test_block_reductions_agree_with_one_block_at_a_time(block: int) -> None:
+    rng = np.random.default_rng(block)
+    image = (rng.normal(1.0, 0.1, (37, 53)) * 10.0 ** rng.integers(-3, 4, (37, 53))).astype(np.float32)
+    image[rng.random(image.shape) < 0.2] = np.nan
+    image[:block, :block] = np.nan  # one block without a finite pixel
+    image[rng.random(image.shape) < 0.02] = np.inf  # not finite: left out like NaN
+    finite = np.where(np.isfinite(image), image, np.nan)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # the all-NaN block
+        mean = per_block(finite.astype(np.float64), block, np.nanmean)
+        high = per_block(image, block, np.nanmax)
+    np.testing.assert_allclose(block_reduce(image, block), mean, rtol=1e-6)
+    np.testing.assert_array_equal(block_reduce(image, block, "max"), high)
+    codes = rng.integers(0, 1 << 5, image.shape).astype(np.int32)
+    expected_or = per_block(codes, block, lambda b: np.bitwise_or.reduce(b.ravel()))
+    np.testing.assert_array_equal(block_or(codes, block), expected_or)
+
+
+def test_local_median_agrees_with_nanmedian_cell_by_cell() -> None:
+    rng = np.random.default_rng(0)
+    image = rng.normal(300.0, 50.0, (150, 200)).astype(np.float32)
+    image[rng.random(image.shape) < 0.3] = np.nan
+    image[:, :40] = np.nan  # cells with too few pixels
+    counted = rng.random(image.shape) < 0.8
+    cell = 16
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        expected = per_block(np.where(counted, image, np.nan), cell, np.nanmedian)
+    enough = per_block(counted & np.isfinite(image), cell, np.sum) >= cell * cell // 4
+    np.testing.assert_array_equal(local_median(image, counted, cell),
+                                  np.where(enough, expected, np.nan).astype(np.float32))

@@ -1,4 +1,8 @@
-"""``flatqc up | watch | worker | status | backfill | alerts``: the running service and its operators' views."""
+"""``flatqc up | watch | worker | status | backfill | alerts``: the running service and its operators' views.
+
+Each verb imports what it uses when it runs, so that loading this module (``flatqc status --help``) costs no more than
+click.
+"""
 
 from __future__ import annotations
 
@@ -12,28 +16,14 @@ from collections import Counter
 from collections.abc import Callable
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any, ParamSpec
+from typing import TYPE_CHECKING, Any, ParamSpec
 
 import click
-from rich.progress import Progress
-from rich.table import Table
-from sqlalchemy import select
-from sqlalchemy.engine import Engine
-from sqlalchemy.exc import SQLAlchemyError
 
-from flatqc import ledger, lifecycle
-from flatqc.db import ALERT, connect, findings_from_json, sets
-from flatqc.files import shown, walk_files
-from flatqc.lifecycle import SetState
-from flatqc.queue import redis_connection, resolve_redis_url
-from flatqc.readiness import StoppedWaiting, database_unreachable, one_line, wait_for_database, wait_for_redis
-from flatqc.report import make_console
-from flatqc.settings import DEMO_CONFIG, Settings
-from flatqc.status import SET_COLUMNS, nights, problem_files, queue_status
-from flatqc.supervision import GaveUp, RunFolderTaken
-from flatqc.up import Service, ensure_sqlite_folder
-from qc.certify import sentence
-from watcher.core import BATCH, Watcher
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+    from flatqc.settings import Settings
 
 P = ParamSpec("P")
 
@@ -44,6 +34,10 @@ def says_when_database_unreachable(command: Callable[P, None]) -> Callable[P, No
 
     @functools.wraps(command)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> None:
+        from sqlalchemy.exc import SQLAlchemyError
+
+        from flatqc.readiness import database_unreachable, one_line
+
         try:
             command(*args, **kwargs)
         except SQLAlchemyError as exc:
@@ -58,6 +52,11 @@ def says_when_database_unreachable(command: Callable[P, None]) -> Callable[P, No
 def demo_hint(engine: Engine, verb: str) -> None:
     """First run: FLATQC_CONFIG unset, the default database holds no set, but ``make demo`` left its settings in
     DEMO_CONFIG: say (on stderr) how to look at the demo's data instead."""
+    from sqlalchemy import select
+
+    from flatqc.db import sets
+    from flatqc.settings import DEMO_CONFIG
+
     if os.environ.get("FLATQC_CONFIG") or not DEMO_CONFIG.is_file():
         return
     with engine.connect() as conn:
@@ -68,6 +67,8 @@ def demo_hint(engine: Engine, verb: str) -> None:
 
 
 def need_redis(settings: Settings) -> str:
+    from flatqc.queue import resolve_redis_url
+
     url = resolve_redis_url(settings)
     if not url:
         raise click.UsageError("no Redis: set FLATQC_REDIS_URL (or run `flatqc up` on this machine)")
@@ -78,6 +79,12 @@ def need_redis(settings: Settings) -> str:
 @click.option("--workers", type=int, default=None, help="Worker processes (default FLATQC_WORKERS, 2).")
 def up(workers: int | None) -> None:
     """Run everything here: Redis (own one unless FLATQC_REDIS_URL), the watcher, N workers. Ctrl-C stops."""
+    from flatqc.readiness import StoppedWaiting
+    from flatqc.report import make_console
+    from flatqc.settings import Settings
+    from flatqc.supervision import GaveUp, RunFolderTaken
+    from flatqc.up import Service
+
     console = make_console()  # made when the command runs: it writes to the stream of that moment
     service = Service(Settings(), workers, web=True)
     service.catch_stop_signals()
@@ -96,6 +103,9 @@ def up(workers: int | None) -> None:
 @click.command()
 def watch() -> None:
     """Run only the watcher (FLATQC_REDIS_URL required)."""
+    from flatqc.readiness import StoppedWaiting, wait_for_database, wait_for_redis
+    from flatqc.settings import Settings
+    from flatqc.up import ensure_sqlite_folder
     from watcher.run import run_watcher
 
     settings = Settings()
@@ -117,6 +127,10 @@ def web(host: str | None, port: int | None) -> None:
     """Serve the dashboard alone with waitress (reads the database, and Redis when reachable)."""
     from waitress import serve
 
+    from flatqc.queue import redis_connection, resolve_redis_url
+    from flatqc.readiness import wait_for_database
+    from flatqc.report import make_console
+    from flatqc.settings import Settings
     from flatqc.web import WEB_THREADS
     from flatqc.web.app import create_app
 
@@ -143,6 +157,8 @@ def web(host: str | None, port: int | None) -> None:
 @click.option("--burst", is_flag=True, help="Exit when the queue is empty.")
 def worker(name: str | None, burst: bool) -> None:
     """Run one rq worker on the service queue (FLATQC_REDIS_URL required)."""
+    from flatqc.settings import Settings
+    from flatqc.up import ensure_sqlite_folder
     from worker.run import run_worker
 
     settings = Settings()
@@ -160,6 +176,16 @@ def worker(name: str | None, burst: bool) -> None:
 def status(night: str | None, n_nights: int, as_json: bool, list_files: bool) -> None:
     """Per night: sets done/queued/running/failed/incomplete, rejected and ignored files counted by reason (each
     file with --files); queue and workers."""
+    from rich.table import Table
+    from sqlalchemy import select
+
+    from flatqc.db import connect, sets
+    from flatqc.files import shown
+    from flatqc.queue import redis_connection, resolve_redis_url
+    from flatqc.report import make_console
+    from flatqc.settings import Settings
+    from flatqc.status import SET_COLUMNS, nights, problem_files, queue_status
+
     console = make_console()
     settings = Settings()
     engine = connect(settings.db_url)
@@ -223,6 +249,18 @@ def night_folders(settings: Settings, night: str) -> list[Path]:
 @says_when_database_unreachable
 def backfill(date_from: date, date_to: date, force: bool) -> None:
     """(Re)process the nights FROM..TO through the queue: record their files, queue complete sets."""
+    from rich.progress import Progress
+    from sqlalchemy import select
+
+    from flatqc import lifecycle
+    from flatqc.db import connect, sets
+    from flatqc.files import walk_files
+    from flatqc.lifecycle import SetState
+    from flatqc.queue import redis_connection
+    from flatqc.report import make_console
+    from flatqc.settings import Settings
+    from watcher.core import BATCH, Watcher
+
     console = make_console()
     settings = Settings()
     engine = connect(settings.db_url)
@@ -260,6 +298,14 @@ def alerts(ctx: click.Context, only_open: bool) -> None:
     """List alerts (failed certification) and warnings (trend limits); `flatqc alerts ack ID` acknowledges one."""
     if ctx.invoked_subcommand:
         return
+    from rich.table import Table
+
+    from flatqc import ledger
+    from flatqc.db import ALERT, connect, findings_from_json
+    from flatqc.report import make_console
+    from flatqc.settings import Settings
+    from qc.certify import sentence
+
     console = make_console()
     engine = connect(Settings().db_url)
     demo_hint(engine, "alerts")
@@ -282,6 +328,11 @@ def alerts(ctx: click.Context, only_open: bool) -> None:
 @says_when_database_unreachable
 def ack(alert_id: int, by: str, comment: str | None) -> None:
     """Acknowledge open alert ALERT_ID."""
+    from flatqc import lifecycle
+    from flatqc.db import connect
+    from flatqc.report import make_console
+    from flatqc.settings import Settings
+
     console = make_console()
     engine = connect(Settings().db_url)
     with engine.begin() as conn:
