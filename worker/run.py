@@ -10,8 +10,9 @@ from rq import Worker
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
+from flatqc.folders import wait_for_folders
 from flatqc.queue import job_queue, pictures_queue
-from flatqc.readiness import wait_for_database, wait_for_redis
+from flatqc.readiness import StoppedWaiting, stop_on_signals, wait_for_database, wait_for_redis
 from flatqc.settings import Settings
 from worker import jobs
 
@@ -38,9 +39,14 @@ died, e.g. across a Redis restart with AOF, counted as alive for minutes) [s].""
 
 def run_worker(settings: Settings, redis_url: str, burst: bool = False, name: str | None = None) -> None:
     """Work jobs until stopped (SIGTERM: finish the current job, then exit). Waits for the database (and creates
-    the schema) and for Redis first."""
-    wait_for_database(settings.db_url).dispose()
-    connection = wait_for_redis(redis_url)
+    the schema), for Redis and for a writable QC output folder first; SIGTERM or SIGINT meanwhile ends it."""
+    stop = stop_on_signals()  # until rq's worker installs its own handlers
+    try:
+        wait_for_database(settings.db_url, stop).dispose()
+        connection = wait_for_redis(redis_url, stop)
+        wait_for_folders([settings.qc_output], write=True, stop=stop)
+    except StoppedWaiting:
+        return
     jobs.prepare(settings)  # numpy, astropy, PIL and the engine, once, before rq forks a horse per job
     worker = FlatqcWorker(
         [job_queue(settings, connection), pictures_queue(settings, connection)], connection=connection,

@@ -6,8 +6,6 @@ import functools
 import getpass
 import json
 import os
-import signal
-import threading
 from collections import Counter
 from collections.abc import Callable
 from datetime import date, timedelta
@@ -24,13 +22,22 @@ from sqlalchemy.exc import SQLAlchemyError
 from flatqc import ledger, lifecycle
 from flatqc.db import ALERT, connect, sets
 from flatqc.files import shown, walk_files
+from flatqc.folders import folder_problem
 from flatqc.lifecycle import SetState
 from flatqc.queue import redis_connection, resolve_redis_url
-from flatqc.readiness import StoppedWaiting, database_unreachable, one_line, wait_for_database, wait_for_redis
+from flatqc.readiness import (
+    StoppedWaiting,
+    database_unreachable,
+    one_line,
+    stop_on_signals,
+    wait_for_database,
+    wait_for_redis,
+)
 from flatqc.report import make_console
 from flatqc.settings import DEMO_CONFIG, Settings
 from flatqc.status import SET_COLUMNS, nights, problem_files, queue_status
 from flatqc.up import Service, ensure_sqlite_folder
+from flatqc.urls import masked
 from watcher.core import BATCH, Watcher
 
 P = ParamSpec("P")
@@ -92,9 +99,7 @@ def watch() -> None:
 
     settings = Settings()
     ensure_sqlite_folder(settings.db_url)
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
+    stop = stop_on_signals()
     try:
         engine, redis = wait_for_database(settings.db_url, stop), wait_for_redis(need_redis(settings), stop)
     except StoppedWaiting:
@@ -106,10 +111,9 @@ def watch() -> None:
 @click.option("--host", default=None, help="Address to bind (default FLATQC_WEB_HOST, 127.0.0.1).")
 @click.option("--port", type=int, default=None, help="Port (default FLATQC_WEB_PORT, 8080).")
 def web(host: str | None, port: int | None) -> None:
-    """Serve the dashboard alone with waitress (reads the database, and Redis when reachable)."""
-    from waitress import serve
-
-    from flatqc.web import WEB_THREADS
+    """Serve the dashboard alone with waitress (reads the database, and Redis when reachable). SIGTERM or Ctrl-C
+    stops it."""
+    from flatqc.web import WebServer
     from flatqc.web.app import create_app
 
     overrides: dict[str, Any] = {k: v for k, v in {"web_host": host, "web_port": port}.items() if v is not None}
@@ -118,16 +122,23 @@ def web(host: str | None, port: int | None) -> None:
     if settings.web_host not in ("127.0.0.1", "localhost", "::1") and not settings.web_token:
         console.print("[yellow]not on loopback and FLATQC_WEB_TOKEN unset: actions (ack, reprocess, retry) are "
                       "refused[/]")
-    if not settings.qc_output.is_dir():
-        console.print(f"[yellow]QC output folder {settings.qc_output} does not exist: no pictures to show "
-                      "(FLATQC_QC_OUTPUT; /healthz reports it)[/]")
+    problem = folder_problem(settings.qc_output, write=True, create=False)
+    if problem:
+        console.print(f"QC output folder: {problem}: no pictures to show (FLATQC_QC_OUTPUT; /healthz reports it)",
+                      style="yellow", markup=False, highlight=False)
+    stop = stop_on_signals()
     url = resolve_redis_url(settings)
-    engine = wait_for_database(settings.db_url)
+    try:
+        engine = wait_for_database(settings.db_url, stop)
+    except StoppedWaiting:
+        return
     demo_hint(engine, "web")
-    app = create_app(settings, engine, redis_connection(url) if url else None)
-    console.print(f"dashboard on http://{settings.web_host}:{settings.web_port}/ (database {settings.db_url}); "
-                  "Ctrl-C stops")
-    serve(app, host=settings.web_host, port=settings.web_port, threads=WEB_THREADS, ident="flatqc")
+    server = WebServer(create_app(settings, engine, redis_connection(url) if url else None), settings.web_host,
+                       settings.web_port)
+    console.print(f"dashboard on http://{settings.web_host}:{settings.web_port}/ (database "
+                  f"{masked(settings.db_url)}); Ctrl-C stops", markup=False, highlight=False)
+    stop.wait()
+    server.shutdown()
 
 
 @click.command()

@@ -1,13 +1,15 @@
-"""Prometheus metrics (``/metrics``) and the health check (``/healthz``: database, QC output folder, Redis)."""
+"""Prometheus metrics (``/metrics``) and the health check (``/healthz``: database, QC output folder writable, Redis)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, jsonify
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.exceptions import RedisError
 
+from flatqc.folders import folder_problem
 from flatqc.readiness import one_line
 from flatqc.web import queries
 from flatqc.web.views import backends
@@ -31,8 +33,7 @@ def healthz() -> Any:
         checks["database"] = "ok"
     except Exception as exc:  # noqa: BLE001 - report, do not crash
         checks["database"] = f"error: database unreachable: {one_line(exc)}"
-    output = web.settings.qc_output
-    checks["qc_output"] = "ok" if output.is_dir() else f"error: QC output folder {output} does not exist"
+    checks["qc_output"] = writable(web.settings.qc_output)
     if web.redis is None:
         checks["redis"] = "not configured"
     else:
@@ -43,3 +44,10 @@ def healthz() -> Any:
             checks["redis"] = f"error: Redis unreachable: {one_line(exc)}"
     healthy = all(v in ("ok", "not configured") for v in checks.values())
     return jsonify(checks | {"healthy": healthy}), 200 if healthy else 503
+
+
+def writable(folder: Path) -> str:
+    """"ok" if a file can be created and deleted in ``folder`` (a real probe; the folder is not created), else the
+    error and how to fix it."""
+    problem = folder_problem(folder, write=True, create=False)
+    return f"error: QC output folder: {problem}" if problem else "ok"
