@@ -53,15 +53,16 @@ def _explain(folder: Path, exc: OSError, verb: str) -> str:
 
 
 def wait_for_folders(folders: Sequence[Path], write: bool, stop: threading.Event | None = None) -> None:
-    """Return once every folder passes :func:`folder_problem`; until then log each problem once (again every
-    ``REPEAT_LOG_S``) and try again every ``RETRY_S``. Raises :class:`StoppedWaiting` when ``stop`` is set first."""
+    """Return once every folder passes :func:`folder_problem`; until then log the first problem (and how many
+    more) once, again every ``REPEAT_LOG_S``, and try again every ``RETRY_S``. Raises :class:`StoppedWaiting` when
+    ``stop`` is set first."""
     limited = RateLimitedLog(log, REPEAT_LOG_S)
     stop = stop or threading.Event()
     waited = False
     while problems := [p for p in (folder_problem(f, write) for f in folders) if p]:
         waited = True
-        for problem in problems:
-            limited.log(problem, logging.ERROR, "%s; waiting", problem)
+        more = f" (and {len(problems) - 1} more folders)" if len(problems) > 1 else ""
+        limited.log(problems[0], logging.ERROR, "%s%s; waiting", problems[0], more)
         if stop.wait(RETRY_S):
             raise StoppedWaiting(f"stopped while waiting for {', '.join(map(str, folders))}")
     if waited:

@@ -16,13 +16,36 @@ from flatqc.readiness import StoppedWaiting, stop_on_signals, wait_for_database,
 from flatqc.settings import Settings
 from worker import jobs
 
+DEQUEUE_TIMEOUT_S = 2
+"""The longest wait of an idle worker for a job, see :attr:`FlatqcWorker.dequeue_timeout` [s]."""
+PUBSUB_WAKE_S = 1
+"""How often the thread listening for rq's commands wakes, see :meth:`FlatqcWorker.subscribe` [s]."""
+
 
 class FlatqcWorker(Worker):
-    """rq's worker, with one log line instead of a traceback for an expected retry (:class:`jobs.MemberChanged`).
+    """rq's worker, stopping within seconds on SIGTERM, with one log line instead of a traceback for an expected
+    retry (:class:`jobs.MemberChanged`).
 
     rq 3.0 logs the traceback in ``handle_exception`` *before* it calls the ``exception_handlers`` (which can only
     stop later handlers), so a handler cannot keep it out of the log; this override can. Retry and failure
     handling (``handle_job_failure``) are unchanged, and the job's result keeps the whole traceback."""
+
+    @property
+    def dequeue_timeout(self) -> int:
+        """An idle worker waits for a job this long at a time (rq: ``worker_ttl`` - 15 s). The kernel may hand
+        SIGTERM to another thread of the process (rq's pubsub thread, OpenBLAS'), and then Python runs the handler
+        only when the main thread's wait ends: short waits make an idle worker stop within seconds, also as PID 1
+        of a container."""
+        return DEQUEUE_TIMEOUT_S
+
+    def subscribe(self) -> None:
+        """rq's subscription to its command channel, with a pubsub thread that wakes every ``PUBSUB_WAKE_S``
+        (rq: 60 s). At shutdown rq stops that thread, and redis-py 8 waits for it without a time-out: a worker
+        took up to a minute to stop."""
+        self.pubsub = self.connection.pubsub()
+        self.pubsub.subscribe(**{self.pubsub_channel_name: self.handle_payload})
+        self.pubsub_thread = self.pubsub.run_in_thread(  # type: ignore[assignment] # rq leaves it untyped (None)
+            sleep_time=PUBSUB_WAKE_S, daemon=True, exception_handler=self._pubsub_exception_handler)
 
     def handle_exception(self, job: Job, *exc_info: Any) -> None:
         if isinstance(exc_info[1], jobs.MemberChanged):
