@@ -29,6 +29,7 @@ from sqlalchemy import create_engine, select
 
 from flatqc.db import sets
 from flatqc.redis_server import EmbeddedRedis, free_port
+from flatqc.urls import masked, with_password
 from qc.synth import load_manifest
 from tests.conftest import ProcessedNight, unavailable
 from tests.service_helpers import FINAL, assert_same_qc1, deliver, qc1_rows, set_states, wait_for
@@ -205,7 +206,7 @@ def test_the_image_runs_a_night_as_compose_starts_it(image: str, containers: Con
             state = containers.state(name)
             assert took < 5 and state["ExitCode"] == 0, (name, took, state["ExitCode"], containers.logs(name)[-3000:])
         logs = "\n".join(containers.logs(name) for name in containers.names) + status.stdout + status.stderr
-        assert "(database postgresql+psycopg://postgres:***@127.0.0.1:5432/test" in containers.logs(web)
+        assert f"(database {masked(with_password(pg_url, DB_PASSWORD))})" in containers.logs(web)
         for password in (DB_PASSWORD, REDIS_PASSWORD):
             assert password not in logs and quote(password, safe="") not in logs
     finally:
