@@ -137,7 +137,8 @@ def web(host: str | None, port: int | None) -> None:
                        settings.web_port)
     console.print(f"dashboard on http://{settings.web_host}:{settings.web_port}/ (database "
                   f"{masked(settings.db_url)}); Ctrl-C stops", markup=False, highlight=False)
-    stop.wait()
+    while not stop.wait(1):  # back in Python each second: runs a handler whose signal another thread received
+        pass
     server.shutdown()
 
 
