@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -24,6 +25,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from flatqc.db import create_schema, make_engine
 from flatqc.queue import redis_connection
+from flatqc.urls import masked
 
 log = logging.getLogger(__name__)
 
@@ -45,13 +47,22 @@ class StoppedWaiting(Exception):
     """Raised by the ``wait_for_*`` functions when their ``stop`` event is set before the service was reached."""
 
 
+def stop_on_signals() -> threading.Event:
+    """An event that SIGTERM and SIGINT set (call from the main thread): a process's clean stop, also as PID 1 of
+    a container, where a signal without a handler is ignored."""
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    return stop
+
+
 def one_line(exc: BaseException) -> str:
     """A human line for a database or Redis error: the first line of ``str(exc)``, without SQLAlchemy's
     ``(psycopg.OperationalError)`` prefix and ``(Background on this error at: ...)`` suffix, runs of white space
     collapsed.
 
     A first line that only announces what follows (ends with ``:``) gets the next line appended. Falls back to the
-    exception's class name when the message is empty.
+    exception's class name when the message is empty. Passwords of URLs in it are masked.
     """
     lines = [line.strip() for line in str(exc).splitlines()]
     lines = [_BACKGROUND.sub("", line) for line in lines if line and not _BACKGROUND.fullmatch(line)]
@@ -60,7 +71,7 @@ def one_line(exc: BaseException) -> str:
     first = _DBAPI_PREFIX.sub("", lines[0]).strip()
     if first.endswith(":") and len(lines) > 1:
         first = f"{first} {lines[1]}"
-    return " ".join(first.split()) or type(exc).__name__
+    return masked(" ".join(first.split())) or type(exc).__name__
 
 
 class RateLimitedLog:

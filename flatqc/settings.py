@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import (
     BaseSettings,
     InitSettingsSource,
@@ -24,6 +24,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from flatqc.urls import with_password
 from qc.config import QCConfig
 from qc.profiles import CRIRES, CRIRES_PLUS, PROFILES, profile_named
 
@@ -56,7 +57,11 @@ class Settings(BaseSettings):
     """RAW_TYPE folders under DFS_PRODUCT that are watched (contract 1)."""
     run_dir: Path = Path("./var/run")
     """Working folder of ``flatqc up``: its own Redis data and the URL file other commands read."""
+    db_password: SecretStr | None = None
+    """Joined to ``db_url`` when given (any character works; in the URL itself it would need percent-encoding)."""
     db_url: str = "sqlite:///./var/flatqc.db"
+    redis_password: SecretStr | None = None
+    """Joined to ``redis_url`` when given, as ``db_password``."""
     redis_url: str | None = None
     """Unset: ``flatqc up`` starts its own Redis. With a password: ``redis://:secret@host:6379/0``."""
     queue_name: str = "flatqc"
@@ -112,6 +117,12 @@ class Settings(BaseSettings):
             return [part for part in value.replace(",", " ").split() if part]
         return value
 
+    @field_validator("db_url", "redis_url")
+    @classmethod
+    def _join_password(cls, url: str | None, info: ValidationInfo) -> str | None:
+        password = info.data.get(f"{str(info.field_name).removesuffix('_url')}_password")
+        return with_password(url, password.get_secret_value()) if url and password else url
+
     @classmethod
     def settings_customise_sources(
         cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
@@ -142,5 +153,7 @@ class Settings(BaseSettings):
 
 def settings_env(settings: Settings) -> dict[str, str]:
     """Environment that makes ``Settings()`` in a child process what ``settings`` is here: every setting that was
-    given (in code, environment or config file) as JSON in ``FLATQC_SETTINGS_JSON``; defaults stay defaults."""
-    return {HANDED_DOWN: json.dumps(settings.model_dump(mode="json", exclude_unset=True))}
+    given (in code, environment or config file) as JSON in ``FLATQC_SETTINGS_JSON``; defaults stay defaults.
+    The passwords are in the URLs already (and JSON would show them as ``**********``)."""
+    given = settings.model_dump(mode="json", exclude_unset=True, exclude={"db_password", "redis_password"})
+    return {HANDED_DOWN: json.dumps(given)}

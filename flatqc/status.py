@@ -15,7 +15,7 @@ from sqlalchemy.engine import Engine
 
 from flatqc.db import files, sets
 from flatqc.ledger import current_versions
-from flatqc.queue import job_queue
+from flatqc.queue import job_queue, pictures_queue
 from flatqc.readiness import one_line
 from flatqc.settings import Settings
 from flatqc.supervision import restart_counts
@@ -84,7 +84,8 @@ class QueueStatus:
 
 
 def queue_status(settings: Settings, redis: Redis | None) -> QueueStatus:
-    """Depth, running, failed and scheduled jobs, workers alive and busy, age of the oldest waiting job."""
+    """Depth, running, failed and scheduled jobs (retries of QC and picture jobs), workers alive and busy, age of the
+    oldest waiting job."""
     if redis is None:
         return QueueStatus(False, "no Redis URL (FLATQC_REDIS_URL unset and no local `flatqc up` running)")
     try:
@@ -102,7 +103,7 @@ def queue_status(settings: Settings, redis: Redis | None) -> QueueStatus:
             True, None, depth=queue.count,
             running=StartedJobRegistry(queue=queue).count,
             failed=FailedJobRegistry(queue=queue).count,
-            scheduled=ScheduledJobRegistry(queue=queue).count,
+            scheduled=sum(ScheduledJobRegistry(queue=q).count for q in (queue, pictures_queue(settings, redis))),
             workers=len(workers), workers_busy=sum(1 for w in workers if w.get_state() == "busy"),
             oldest_waiting_s=oldest, restarts=restarts, last_restart=last_restart,
         )

@@ -29,9 +29,11 @@ from watchdog.events import (
 from watchdog.observers import Observer
 
 from flatqc.db import connect, crires_flat, job_events, sets
+from flatqc.delivery import deliver_file, delivery_plan
 from flatqc.queue import job_queue, pictures_queue, redis_connection
 from flatqc.redis_server import free_port
 from flatqc.settings import Settings, settings_env
+from qc.records import QC1_NAMES
 from qc.synth import SynthSet, load_manifest
 from watcher.core import Watcher
 
@@ -181,6 +183,29 @@ def set_states(db_url: str) -> dict[str, str]:
                             .order_by(sets.c.id)).all()
     engine.dispose()
     return {r.set_id: r.state for r in rows}
+
+
+def qc1_rows(db_url: str) -> dict[tuple[str, int], dict]:
+    """The ``crires_flat`` rows, keyed by (set_id, detector)."""
+    engine = create_engine(db_url)
+    with engine.connect() as conn:
+        rows = {(r.set_id, r.detector): dict(r._mapping) for r in conn.execute(select(crires_flat))}
+    engine.dispose()
+    return rows
+
+
+def assert_same_qc1(rows: dict[tuple[str, int], dict], expected: dict[tuple[str, int], dict]) -> None:
+    """One row per set and detector, each equal to the expected one (e.g. ``flatqc process``'s)."""
+    assert set(rows) == set(expected)
+    for key, row in rows.items():
+        for name in (*QC1_NAMES, "certified", "verdict", "n_raw", "raw_type", "setting_key", "night"):
+            assert row[name] == pytest.approx(expected[key][name]), (key, name)
+
+
+def deliver(night: Path, tree: Path, set_names: list[str] | None = None, junk: bool = True) -> None:
+    """Deliver the night's files into ``tree`` as archive tools do (:func:`flatqc.delivery.delivery_plan`)."""
+    for item in delivery_plan(night, set_names, junk):
+        deliver_file(night / item.relative, tree / item.relative, item.mode, chunk_pause_s=0.15)
 
 
 def qc1_count(db_url: str) -> int:

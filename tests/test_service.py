@@ -11,19 +11,20 @@ import pytest
 from sqlalchemy import create_engine, func, select
 
 from flatqc.db import ALERT, alerts, crires_flat, files, job_events, severity_is
-from flatqc.delivery import deliver_file, delivery_plan
 from flatqc.queue import job_queue, redis_connection
 from flatqc.redis_server import EmbeddedRedis
 from flatqc.up import Service
-from qc.records import QC1_NAMES
 from qc.synth import load_manifest
 from tests.conftest import ProcessedNight
 from tests.service_helpers import (
     FINAL,
     Webhook,
+    assert_same_qc1,
     children_of,
+    deliver,
     finished_events,
     qc1_count,
+    qc1_rows,
     service_settings,
     set_states,
     wait_for,
@@ -36,22 +37,13 @@ pytestmark = [pytest.mark.service, pytest.mark.slow]
 @pytest.fixture(scope="module")
 def one_shot(processed_night: ProcessedNight) -> dict[tuple[str, int], dict]:
     """QC1 rows of the night computed by ``flatqc process`` (no queue), keyed by (set_id, detector)."""
-    engine = create_engine(processed_night.db_url)
-    with engine.connect() as conn:
-        rows = {(r.set_id, r.detector): dict(r._mapping) for r in conn.execute(select(crires_flat))}
-    engine.dispose()
-    return rows
+    return qc1_rows(processed_night.db_url)
 
 
 def tree_for(night: Path, tmp_path: Path) -> Path:
     tree = tmp_path / "tree"
     shutil.copytree(night / "reference", tree / "reference")
     return tree
-
-
-def deliver(night: Path, tree: Path, set_names: list[str] | None = None, junk: bool = True) -> None:
-    for item in delivery_plan(night, set_names, junk):
-        deliver_file(night / item.relative, tree / item.relative, item.mode, chunk_pause_s=0.15)
 
 
 def wait_final(db_url: str, set_ids: list[str], timeout_s: float = 240) -> None:
@@ -86,11 +78,7 @@ def test_a_night_through_the_service(synth_night: Path, tmp_path: Path, redis_ur
     for entry in manifest.sets:
         expected_state = {"rejected": "rejected", "incomplete": "incomplete"}.get(entry.expected_verdict, "done")
         assert states[entry.set_id] == expected_state, entry.name
-    # One row per set and detector, equal to the one-shot result.
-    assert set(rows) == set(one_shot)
-    for key, row in rows.items():
-        for name in (*QC1_NAMES, "certified", "verdict", "n_raw", "raw_type", "setting_key", "night"):
-            assert row[name] == pytest.approx(one_shot[key][name]), (key, name)
+    assert_same_qc1(rows, one_shot)  # one row per set and detector, equal to the one-shot result
     # Alerts exactly for the failing sets, one webhook each, naming the set.
     assert sorted(a.set_id for a in alert_rows) == sorted(failing)
     assert all(a.notified_at is not None and a.state == "open" for a in alert_rows)

@@ -17,6 +17,8 @@ from watchdog.events import DirCreatedEvent, DirMovedEvent, FileSystemEvent, Fil
 from watchdog.observers import Observer
 
 from flatqc.files import walk_files
+from flatqc.folders import wait_for_folders
+from flatqc.readiness import StoppedWaiting
 from flatqc.settings import Settings
 from watcher.core import Watcher
 
@@ -48,13 +50,17 @@ class TreeEvents(FileSystemEventHandler):
 
 def run_watcher(settings: Settings, engine: Engine, redis: Redis, stop: threading.Event,
                 caught_up: threading.Event | None = None) -> None:
-    """Watch until ``stop`` is set. Missing watched folders are created so that they can be observed.
-    ``caught_up`` is set once the start-up round (rescan, repair, intake, regroup) is done."""
+    """Watch until ``stop`` is set. Missing watched folders are created so that they can be observed; one that
+    cannot be is reported and waited for (:func:`flatqc.folders.wait_for_folders`). ``caught_up`` is set once the
+    start-up round (rescan, repair, intake, regroup) is done."""
     watcher = Watcher(settings, engine, redis)
+    try:
+        wait_for_folders(watcher.roots(), write=False, stop=stop)
+    except StoppedWaiting:
+        return
     lock = threading.Lock()
     observer = Observer()
     for root in watcher.roots():
-        root.mkdir(parents=True, exist_ok=True)
         observer.schedule(TreeEvents(watcher, lock), str(root), recursive=True)
     observer.start()
     log.info("watching %s", ", ".join(str(r) for r in watcher.roots()))

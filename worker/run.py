@@ -11,17 +11,23 @@ from rq import Queue, Worker
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
+from flatqc.folders import wait_for_folders
 from flatqc.heartbeat import beat_worker
 from flatqc.queue import job_queue, pictures_queue
-from flatqc.readiness import wait_for_database, wait_for_redis
+from flatqc.readiness import StoppedWaiting, stop_on_signals, wait_for_database, wait_for_redis
 from flatqc.settings import Settings
 from worker import jobs
 
+DEQUEUE_TIMEOUT_S = 2
+"""The longest wait of an idle worker for a job, see :attr:`FlatqcWorker.dequeue_timeout` [s]."""
+PUBSUB_WAKE_S = 1
+"""How often the thread listening for rq's commands wakes, see :meth:`FlatqcWorker.subscribe` [s]."""
+
 
 class FlatqcWorker(Worker):
-    """rq's worker, with one log line instead of a traceback for an expected retry (:class:`jobs.MemberChanged`),
-    and the service's heartbeat (:mod:`flatqc.heartbeat`: alive, job started, job finished) under the name of its
-    first queue, the QC queue.
+    """rq's worker, stopping within seconds on SIGTERM, with one log line instead of a traceback for an expected
+    retry (:class:`jobs.MemberChanged`), and the service's heartbeat (:mod:`flatqc.heartbeat`: alive, job started,
+    job finished) under the name of its first queue, the QC queue.
 
     rq 3.0 logs the traceback in ``handle_exception`` *before* it calls the ``exception_handlers`` (which can only
     stop later handlers), so a handler cannot keep it out of the log; this override can. Retry and failure
@@ -45,6 +51,23 @@ class FlatqcWorker(Worker):
         except RedisError as exc:
             self.log.warning("Worker %s: heartbeat not written (%s)", self.name, exc)
 
+    @property
+    def dequeue_timeout(self) -> int:
+        """An idle worker waits for a job this long at a time (rq: ``worker_ttl`` - 15 s). The kernel may hand
+        SIGTERM to another thread of the process (rq's pubsub thread, OpenBLAS'), and then Python runs the handler
+        only when the main thread's wait ends: short waits make an idle worker stop within seconds, also as PID 1
+        of a container."""
+        return DEQUEUE_TIMEOUT_S
+
+    def subscribe(self) -> None:
+        """rq's subscription to its command channel, with a pubsub thread that wakes every ``PUBSUB_WAKE_S``
+        (rq: 60 s). At shutdown rq stops that thread, and redis-py 8 waits for it without a time-out: a worker
+        took up to a minute to stop."""
+        self.pubsub = self.connection.pubsub()
+        self.pubsub.subscribe(**{self.pubsub_channel_name: self.handle_payload})
+        self.pubsub_thread = self.pubsub.run_in_thread(  # type: ignore[assignment] # rq leaves it untyped (None)
+            sleep_time=PUBSUB_WAKE_S, daemon=True, exception_handler=self._pubsub_exception_handler)
+
     def handle_exception(self, job: Job, *exc_info: Any) -> None:
         if isinstance(exc_info[1], jobs.MemberChanged):
             retried = "will be retried" if job.retries_left else "no retries left"
@@ -60,9 +83,14 @@ died, e.g. across a Redis restart with AOF, counted as alive for minutes) [s].""
 
 def run_worker(settings: Settings, redis_url: str, burst: bool = False, name: str | None = None) -> None:
     """Work jobs until stopped (SIGTERM: finish the current job, then exit). Waits for the database (and creates
-    the schema) and for Redis first."""
-    wait_for_database(settings.db_url).dispose()
-    connection = wait_for_redis(redis_url)
+    the schema), for Redis and for a writable QC output folder first; SIGTERM or SIGINT meanwhile ends it."""
+    stop = stop_on_signals()  # until rq's worker installs its own handlers
+    try:
+        wait_for_database(settings.db_url, stop).dispose()
+        connection = wait_for_redis(redis_url, stop)
+        wait_for_folders([settings.qc_output], write=True, stop=stop)
+    except StoppedWaiting:
+        return
     jobs.prepare(settings)  # numpy, astropy, PIL and the engine, once, before rq forks a horse per job
     worker = FlatqcWorker(
         [job_queue(settings, connection), pictures_queue(settings, connection)], connection=connection,

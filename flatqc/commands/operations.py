@@ -10,8 +10,6 @@ import functools
 import getpass
 import json
 import os
-import signal
-import threading
 from collections import Counter
 from collections.abc import Callable
 from datetime import date, timedelta
@@ -103,16 +101,14 @@ def up(workers: int | None) -> None:
 @click.command()
 def watch() -> None:
     """Run only the watcher (FLATQC_REDIS_URL required)."""
-    from flatqc.readiness import StoppedWaiting, wait_for_database, wait_for_redis
+    from flatqc.readiness import StoppedWaiting, stop_on_signals, wait_for_database, wait_for_redis
     from flatqc.settings import Settings
     from flatqc.up import ensure_sqlite_folder
     from watcher.run import run_watcher
 
     settings = Settings()
     ensure_sqlite_folder(settings.db_url)
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
+    stop = stop_on_signals()
     try:
         engine, redis = wait_for_database(settings.db_url, stop), wait_for_redis(need_redis(settings), stop)
     except StoppedWaiting:
@@ -124,14 +120,15 @@ def watch() -> None:
 @click.option("--host", default=None, help="Address to bind (default FLATQC_WEB_HOST, 127.0.0.1).")
 @click.option("--port", type=int, default=None, help="Port (default FLATQC_WEB_PORT, 8080).")
 def web(host: str | None, port: int | None) -> None:
-    """Serve the dashboard alone with waitress (reads the database, and Redis when reachable)."""
-    from waitress import serve
-
+    """Serve the dashboard alone with waitress (reads the database, and Redis when reachable). SIGTERM or Ctrl-C
+    stops it."""
+    from flatqc.folders import folder_problem
     from flatqc.queue import redis_connection, resolve_redis_url
-    from flatqc.readiness import wait_for_database
+    from flatqc.readiness import StoppedWaiting, stop_on_signals, wait_for_database
     from flatqc.report import make_console
     from flatqc.settings import Settings
-    from flatqc.web import WEB_THREADS
+    from flatqc.urls import masked
+    from flatqc.web import WebServer
     from flatqc.web.app import create_app
 
     overrides: dict[str, Any] = {k: v for k, v in {"web_host": host, "web_port": port}.items() if v is not None}
@@ -140,16 +137,24 @@ def web(host: str | None, port: int | None) -> None:
     if settings.web_host not in ("127.0.0.1", "localhost", "::1") and not settings.web_token:
         console.print("[yellow]not on loopback and FLATQC_WEB_TOKEN unset: actions (ack, reprocess, retry) are "
                       "refused[/]")
-    if not settings.qc_output.is_dir():
-        console.print(f"[yellow]QC output folder {settings.qc_output} does not exist: no pictures to show "
-                      "(FLATQC_QC_OUTPUT; /healthz reports it)[/]")
+    problem = folder_problem(settings.qc_output, write=True, create=False)
+    if problem:
+        console.print(f"QC output folder: {problem}: no pictures to show (FLATQC_QC_OUTPUT; /healthz reports it)",
+                      style="yellow", markup=False, highlight=False)
+    stop = stop_on_signals()
     url = resolve_redis_url(settings)
-    engine = wait_for_database(settings.db_url)
+    try:
+        engine = wait_for_database(settings.db_url, stop)
+    except StoppedWaiting:
+        return
     demo_hint(engine, "web")
-    app = create_app(settings, engine, redis_connection(url) if url else None)
-    console.print(f"dashboard on http://{settings.web_host}:{settings.web_port}/ (database {settings.db_url}); "
-                  "Ctrl-C stops")
-    serve(app, host=settings.web_host, port=settings.web_port, threads=WEB_THREADS, ident="flatqc")
+    server = WebServer(create_app(settings, engine, redis_connection(url) if url else None), settings.web_host,
+                       settings.web_port)
+    console.print(f"dashboard on http://{settings.web_host}:{settings.web_port}/ (database "
+                  f"{masked(settings.db_url)}); Ctrl-C stops", markup=False, highlight=False)
+    while not stop.wait(1):  # back in Python each second: runs a handler whose signal another thread received
+        pass
+    server.shutdown()
 
 
 @click.command()

@@ -1,14 +1,16 @@
-"""Prometheus metrics (``/metrics``) and the health check (``/healthz``: database, QC output folder, Redis, the
-watcher's heartbeat; the ages of every heartbeat, and how often ``flatqc up`` restarted a process)."""
+"""Prometheus metrics (``/metrics``) and the health check (``/healthz``: database, QC output folder writable, Redis,
+the watcher's heartbeat; the ages of every heartbeat, and how often ``flatqc up`` restarted a process)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, jsonify
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.exceptions import RedisError
 
+from flatqc.folders import folder_problem
 from flatqc.heartbeat import Heartbeats, read_heartbeats
 from flatqc.readiness import one_line
 from flatqc.supervision import restart_counts
@@ -36,8 +38,7 @@ def healthz() -> Any:
         checks["database"] = "ok"
     except Exception as exc:  # noqa: BLE001 - report, do not crash
         checks["database"] = f"error: database unreachable: {one_line(exc)}"
-    output = web.settings.qc_output
-    checks["qc_output"] = "ok" if output.is_dir() else f"error: QC output folder {output} does not exist"
+    checks["qc_output"] = writable(web.settings.qc_output)
     beats: Heartbeats | None = None
     restarts: dict[str, int] = {}
     if web.redis is None:
@@ -66,3 +67,10 @@ def watcher_check(beats: Heartbeats, stale_s: float) -> str:
     if beats.now - last > stale_s:
         return f"error: no watcher round for {beats.now - last:.0f} s (limit {stale_s:.0f} s)"
     return "ok"
+
+
+def writable(folder: Path) -> str:
+    """"ok" if a file can be created and deleted in ``folder`` (a real probe; the folder is not created), else the
+    error and how to fix it."""
+    problem = folder_problem(folder, write=True, create=False)
+    return f"error: QC output folder: {problem}" if problem else "ok"
