@@ -14,21 +14,19 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TypeVar
 
-from redis import Redis
 from redis.exceptions import RedisError
 from sqlalchemy.engine import Engine
 
 from flatqc import ledger
 from flatqc.faults import checkpoint, describe
 from flatqc.files import disk_stat, is_candidate_name, path_text, walk_files
-from flatqc.queue import job_queue
+from flatqc.queue import JobQueue, Lane
 from flatqc.readiness import RateLimitedLog
 from flatqc.settings import Settings
 from watcher.intake import FrameCache, take
 from watcher.regroup import regroup
 from watcher.repair import repair_queue, time_out_incomplete
 from watcher.settle import Settler
-from worker.jobs import enqueue_set
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -42,13 +40,15 @@ ERROR_LOG_S = 300.0
 
 
 class Watcher:
-    """Ledger-driven watcher of ``$DFS_PRODUCT/<RAW_TYPE>/<DATE>/`` and ``$DFS_RAW/<DATE>/``."""
+    """Ledger-driven watcher of ``$DFS_PRODUCT/<RAW_TYPE>/<DATE>/`` and ``$DFS_RAW/<DATE>/``; the sets it claims
+    are queued through ``queue`` on the QC queue of ``lane`` (``flatqc backfill``: the backfill queue)."""
 
-    def __init__(self, settings: Settings, engine: Engine, redis: Redis,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, settings: Settings, engine: Engine, queue: JobQueue,
+                 clock: Callable[[], float] = time.monotonic, lane: Lane = Lane.REALTIME) -> None:
         self.settings = settings
         self.engine = engine
-        self.redis = redis
+        self.queue = queue
+        self.lane = lane
         self.settler = Settler(settings.file_settle_s, settings.truncated_after_s, clock)
         self.frames = FrameCache(settings.window_starty_defaults())
         self.dirty_nights: set[str] = set()
@@ -114,7 +114,7 @@ class Watcher:
         """Regroup every dirty night; claimed sets are queued. A night that fails stays dirty."""
         for night in sorted(self.dirty_nights):
             try:
-                claimed = regroup(self.engine, night, self.frames)
+                claimed = regroup(self.engine, night, self.frames, self.lane)
             except Exception as exc:  # noqa: BLE001 - the other nights go on; this one is retried next round
                 self._trouble(f"regroup {night}", exc)
                 continue
@@ -123,9 +123,10 @@ class Watcher:
                 self.enqueue(version, job_id)
 
     def enqueue(self, version: str, job_id: str) -> bool:
-        """Put the job of a claimed set version on the queue; on Redis errors the repair pass queues it later."""
+        """Put the job of a claimed set version on the queue of the watcher's lane; on Redis errors the repair pass
+        queues it later."""
         try:
-            enqueue_set(job_queue(self.settings, self.redis), version, self.settings, job_id)
+            self.queue.enqueue_set(version, job_id, self.lane)
         except RedisError as exc:
             self.errors.log("enqueue", logging.WARNING, "could not queue %s (%s); the repair pass will",
                             version[:16], describe(exc))
@@ -135,7 +136,7 @@ class Watcher:
     def repair(self) -> None:
         """Time out incomplete sets, then make the queue agree with the ledger (each on its own)."""
         self._phase("incomplete timeouts", lambda: time_out_incomplete(self.engine, self.settings))
-        actions = self._phase("queue repair", lambda: repair_queue(self.engine, self.settings, self.redis))
+        actions = self._phase("queue repair", lambda: repair_queue(self.engine, self.settings, self.queue))
         for line in actions or ():
             log.info("repair: %s", line)
 

@@ -1,17 +1,19 @@
-"""``flatqc worker``: a standard rq worker on the QC queue, then the picture queue (taken only when no QC job
-waits), JSON serializer, scheduler for retries."""
+"""``flatqc worker``: a standard rq worker on the queues of :class:`flatqc.queue.JobQueue` in their order (real-time
+QC, pictures, backfill QC: each taken only when none before it has a job waiting), JSON serializer, scheduler for
+retries."""
 
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 
 from rq import Worker
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
-from flatqc.queue import job_queue, pictures_queue
-from flatqc.readiness import wait_for_database, wait_for_redis
+from flatqc.notify import Notifier
+from flatqc.queue import JobQueue
 from flatqc.settings import Settings
 from worker import jobs
 
@@ -36,14 +38,14 @@ WORKER_TTL_S = 60
 died, e.g. across a Redis restart with AOF, counted as alive for minutes) [s]."""
 
 
-def run_worker(settings: Settings, redis_url: str, burst: bool = False, name: str | None = None) -> None:
-    """Work jobs until stopped (SIGTERM: finish the current job, then exit). Waits for the database (and creates
-    the schema) and for Redis first."""
-    wait_for_database(settings.db_url).dispose()
-    connection = wait_for_redis(redis_url)
-    jobs.prepare(settings)  # numpy, astropy, PIL and the engine, once, before rq forks a horse per job
+def run_worker(settings: Settings, queue: JobQueue, notifier: Notifier, burst: bool = False,
+               name: str | None = None) -> None:
+    """Work the jobs of ``queue``'s queues until stopped (SIGTERM: finish the current job, then exit), with
+    ``notifier`` for the jobs' alerts. The caller waited for the database (schema created) and Redis."""
+    jobs.prepare(settings, queue, notifier)  # numpy, astropy, PIL and the engine, once, before rq forks a horse per job
+    os.register_at_fork(after_in_child=jobs.fresh_connections_in_child)
     worker = FlatqcWorker(
-        [job_queue(settings, connection), pictures_queue(settings, connection)], connection=connection,
+        queue.in_order(), connection=queue.connection,
         serializer=JSONSerializer, name=name, worker_ttl=WORKER_TTL_S,
         job_monitoring_interval=settings.job_heartbeat_s,
     )

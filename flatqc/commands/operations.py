@@ -10,6 +10,7 @@ import signal
 import threading
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import asdict
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any, ParamSpec
@@ -22,10 +23,12 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from flatqc import ledger, lifecycle
+from flatqc.compose import service_queue
 from flatqc.db import ALERT, connect, sets
 from flatqc.files import shown, walk_files
 from flatqc.lifecycle import SetState
-from flatqc.queue import redis_connection, resolve_redis_url
+from flatqc.notify import Notifier
+from flatqc.queue import Lane, redis_connection, resolve_redis_url
 from flatqc.readiness import StoppedWaiting, database_unreachable, one_line, wait_for_database, wait_for_redis
 from flatqc.report import make_console
 from flatqc.settings import DEMO_CONFIG, Settings
@@ -99,7 +102,7 @@ def watch() -> None:
         engine, redis = wait_for_database(settings.db_url, stop), wait_for_redis(need_redis(settings), stop)
     except StoppedWaiting:
         return
-    run_watcher(settings, engine, redis, stop)
+    run_watcher(settings, engine, service_queue(settings, redis), stop)
 
 
 @click.command()
@@ -124,7 +127,7 @@ def web(host: str | None, port: int | None) -> None:
     url = resolve_redis_url(settings)
     engine = wait_for_database(settings.db_url)
     demo_hint(engine, "web")
-    app = create_app(settings, engine, redis_connection(url) if url else None)
+    app = create_app(settings, engine, service_queue(settings, redis_connection(url)) if url else None)
     console.print(f"dashboard on http://{settings.web_host}:{settings.web_port}/ (database {settings.db_url}); "
                   "Ctrl-C stops")
     serve(app, host=settings.web_host, port=settings.web_port, threads=WEB_THREADS, ident="flatqc")
@@ -134,12 +137,15 @@ def web(host: str | None, port: int | None) -> None:
 @click.option("--name", default=None, help="Worker name (unique per host).")
 @click.option("--burst", is_flag=True, help="Exit when the queue is empty.")
 def worker(name: str | None, burst: bool) -> None:
-    """Run one rq worker on the service queue (FLATQC_REDIS_URL required)."""
+    """Run one rq worker on the service's queues: real-time QC, then pictures, then backfill (FLATQC_REDIS_URL
+    required)."""
     from worker.run import run_worker
 
     settings = Settings()
     ensure_sqlite_folder(settings.db_url)
-    run_worker(settings, need_redis(settings), burst=burst, name=name)
+    wait_for_database(settings.db_url).dispose()  # and creates the schema
+    queue = service_queue(settings, wait_for_redis(need_redis(settings)))
+    run_worker(settings, queue, Notifier.from_settings(settings), burst=burst, name=name)
 
 
 @click.command()
@@ -169,27 +175,33 @@ def status(night: str | None, n_nights: int, as_json: bool, list_files: bool) ->
                                                          sets.c.state.in_(("waiting", "incomplete", "failed")))))
     if as_json:
         click.echo(json.dumps({
-            "nights": [vars(n) for n in summary], "queue": vars(queue),
+            "nights": [asdict(n) for n in summary], "queue": vars(queue),
             "file_reasons": reasons,
             **({"files": [dict(r._mapping) for r in problems]} if list_files else {}),
             "open_sets": [{"set_id": r.set_id, "state": r.state, "reason": r.reason} for r in open_sets],
         }, indent=2, default=str))
         return
     table = Table(title="nights")
-    for column in ("night", *SET_COLUMNS, "passed", "failed cert.", "n/a", "files rejected", "ignored"):
+    for column in ("night", *SET_COLUMNS, "passed", "failed cert.", "n/a", "files rejected", "ignored",
+                   "backfill done"):
         table.add_column(column, justify="right")
     for n in summary:
         table.add_row(n.night, *(str(n.sets.get(s, 0)) for s in SET_COLUMNS),
                       *(str(n.verdicts.get(v, 0)) for v in ("passed", "failed", "not_assessable")),
-                      str(n.files_rejected), str(n.files_ignored))
+                      str(n.files_rejected), str(n.files_ignored),
+                      f"{n.backfill.done}/{n.backfill.sets}" if n.backfill.sets else "")
     console.print(table)
     if queue.reachable:
         oldest = f"{queue.oldest_waiting_s:.0f} s" if queue.oldest_waiting_s is not None else "none"
-        console.print(f"queue: {queue.depth} waiting, {queue.running} running, {queue.scheduled} scheduled retries, "
-                      f"{queue.failed} failed; workers alive {queue.workers} (busy {queue.workers_busy}); "
-                      f"oldest waiting job {oldest}")
+        per_queue = ", ".join(f"{name} {count}" for name, count in queue.waiting.items())
+        console.print(f"queue: {queue.depth} waiting ({per_queue}), {queue.running} running, {queue.scheduled} "
+                      f"scheduled retries, {queue.failed} failed; workers alive {queue.workers} (busy "
+                      f"{queue.workers_busy}); oldest waiting real-time job {oldest}")
     else:
         console.print(f"[yellow]queue: {queue.error}[/]")
+    for n in summary:
+        if n.backfill.waiting:
+            console.print(f"night {n.night} {n.backfill}")
     for row in open_sets:
         console.print(f"set {row.set_id} [bold]{row.state}[/]: {row.reason or ''}")
     for entry in reasons:
@@ -211,12 +223,13 @@ def night_folders(settings: Settings, night: str) -> list[Path]:
 @click.option("--force", is_flag=True, help="Reprocess sets that are already done, failed or rejected.")
 @says_when_database_unreachable
 def backfill(date_from: date, date_to: date, force: bool) -> None:
-    """(Re)process the nights FROM..TO through the queue: record their files, queue complete sets."""
+    """(Re)process the nights FROM..TO through the backfill queue (taken by workers only when no job of tonight
+    waits): record their files, queue complete sets."""
     console = make_console()
     settings = Settings()
     engine = connect(settings.db_url)
-    redis = redis_connection(need_redis(settings))
-    watcher = Watcher(settings, engine, redis)
+    queue = service_queue(settings, redis_connection(need_redis(settings)))
+    watcher = Watcher(settings, engine, queue, lane=Lane.BACKFILL)
     days = [(date_from + timedelta(days=i)).strftime("%Y-%m-%d") for i in range((date_to - date_from).days + 1)]
     paths = [p for night in days for folder in night_folders(settings, night) if folder.is_dir()
              for p in walk_files(folder)]
@@ -232,7 +245,7 @@ def backfill(date_from: date, date_to: date, force: bool) -> None:
                 (SetState.DONE, SetState.FAILED, SetState.REJECTED)))))
         for row in rows:
             with engine.begin() as conn:
-                job_id = lifecycle.requeue(conn, row, "backfill --force", new_job=True)
+                job_id = lifecycle.requeue(conn, row, "backfill --force", new_job=True, lane=Lane.BACKFILL)
             if job_id is not None:
                 forced += watcher.enqueue(row.version, job_id)
     retrying = len(watcher.settler.noticed)

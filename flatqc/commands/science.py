@@ -10,11 +10,11 @@ import click
 from rich.progress import Progress
 
 from flatqc.db import ALERT, connect
+from flatqc.notify import Notifier
 from flatqc.process import ProcessReport, process_paths
 from flatqc.report import make_console, print_report
 from flatqc.settings import Settings
 from qc.profiles import PROFILES
-from worker.alerts import send_alert
 
 
 @click.command()
@@ -71,9 +71,10 @@ def process(paths: tuple[Path, ...], db_url: str | None, out: Path | None, refer
             paths, settings, engine, on_set=lambda sid: progress.update(task, advance=1, description=f"set {sid}"),
             with_alerts=with_alerts,
         )
+    notifier = Notifier.from_settings(settings)
     for raised in report.alerts:
         if raised.severity == ALERT or settings.notify_warnings:
-            send_alert(engine, raised.id, settings.alert_urls, settings.alert_retries, public_url=settings.public_url)
+            notifier.send(engine, raised.id)
     if as_json:
         click.echo(json.dumps(report_as_dict(report), indent=2, default=str))
     else:
