@@ -35,6 +35,7 @@ from flatqc.redis_server import free_port
 from flatqc.settings import Settings, settings_env
 from qc.synth import SynthSet, load_manifest
 from watcher.core import Watcher
+from worker.run import WORKER_TTL_S, FlatqcWorker
 
 FINAL = ("done", "rejected", "incomplete", "failed")
 
@@ -220,9 +221,9 @@ def watcher_rig(night: Path, tmp_path: Path, redis_url: str, monkeypatch: pytest
     engine.dispose()
 
 
-class InProcessWorker(SimpleWorker):
-    """rq's worker running each job in this process (no interpreter to start, no fork): for tests where a worker
-    process proves nothing. Job time-outs use a timer thread instead of SIGALRM, which pytest-timeout uses."""
+class InProcessWorker(SimpleWorker, FlatqcWorker):
+    """The service's worker running each job in this process (no interpreter to start, no fork): for tests where a
+    worker process proves nothing. Job time-outs use a timer thread instead of SIGALRM, which pytest-timeout uses."""
 
     death_penalty_class = TimerDeathPenalty
 
@@ -231,7 +232,6 @@ def work_here(settings: Settings, redis_url: str) -> None:
     """Do every job of the service's queues here, in their order, as ``flatqc worker --burst`` would, with the job
     functions configured from ``settings`` (no scheduler: a retry scheduled for later stays scheduled)."""
     from worker import jobs
-    from worker.run import WORKER_TTL_S
 
     connection = redis_connection(redis_url)
     saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}  # rq installs its own

@@ -32,6 +32,16 @@ class FlatqcWorker(Worker):
             return
         super().handle_exception(job, *exc_info)
 
+    def unsubscribe(self) -> None:
+        """rq's, with a bounded wait for the pubsub thread: redis-py 8's ``stop()`` joins the thread, which, once the
+        channel is left, sleeps up to rq's 60 s ``sleep_time`` before it looks at its stop flag again (a ``flatqc
+        worker --burst`` then exited a minute late, now and then)."""
+        if self.pubsub_thread and self.pubsub:
+            self.log.info("Worker %s: unsubscribing from channel %s", self.name, self.pubsub_channel_name)
+            self.pubsub.unsubscribe()
+            self.pubsub_thread.stop(timeout=1)
+            self.pubsub.close()
+
 
 WORKER_TTL_S = 60
 """A worker's registration in Redis lives this long without a heartbeat (rq's default, 420 s, kept workers that
