@@ -27,6 +27,8 @@ from pathlib import Path
 
 import numpy as np
 from astropy.time import Time
+from redis import Redis
+from rq import Worker
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
@@ -106,7 +108,9 @@ def run_once(work: Path, staging: Path, manifests: list[NightManifest], n_sets: 
                     f"in {time.perf_counter() - started - written:.0f} s")
         service.start()
         service.watcher_caught_up.wait(120)
-        time.sleep(2.0)  # workers up
+        connection = Redis.from_url(redis.url)
+        while len(Worker.all(connection=connection)) < WORKERS:
+            time.sleep(0.2)  # both workers listening (their start takes seconds on a busy machine)
         while backfill and backfill_progress(engine)[0] < 2 * WORKERS:
             time.sleep(0.2)  # the backfill is under way
         arrivals = deliver_one_by_one(staging, tree, manifests, interval_s, n_sets)

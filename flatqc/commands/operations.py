@@ -27,7 +27,6 @@ from flatqc.compose import service_queue
 from flatqc.db import ALERT, connect, sets
 from flatqc.files import shown, walk_files
 from flatqc.lifecycle import SetState
-from flatqc.notify import Notifier
 from flatqc.queue import Lane, redis_connection, resolve_redis_url
 from flatqc.readiness import StoppedWaiting, database_unreachable, one_line, wait_for_database, wait_for_redis
 from flatqc.report import make_console
@@ -139,6 +138,7 @@ def web(host: str | None, port: int | None) -> None:
 def worker(name: str | None, burst: bool) -> None:
     """Run one rq worker on the service's queues: real-time QC, then pictures, then backfill (FLATQC_REDIS_URL
     required)."""
+    from flatqc.notify import Notifier  # apprise: loaded by the commands that notify only
     from worker.run import run_worker
 
     settings = Settings()

@@ -10,7 +10,6 @@ import click
 from rich.progress import Progress
 
 from flatqc.db import ALERT, connect
-from flatqc.notify import Notifier
 from flatqc.process import ProcessReport, process_paths
 from flatqc.report import make_console, print_report
 from flatqc.settings import Settings
@@ -71,6 +70,8 @@ def process(paths: tuple[Path, ...], db_url: str | None, out: Path | None, refer
             paths, settings, engine, on_set=lambda sid: progress.update(task, advance=1, description=f"set {sid}"),
             with_alerts=with_alerts,
         )
+    from flatqc.notify import Notifier  # apprise: loaded by this verb, not by every one
+
     notifier = Notifier.from_settings(settings)
     for raised in report.alerts:
         if raised.severity == ALERT or settings.notify_warnings:
