@@ -23,24 +23,24 @@ from pathlib import Path
 from rq.job import Job
 
 from flatqc import lifecycle
+from flatqc.compose import service_queue
 from flatqc.db import connect
 from flatqc.lifecycle import Members, SetKeys, SetState
-from flatqc.queue import job_queue, redis_connection
+from flatqc.queue import redis_connection
 from flatqc.redis_server import EmbeddedRedis
 from flatqc.settings import Settings
-from worker.jobs import enqueue_set
 
 
 def run_jobs(label: str, command: list[str], settings: Settings, redis_url: str, version: str, n_jobs: int,
              env: dict[str, str]) -> tuple[float, float]:
     """Queue ``n_jobs`` QC jobs of the done ``version``, run ``command`` (a burst worker) until the queue is empty;
     returns the median job duration and the wall time per job [s]."""
-    queue = job_queue(settings, redis_connection(redis_url))
-    ids = [enqueue_set(queue, version, settings, f"bench-{label}-{i}").id for i in range(n_jobs)]
+    queue = service_queue(settings, redis_connection(redis_url))
+    ids = [queue.enqueue_set(version, f"bench-{label}-{i}").id for i in range(n_jobs)]
     started = time.perf_counter()
     subprocess.run(command, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wall = time.perf_counter() - started
-    jobs = Job.fetch_many(ids, connection=queue.connection, serializer=queue.serializer)
+    jobs = Job.fetch_many(ids, connection=queue.connection, serializer=queue.realtime.serializer)
     durations = [(j.ended_at - j.started_at).total_seconds() for j in jobs if j and j.ended_at and j.started_at]
     if len(durations) != n_jobs:
         raise RuntimeError(f"{label}: {n_jobs - len(durations)} jobs did not finish")

@@ -14,22 +14,17 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import statistics
 import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import func, select
-
-from flatqc.db import connect, crires_flat
-from flatqc.delivery import deliver_file
+from bench.common import PROCESSABLE, deliver_one_by_one, qc1_times, summary, tree_settings
+from flatqc.db import connect
 from flatqc.pipeline import output_dir
 from flatqc.settings import Settings
 from flatqc.up import Service
 from qc.synth import NightManifest, write_night
-
-PROCESSABLE = ("passed", "failed", "not_assessable")
 
 
 def pictures_ready(settings: Settings, night: str, set_id: str) -> datetime | None:
@@ -42,29 +37,17 @@ def run_once(staging: Path, manifests: list[NightManifest], workers: int, interv
     """Deliver every processable set; return latencies to QC1 rows and to pictures [s], and sets per minute."""
     tree = work / f"tree-{workers}"
     shutil.copytree(staging / "reference", tree / "reference")
-    settings = Settings(dfs_product=tree / "dfs_product", dfs_raw=tree / "dfs_raw", qc_reference=tree / "reference",
-                        qc_output=tree / "qc", run_dir=tree / "run", db_url=f"sqlite:///{tree / 'flatqc.db'}",
-                        redis_url=None)
+    settings = tree_settings(tree)
     service = Service(settings, workers)
     service.start()
     engine = connect(settings.db_url)
-    arrivals: dict[str, tuple[str, datetime]] = {}
     pictures: dict[str, datetime] = {}
     try:
         time.sleep(2.0)  # workers up
-        for manifest in manifests:
-            for entry in manifest.sets:
-                if entry.expected_verdict not in PROCESSABLE:
-                    continue
-                for relative in (*entry.raws, entry.master, entry.bpm):
-                    deliver_file(staging / relative, tree / relative, "rename")
-                arrivals[entry.set_id] = (manifest.night, datetime.now(UTC).replace(tzinfo=None))
-                time.sleep(interval_s)
+        arrivals = deliver_one_by_one(staging, tree, manifests, interval_s)
         deadline = time.monotonic() + 600
         while time.monotonic() < deadline:
-            with engine.connect() as conn:
-                done = dict(conn.execute(select(crires_flat.c.set_id, func.min(crires_flat.c.processed_at))
-                                         .group_by(crires_flat.c.set_id)).all())
+            done = qc1_times(engine)
             for set_id, (night, _) in arrivals.items():
                 pictures.setdefault(set_id, pictures_ready(settings, night, set_id))
                 if pictures[set_id] is None:
@@ -78,11 +61,6 @@ def run_once(staging: Path, manifests: list[NightManifest], workers: int, interv
     to_pictures = [(pictures[s] - at).total_seconds() for s, (_, at) in arrivals.items()]
     span = (max(done.values()) - min(at for _, at in arrivals.values())).total_seconds()
     return to_rows, to_pictures, 60.0 * len(arrivals) / span
-
-
-def summary(latencies: list[float]) -> str:
-    q = statistics.quantiles(latencies, n=20, method="inclusive")
-    return f"p50 {statistics.median(latencies):5.2f} s  p95 {q[18]:5.2f} s  max {max(latencies):5.2f} s"
 
 
 def main() -> None:

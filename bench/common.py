@@ -1,17 +1,28 @@
-"""What the per-set benchmarks share: the set they time, the timing, and the command line."""
+"""What the benchmarks share: the set the per-set ones time, the timing, and the command line; the delivery of sets
+one by one and their latencies for the service ones."""
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
+from sqlalchemy import func, select
+from sqlalchemy.engine import Engine
+
+from flatqc.db import crires_flat
+from flatqc.delivery import deliver_file
 from flatqc.process import inspect_tree
 from flatqc.settings import Settings
 from qc.profiles import PROFILES
 from qc.sets import FlatSet, group_sets
-from qc.synth import write_night
+from qc.synth import NightManifest, write_night
+
+PROCESSABLE = ("passed", "failed", "not_assessable")
+"""Expected verdicts of the synthetic sets that end with QC1 rows."""
 
 
 def snr_pass_set(profile: str, work: Path) -> tuple[FlatSet, Settings]:
@@ -50,3 +61,38 @@ def main_per_profile(description: str, run_profile: Callable[[str, int], None]) 
     args = parser.parse_args()
     for name in [args.profile] if args.profile else ["crires", "crires+"]:
         run_profile(name, args.repeat)
+
+
+def deliver_one_by_one(staging: Path, tree: Path, manifests: list[NightManifest], interval_s: float,
+                       limit: int | None = None) -> dict[str, tuple[str, datetime]]:
+    """Deliver the processable sets of ``manifests`` (the first ``limit``) from ``staging`` into ``tree``, each file
+    written under a temporary name and renamed, one set every ``interval_s``; returns each set's night and arrival
+    (its last file in place, naive UTC like the ledger's times)."""
+    sets = [(m.night, s) for m in manifests for s in m.sets if s.expected_verdict in PROCESSABLE][:limit]
+    arrivals = {}
+    for night, entry in sets:
+        for relative in (*entry.raws, entry.master, entry.bpm):
+            deliver_file(staging / relative, tree / relative, "rename")
+        arrivals[entry.set_id] = (night, datetime.now(UTC).replace(tzinfo=None))
+        time.sleep(interval_s)
+    return arrivals
+
+
+def qc1_times(engine: Engine) -> dict[str, datetime]:
+    """When each set's QC1 rows were written."""
+    with engine.connect() as conn:
+        return dict(conn.execute(select(crires_flat.c.set_id, func.min(crires_flat.c.processed_at))
+                                 .group_by(crires_flat.c.set_id)).all())
+
+
+def summary(latencies: list[float]) -> str:
+    """p50, p95 and max of ``latencies`` [s]."""
+    q = statistics.quantiles(latencies, n=20, method="inclusive")
+    return f"p50 {statistics.median(latencies):5.2f} s  p95 {q[18]:5.2f} s  max {max(latencies):5.2f} s"
+
+
+def tree_settings(tree: Path, redis_url: str | None = None) -> Settings:
+    """Default settings of a service watching ``tree`` (its database, QC output and run folder inside it)."""
+    return Settings(dfs_product=tree / "dfs_product", dfs_raw=tree / "dfs_raw", qc_reference=tree / "reference",
+                    qc_output=tree / "qc", run_dir=tree / "run", db_url=f"sqlite:///{tree / 'flatqc.db'}",
+                    redis_url=redis_url)

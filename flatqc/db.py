@@ -86,6 +86,7 @@ sets = Table(
     Column("reason", Text),
     Column("verdict", String(16)),
     Column("job_id", String(128)),
+    Column("lane", String(16), nullable=False, server_default="realtime"),  # its QC queue (queue.Lane)
     Column("attempts", Integer, nullable=False, default=0),
     Column("transient", Boolean),  # the last error was a transient fault (database, disk full...): retried later
     Column("pictures", String(16)),  # pending / done / failed (lifecycle.Pictures)

@@ -43,7 +43,7 @@ from sqlalchemy.exc import IntegrityError
 from flatqc.db import ALERT, WARNING, alerts, files, findings_json, job_events, sets, severity_is, utcnow
 from flatqc.files import path_from_text, safe_text
 from flatqc.ledger import latest_version, older_than
-from flatqc.queue import job_id_for
+from flatqc.queue import Lane, job_id_for
 from qc.records import Finding, SetResult
 
 log = logging.getLogger(__name__)
@@ -283,8 +283,9 @@ class SetKeys:
 
 
 def claim_complete(conn: Connection, keys: SetKeys, members: Members, member_ids: Sequence[int],
-                   first_arrival: Any) -> str | None:
-    """Claim a complete set version for the queue; returns its job id, or None if it was claimed before.
+                   first_arrival: Any, lane: Lane = Lane.REALTIME) -> str | None:
+    """Claim a complete set version for the QC queue of ``lane``; returns its job id, or None if it was claimed
+    before.
 
     Bytes that come back after a newer version (A, B, A) make their superseded version current again.
     """
@@ -295,7 +296,7 @@ def claim_complete(conn: Connection, keys: SetKeys, members: Members, member_ids
             conn.execute(insert(sets).values(
                 version=version, state=SetState.QUEUED, set_id=keys.set_id, night=keys.night, profile=keys.profile,
                 setting_key=keys.setting_key, n_raw=keys.n_raw, members=members.as_json(), job_id=job_id,
-                first_arrival=first_arrival, created_at=utcnow(), queued_at=utcnow()))
+                lane=lane, first_arrival=first_arrival, created_at=utcnow(), queued_at=utcnow()))
     except IntegrityError:
         known = conn.execute(select(sets).where(sets.c.version == version)).one()
         if known.state != SetState.SUPERSEDED:  # queued, running or finished already
@@ -306,7 +307,7 @@ def claim_complete(conn: Connection, keys: SetKeys, members: Members, member_ids
             return None
         job_id, why = job_id_for(version, known.attempts + 1), "files hold this version's bytes again"
         conn.execute(update(sets).where(sets.c.version == version).values(
-            state=SetState.QUEUED, reason=None, job_id=job_id, queued_at=utcnow()))
+            state=SetState.QUEUED, reason=None, job_id=job_id, lane=lane, queued_at=utcnow()))
     _move_files(conn, member_ids, FileState.QUEUED, None, (*OPEN_FILE_STATES, FileState.DONE), set_id=keys.set_id)
     conn.execute(update(sets).where(sets.c.set_id == keys.set_id, sets.c.version != version,
                                     sets.c.state.not_in((SetState.RUNNING, SetState.SUPERSEDED)))
@@ -423,15 +424,16 @@ def fail(conn: Connection, row: Row, job_id: str | None, error: str, transient: 
     _event(conn, row.version, job_id, "error", f"{error} (no retries left)")
 
 
-def requeue(conn: Connection, row: Row, why: str, new_job: bool = False) -> str | None:
-    """Queue a set version again (job lost, worker killed, transient failure over, reprocess asked);
-    returns the job id to enqueue, or None for a set that cannot be queued (superseded, not complete)."""
+def requeue(conn: Connection, row: Row, why: str, new_job: bool = False, lane: Lane | None = None) -> str | None:
+    """Queue a set version again (job lost, worker killed, transient failure over, reprocess asked), on the QC
+    queue of ``lane`` (None: the one it was on, ``row.lane``); returns the job id to enqueue, or None for a set that
+    cannot be queued (superseded, not complete)."""
     if not is_complete_version(row.version) or row.state == SetState.SUPERSEDED:
         _say_no(f"set {row.set_id}", row.state, SetState.QUEUED)
         return None
     job_id = job_id_for(row.version, row.attempts + 1) if new_job or not row.job_id else row.job_id
     conn.execute(update(sets).where(sets.c.version == row.version).values(
-        state=SetState.QUEUED, job_id=job_id, queued_at=utcnow()))
+        state=SetState.QUEUED, job_id=job_id, lane=lane or row.lane, queued_at=utcnow()))
     _event(conn, row.version, job_id, "requeued" if not new_job else "queued", why)
     return job_id
 

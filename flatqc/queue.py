@@ -1,12 +1,22 @@
-"""The rq queues: connections, queue names, deterministic job ids, the retry policy, and the checks the repair pass
-makes on jobs. The jobs themselves, and the calls that queue them, are in :mod:`worker.jobs`.
+"""The rq queues: connections, queue names and their order, deterministic job ids, the retry policy, the
+:class:`JobQueue` that puts jobs on them, and the checks the repair pass makes on jobs.
 
-Payloads are plain JSON (the set version string), never pickles: nothing a file controls is ever unpickled.
+Three queues, taken by every worker in this order (rq listens to them in the order given):
+
+1. ``<queue_name>``: QC jobs of sets as they arrive (the night's verdicts and alerts);
+2. ``<queue_name>-pictures``: picture jobs of done sets (one per QC job, so it stays short);
+3. ``<queue_name>-backfill``: QC jobs of ``flatqc backfill``, ``--force`` and the Reprocess button.
+
+The job functions are named by dotted path in :class:`JobFunctions`, handed in by the entry points that compose a
+process: nothing here knows which package holds them. Payloads are plain JSON (the set version string), never
+pickles: nothing a file controls is ever unpickled.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 
 from redis import Redis
@@ -18,18 +28,35 @@ from rq.serializers import JSONSerializer
 from flatqc.settings import Settings
 
 
+class Lane(StrEnum):
+    """Which QC queue a set version's jobs go to (kept in ``sets.lane``, so a job queued again keeps it)."""
+
+    REALTIME = "realtime"
+    """Sets as they arrive: taken first."""
+    BACKFILL = "backfill"
+    """Backfill and reprocessing: taken only when no real-time QC or picture job waits."""
+
+
 def redis_connection(url: str) -> Redis:
     """A client for ``url`` (``redis://:password@host:port/db``) with short timeouts, so failures surface fast."""
     return Redis.from_url(url, socket_connect_timeout=5, socket_timeout=30, health_check_interval=30)
 
 
-def job_queue(settings: Settings, connection: Redis) -> Queue:
-    return Queue(settings.queue_name, connection=connection, serializer=JSONSerializer)
+def job_queue(settings: Settings, connection: Redis, lane: Lane = Lane.REALTIME) -> Queue:
+    """The QC queue of ``lane``: ``<queue_name>`` for real time, ``<queue_name>-backfill`` for backfill."""
+    name = settings.queue_name if lane == Lane.REALTIME else f"{settings.queue_name}-{lane}"
+    return Queue(name, connection=connection, serializer=JSONSerializer)
 
 
 def pictures_queue(settings: Settings, connection: Redis) -> Queue:
-    """The queue of picture jobs: workers take from it only when no QC job waits."""
+    """The queue of picture jobs: workers take from it only when no real-time QC job waits."""
     return Queue(f"{settings.queue_name}-pictures", connection=connection, serializer=JSONSerializer)
+
+
+def queues_in_order(settings: Settings, connection: Redis) -> list[Queue]:
+    """Every queue, in the order workers take from them: real-time QC, pictures, backfill QC."""
+    return [job_queue(settings, connection), pictures_queue(settings, connection),
+            job_queue(settings, connection, Lane.BACKFILL)]
 
 
 def pictures_job_id(version: str) -> str:
@@ -45,6 +72,63 @@ def retry_policy(settings: Settings) -> Retry | None:
     """rq's retry policy of both jobs: one retry per ``JOB_RETRY_INTERVALS`` entry, with that back-off."""
     intervals = settings.retry_intervals
     return Retry(max=len(intervals), interval=intervals) if intervals else None
+
+
+@dataclass(frozen=True)
+class JobFunctions:
+    """Dotted import paths of the job functions (rq stores the path in the job), given by the entry points."""
+
+    qc: str
+    """The QC job of a set version: ``f(version)``."""
+    pictures: str
+    """The picture job of a done set version: ``f(version)``."""
+
+
+class JobQueue:
+    """Puts a set version's jobs on the queue they belong to, with the retry policy, time-outs and the JSON
+    serializer. Built by the entry point that composes a process and handed down (watcher, worker, dashboard)."""
+
+    def __init__(self, settings: Settings, connection: Redis, functions: JobFunctions) -> None:
+        self.settings = settings
+        self.connection = connection
+        self.functions = functions
+        self.realtime, self.pictures, self.backfill = queues_in_order(settings, connection)
+
+    def in_order(self) -> list[Queue]:
+        """The queues a worker listens to, in the order it takes jobs from them."""
+        return [self.realtime, self.pictures, self.backfill]
+
+    def qc_queue(self, lane: Lane) -> Queue:
+        return self.realtime if lane == Lane.REALTIME else self.backfill
+
+    def enqueue_set(self, version: str, job_id: str, lane: Lane = Lane.REALTIME) -> Job:
+        """Queue the QC job of one set version on the QC queue of ``lane``."""
+        return self.qc_queue(lane).enqueue(
+            self.functions.qc, version,
+            job_id=job_id,
+            job_timeout=self.settings.job_timeout_s,
+            result_ttl=7 * 86400,
+            failure_ttl=365 * 86400,
+            retry=retry_policy(self.settings),
+            description=f"flat QC of set version {version[:16]}" + (f" ({lane})" if lane != Lane.REALTIME else ""),
+        )
+
+    def enqueue_pictures(self, version: str) -> Job:
+        """Queue the picture job of a done set version (one job id per version; one already waiting, scheduled or
+        running is kept rather than queued twice)."""
+        existing = fetch_job(self.connection, pictures_job_id(version))
+        if existing is not None and existing.get_status() in (JobStatus.QUEUED, JobStatus.SCHEDULED,
+                                                              JobStatus.STARTED):
+            return existing
+        return self.pictures.enqueue(
+            self.functions.pictures, version,
+            job_id=pictures_job_id(version),
+            job_timeout=self.settings.job_timeout_s,
+            result_ttl=86400,
+            failure_ttl=30 * 86400,
+            retry=retry_policy(self.settings),
+            description=f"pictures of set version {version[:16]}",
+        )
 
 
 def move_overdue_scheduled(queue: Queue, overdue_s: float) -> int:

@@ -1,4 +1,5 @@
-"""What ``flatqc status`` (and the web pages) show: per-night counts from the ledger, queue figures from Redis."""
+"""What ``flatqc status`` (and the web pages) show: per-night counts from the ledger (backfill progress included),
+queue figures from Redis."""
 
 from __future__ import annotations
 
@@ -15,12 +16,36 @@ from sqlalchemy.engine import Engine
 
 from flatqc.db import files, sets
 from flatqc.ledger import current_versions
-from flatqc.queue import job_queue, pictures_queue
+from flatqc.queue import Lane, job_queue, queues_in_order
 from flatqc.readiness import one_line
 from flatqc.settings import Settings
 from flatqc.supervision import restart_counts
 
 SET_COLUMNS = ("done", "queued", "running", "failed", "incomplete", "waiting", "rejected")
+IN_QUEUE = ("queued", "running")
+"""Set states of a set version whose job is not finished yet."""
+
+
+@dataclass
+class Backfill:
+    """The sets of a night on the backfill queue (``flatqc backfill``, ``--force``, Reprocess)."""
+
+    sets: int = 0
+    done: int = 0
+    """Finished (done, rejected or failed)."""
+    waiting: int = 0
+    """Queued or running."""
+
+    def add(self, state: str, count: int = 1) -> None:
+        """Count ``count`` backfill sets in ``state``."""
+        self.sets += count
+        if state in IN_QUEUE:
+            self.waiting += count
+        else:
+            self.done += count
+
+    def __str__(self) -> str:
+        return f"backfill: {self.done} of {self.sets} sets done, {self.waiting} waiting"
 
 
 @dataclass
@@ -31,19 +56,23 @@ class NightStatus:
     verdicts: dict[str, int] = field(default_factory=dict)
     files_rejected: int = 0
     files_ignored: int = 0
+    backfill: Backfill = field(default_factory=Backfill)
 
 
 def nights(engine: Engine, limit: int | None = None) -> list[NightStatus]:
-    """Per night, newest first: set states and verdicts, rejected and ignored files."""
+    """Per night, newest first: set states and verdicts, backfill progress, rejected and ignored files."""
     by_night: dict[str, NightStatus] = {}
     with engine.connect() as conn:
-        for night, state, verdict, count in conn.execute(
-                select(sets.c.night, sets.c.state, sets.c.verdict, func.count())
-                .where(sets.c.state != "superseded").group_by(sets.c.night, sets.c.state, sets.c.verdict)):
+        for night, state, verdict, lane, count in conn.execute(
+                select(sets.c.night, sets.c.state, sets.c.verdict, sets.c.lane, func.count())
+                .where(sets.c.state != "superseded")
+                .group_by(sets.c.night, sets.c.state, sets.c.verdict, sets.c.lane)):
             entry = by_night.setdefault(night or "unknown", NightStatus(night or "unknown"))
             entry.sets[state] = entry.sets.get(state, 0) + count
             if verdict:
                 entry.verdicts[verdict] = entry.verdicts.get(verdict, 0) + count
+            if lane == Lane.BACKFILL:
+                entry.backfill.add(state, count)
         newest = current_versions()
         for night, state, count in conn.execute(
                 select(files.c.night, files.c.state, func.count()).where(
@@ -71,12 +100,16 @@ class QueueStatus:
     reachable: bool
     error: str | None = None
     depth: int = 0
+    """Jobs waiting in all queues (real-time QC, pictures, backfill QC)."""
+    waiting: dict[str, int] = field(default_factory=dict)
+    """Jobs waiting per queue, in the order workers take from them."""
     running: int = 0
     failed: int = 0
     scheduled: int = 0
     workers: int = 0
     workers_busy: int = 0
     oldest_waiting_s: float | None = None
+    """Age of the oldest real-time QC job waiting (backfill jobs wait by design)."""
     restarts: dict[str, int] = field(default_factory=dict)
     """Processes ``flatqc up`` started again, per role (``worker``)."""
     last_restart: str | None = None
@@ -84,8 +117,8 @@ class QueueStatus:
 
 
 def queue_status(settings: Settings, redis: Redis | None) -> QueueStatus:
-    """Depth, running, failed and scheduled jobs (retries of QC and picture jobs), workers alive and busy, age of the
-    oldest waiting job."""
+    """Jobs waiting (per queue), running, failed and scheduled (retries of QC and picture jobs), workers alive and
+    busy, age of the oldest real-time QC job waiting, restarts by ``flatqc up``."""
     if redis is None:
         return QueueStatus(False, "no Redis URL (FLATQC_REDIS_URL unset and no local `flatqc up` running)")
     try:
@@ -99,11 +132,13 @@ def queue_status(settings: Settings, redis: Redis | None) -> QueueStatus:
                 enqueued = job.enqueued_at.replace(tzinfo=UTC) if job.enqueued_at.tzinfo is None else job.enqueued_at
                 oldest = (datetime.now(UTC) - enqueued).total_seconds()
         restarts, last_restart = restart_counts(redis, settings)
+        every = queues_in_order(settings, redis)
+        waiting = {q.name: q.count for q in every}
         return QueueStatus(
-            True, None, depth=queue.count,
-            running=StartedJobRegistry(queue=queue).count,
-            failed=FailedJobRegistry(queue=queue).count,
-            scheduled=sum(ScheduledJobRegistry(queue=q).count for q in (queue, pictures_queue(settings, redis))),
+            True, None, depth=sum(waiting.values()), waiting=waiting,
+            running=sum(StartedJobRegistry(queue=q).count for q in every),
+            failed=sum(FailedJobRegistry(queue=q).count for q in every),
+            scheduled=sum(ScheduledJobRegistry(queue=q).count for q in every),
             workers=len(workers), workers_busy=sum(1 for w in workers if w.get_state() == "busy"),
             oldest_waiting_s=oldest, restarts=restarts, last_restart=last_restart,
         )

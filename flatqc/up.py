@@ -28,6 +28,7 @@ from redis.exceptions import RedisError
 from sqlalchemy.engine import Engine
 
 from flatqc.children import ChildRecords, tied_to_parent
+from flatqc.compose import service_queue
 from flatqc.queue import redis_connection, redis_url_file
 from flatqc.readiness import one_line, wait_for_database, wait_for_redis
 from flatqc.redis_server import EmbeddedRedis
@@ -145,7 +146,8 @@ class Service:
             from flatqc.web import start_web
 
             try:
-                self.web = web = start_web(self.settings, engine, redis_connection(self.redis_in_use))
+                queue = service_queue(self.settings, redis_connection(self.redis_in_use))
+                self.web = web = start_web(self.settings, engine, queue)
                 log.info("dashboard on http://%s:%s/", self.settings.web_host, web.server_port)
             except OSError as exc:  # the port is taken: QC goes on without the dashboard
                 log.warning("dashboard not started on %s:%s: %s", self.settings.web_host, self.settings.web_port, exc)
@@ -185,8 +187,8 @@ class Service:
         self.watcher_caught_up = threading.Event()
         self.watcher_thread = threading.Thread(
             target=run_watcher, name="watcher", daemon=True,
-            args=(self.settings, self.engine, redis_connection(self.redis_in_use), self.stop_event,
-                  self.watcher_caught_up),
+            args=(self.settings, self.engine, service_queue(self.settings, redis_connection(self.redis_in_use)),
+                  self.stop_event, self.watcher_caught_up),
         )
         self.watcher_thread.start()
 

@@ -3,6 +3,7 @@ drawn, points outside the limits marked. Pure: arrays in, PNG out."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,8 +52,9 @@ def outside(values: np.ndarray, limits: tuple[float, float] | None) -> np.ndarra
 
 def trend_plot(path: Path, title: str, ylabel: str, series: Sequence[TrendSeries],
                limits: tuple[float, float] | None = None, integer: bool = False, dpi: int = 90) -> Path:
-    """Write the trend PNG of :func:`trend_figure` (to a temporary name, then renamed)."""
-    tmp = path.with_name(f".{path.name}.tmp")
+    """Write the trend PNG of :func:`trend_figure` (to a temporary name of this process, then renamed: two workers
+    drawing the same setting's trends at once each replace the file whole)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     trend_figure(title, ylabel, series, limits, integer).savefig(tmp, dpi=dpi, pil_kwargs=PNG_OPTIONS, format="png")
     tmp.replace(path)
     return path

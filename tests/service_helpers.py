@@ -28,14 +28,16 @@ from watchdog.events import (
 )
 from watchdog.observers import Observer
 
+from flatqc.compose import service_queue
 from flatqc.db import connect, crires_flat, job_events, sets
 from flatqc.delivery import deliver_file, delivery_plan
-from flatqc.queue import job_queue, pictures_queue, redis_connection
+from flatqc.queue import job_queue, redis_connection
 from flatqc.redis_server import free_port
 from flatqc.settings import Settings, settings_env
 from qc.records import QC1_NAMES
 from qc.synth import SynthSet, load_manifest
 from watcher.core import Watcher
+from worker.run import WORKER_TTL_S, FlatqcWorker
 
 FINAL = ("done", "rejected", "incomplete", "failed")
 
@@ -241,37 +243,37 @@ def watcher_rig(night: Path, tmp_path: Path, redis_url: str, monkeypatch: pytest
     clock = Clock()
     for name, value in (settings_env(settings) | {"FLATQC_REDIS_URL": redis_url}).items():
         monkeypatch.setenv(name, value)
-    jobs.prepare(settings.model_copy(update={"redis_url": redis_url}))
+    queue = service_queue(settings, redis)
+    jobs.prepare(settings.model_copy(update={"redis_url": redis_url}), queue)
     yield {"tree": tree, "night": night, "settings": settings, "engine": engine, "redis": redis,
-           "watcher": Watcher(settings, engine, redis, clock=clock), "clock": clock,
-           "queue": job_queue(settings, redis)}
+           "watcher": Watcher(settings, engine, queue, clock=clock), "clock": clock,
+           "queue": job_queue(settings, redis), "jobs": queue}
     jobs.release()
     engine.dispose()
 
 
-class InProcessWorker(SimpleWorker):
-    """rq's worker running each job in this process (no interpreter to start, no fork): for tests where a worker
-    process proves nothing. Job time-outs use a timer thread instead of SIGALRM, which pytest-timeout uses."""
+class InProcessWorker(SimpleWorker, FlatqcWorker):
+    """The service's worker running each job in this process (no interpreter to start, no fork): for tests where a
+    worker process proves nothing. Job time-outs use a timer thread instead of SIGALRM, which pytest-timeout uses."""
 
     death_penalty_class = TimerDeathPenalty
 
 
 def work_here(settings: Settings, redis_url: str) -> None:
-    """Do every job of the QC and picture queues here, as ``flatqc worker --burst`` would, with the job function
-    configured from ``settings`` (no scheduler: a retry scheduled for later stays scheduled)."""
+    """Do every job of the service's queues here, in their order, as ``flatqc worker --burst`` would, with the job
+    functions configured from ``settings`` (no scheduler: a retry scheduled for later stays scheduled)."""
     from worker import jobs
-    from worker.run import WORKER_TTL_S
 
     connection = redis_connection(redis_url)
     saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}  # rq installs its own
     with pytest.MonkeyPatch.context() as patch:
         for name, value in (settings_env(settings) | {"FLATQC_REDIS_URL": redis_url}).items():
             patch.setenv(name, value)
-        jobs.prepare(settings.model_copy(update={"redis_url": redis_url}))
+        queue = service_queue(settings, connection)
+        jobs.prepare(settings.model_copy(update={"redis_url": redis_url}), queue)
         try:
-            InProcessWorker([job_queue(settings, connection), pictures_queue(settings, connection)],
-                            connection=connection, serializer=JSONSerializer, worker_ttl=WORKER_TTL_S,
-                            job_monitoring_interval=settings.job_heartbeat_s).work(burst=True)
+            InProcessWorker(queue.in_order(), connection=connection, serializer=JSONSerializer,
+                            worker_ttl=WORKER_TTL_S, job_monitoring_interval=settings.job_heartbeat_s).work(burst=True)
         finally:
             jobs.release()
             for sig, handler in saved.items():

@@ -6,10 +6,10 @@ from sqlalchemy import select
 
 from flatqc.db import alerts, connect, findings_from_json
 from flatqc.lifecycle import acknowledge, record_alert
+from flatqc.notify import Notifier
 from flatqc.redis_server import free_port
 from qc.records import Certification, Finding, FindingKind, SetResult
 from tests.service_helpers import Webhook
-from worker.alerts import send_alert
 
 SNR_2 = Finding(FindingKind.CERTIFICATION, "median_snr", 2, 100.0, "<=", 250.0)
 FLUX_1 = Finding(FindingKind.CERTIFICATION, "max_flux", 1, 12000.0, ">", 10000.0)
@@ -48,12 +48,12 @@ def test_delivery_is_retried_and_failure_recorded(sqlite_url: str) -> None:
     with engine.begin() as conn:
         alert_id = record_alert(conn, result("failed", (SNR_3,)), "v1")
     dead = f"json://127.0.0.1:{free_port()}/nobody"
-    assert send_alert(engine, alert_id, [dead], retries=3, backoff_s=0.0) is False
+    assert Notifier([dead], retries=3, backoff_s=0.0).send(engine, alert_id) is False
     with engine.connect() as conn:
         row = conn.execute(select(alerts)).one()
     assert row.notify_attempts == 3 and "3 of 3" in row.notify_error and row.notified_at is None
     with Webhook().running() as hook:
-        assert send_alert(engine, alert_id, [hook.url], retries=3, backoff_s=0.0) is True
+        assert Notifier([hook.url], retries=3, backoff_s=0.0).send(engine, alert_id) is True
     assert len(hook.bodies) == 1 and "abc" in hook.bodies[0]["title"]
     assert "- detector 3: median_snr = 1.0 <= 250\n" in hook.bodies[0]["message"]  # worded from the stored data
 
@@ -78,8 +78,6 @@ def test_warnings_have_their_own_life_cycle_below_alerts(sqlite_url: str) -> Non
 
 
 def test_the_message_leads_to_the_set_page_and_the_cover_follows(sqlite_url: str, tmp_path) -> None:  # noqa: ANN001
-    from worker.alerts import send_cover
-
     engine = connect(sqlite_url)
     reason = "detector 3: median_snr = 1.0 <= 250"
     with engine.begin() as conn:
@@ -87,10 +85,11 @@ def test_the_message_leads_to_the_set_page_and_the_cover_follows(sqlite_url: str
     cover = tmp_path / "cover.png"
     cover.write_bytes(b"\x89PNG\r\n\x1a\n not really a picture")
     with Webhook().running() as hook:
-        assert send_cover(engine, "abc", cover, [hook.url], "https://qc.example.org") is False  # not notified yet
-        assert send_alert(engine, alert_id, [hook.url], retries=1, public_url="https://qc.example.org/") is True
-        assert send_cover(engine, "abc", cover, [hook.url], "https://qc.example.org") is True
-        assert send_cover(engine, "abc", cover, [hook.url], "https://qc.example.org") is False  # once per alert
+        notifier = Notifier([hook.url], retries=1, public_url="https://qc.example.org/")
+        assert notifier.send_cover(engine, "abc", cover) is False  # not notified yet
+        assert notifier.send(engine, alert_id) is True
+        assert notifier.send_cover(engine, "abc", cover) is True
+        assert notifier.send_cover(engine, "abc", cover) is False  # once per alert
     message, follow_up = hook.bodies
     assert reason in message["message"] and "https://qc.example.org/sets/abc" in message["message"]
     assert "https://qc.example.org/files/2010-05-12/abc/cover.png" in message["message"]

@@ -62,7 +62,9 @@ def test_backfill_status_force_and_ack(night_env: dict[str, str], synth_night: P
     out = run("backfill", "--from", "2010-05-11", "--to", "2010-05-13")
     assert "files looked at" in out
     status = json.loads(run("status", "--json"))
-    assert status["queue"]["depth"] == len(done)
+    assert status["queue"]["waiting"] == {"flatqc": 0, "flatqc-pictures": 0, "flatqc-backfill": len(done)}
+    assert status["nights"][0]["backfill"] == {"sets": len(done), "done": 0, "waiting": len(done)}
+    assert f"backfill: 0 of {len(done)} sets done, {len(done)} waiting" in run("status")
     burst_worker(night_env)
     states = set_states(db_url)
     assert all(states[s.set_id] == "done" for s in done)
@@ -71,6 +73,7 @@ def test_backfill_status_force_and_ack(night_env: dict[str, str], synth_night: P
     status = json.loads(run("status", "--json", "--files"))
     (night,) = status["nights"]
     assert night["sets"]["done"] == len(done) and night["verdicts"]["failed"] == 2
+    assert night["backfill"] == {"sets": len(done), "done": len(done), "waiting": 0}
     assert night["sets"]["rejected"] == 1 and night["files_rejected"] >= 3
     reasons = {Path(f["path"]).name: f["reason"] for f in status["files"]}
     for junk in manifest.junk:
@@ -79,7 +82,7 @@ def test_backfill_status_force_and_ack(night_env: dict[str, str], synth_night: P
     assert any(r["reason"].startswith("not a FITS file") for r in status["file_reasons"])
 
     run("backfill", "--from", "2010-05-12", "--to", "2010-05-12", "--force")
-    assert json.loads(run("status", "--json"))["queue"]["depth"] >= len(done)
+    assert json.loads(run("status", "--json"))["queue"]["waiting"]["flatqc-backfill"] >= len(done)
     work_here(Settings(), night_env["FLATQC_REDIS_URL"])  # `flatqc worker --burst` itself ran above
     assert qc1_count(db_url) == 4 * len(done)  # reprocessed, replaced, never duplicated
     assert finished_events(db_url) == {s.set_id: 2 for s in done}

@@ -139,7 +139,7 @@ def test_flatqc_process_over_an_odd_tree(rig: dict) -> None:
 # -- a database locked longer than the busy timeout ----------------------------------------------------------------
 def test_a_database_locked_past_its_busy_timeout_delays_intake_and_rejects_nothing(rig: dict, tmp_path: Path) -> None:
     short = make_engine(rig["settings"].db_url, busy_timeout_s=0.2)
-    watcher = Watcher(rig["settings"], short, rig["redis"], clock=rig["clock"])
+    watcher = Watcher(rig["settings"], short, rig["jobs"], clock=rig["clock"])
     rig["watcher"] = watcher
     entry = chosen(rig["night"])
     placed = deliver_set(rig["night"], rig["tree"], entry)

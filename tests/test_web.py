@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from flatqc.compose import service_queue
 from flatqc.db import connect
 from flatqc.queue import job_queue, redis_connection
 from flatqc.redis_server import EmbeddedRedis, free_port
@@ -52,13 +53,14 @@ def site(synth_night: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     settings = service_settings(tree, f"sqlite:///{work / 'flatqc.db'}", redis_server.url)
     engine = connect(settings.db_url)
     redis = redis_connection(redis_server.url)
-    client = create_app(settings, engine, redis).test_client()
+    queue = service_queue(settings, redis)
+    client = create_app(settings, engine, queue).test_client()
     before = metric_values(client)
-    Watcher(settings, engine, redis).record_paths(
+    Watcher(settings, engine, queue).record_paths(
         sorted(p for p in tree.rglob("*") if p.is_file() and "reference" not in p.parts))
     env = os.environ | settings_env(settings) | {"FLATQC_REDIS_URL": redis_server.url}
     subprocess.run([sys.executable, "-m", "flatqc", "worker", "--burst"], env=env, check=True, timeout=300)
-    yield {"settings": settings, "engine": engine, "redis": redis, "client": client, "before": before,
+    yield {"settings": settings, "engine": engine, "redis": redis, "queue": queue, "client": client, "before": before,
            "manifest": load_manifest(synth_night / "manifest.json")}
     redis_server.stop()
 
@@ -117,7 +119,7 @@ def test_actions_need_csrf_and_off_loopback_a_token(site: dict) -> None:
     client = site["client"]
     assert client.post("/alerts/1/ack", data={"by": "x"}).status_code == 400
     exposed = create_app(site["settings"].model_copy(update={"web_host": "0.0.0.0", "web_token": "s3cret"}),
-                         site["engine"], site["redis"]).test_client()
+                         site["engine"], site["queue"]).test_client()
     exposed.get("/alerts")
     with exposed.session_transaction() as session:
         token = session["csrf"]
@@ -140,10 +142,10 @@ def chromium() -> Iterator:
         browser.close()
 
 
-def open_dashboard(chromium, settings, engine, redis) -> Iterator:  # noqa: ANN001
+def open_dashboard(chromium, settings, engine, queue) -> Iterator:  # noqa: ANN001
     """A page of a dashboard served on a free loopback port; fails the test if any script dialog opens."""
     port = free_port()
-    server = start_web(settings, engine, redis, "127.0.0.1", port)
+    server = start_web(settings, engine, queue, "127.0.0.1", port)
     page = chromium.new_page(viewport={"width": 1400, "height": 1000}, base_url=f"http://127.0.0.1:{port}")
     page.on("dialog", lambda dialog: pytest.fail(f"a script ran: {dialog.message}"))
     yield page
@@ -153,7 +155,7 @@ def open_dashboard(chromium, settings, engine, redis) -> Iterator:  # noqa: ANN0
 
 @pytest.fixture()
 def browser_page(chromium, site: dict) -> Iterator:  # noqa: ANN001
-    yield from open_dashboard(chromium, site["settings"], site["engine"], site["redis"])
+    yield from open_dashboard(chromium, site["settings"], site["engine"], site["queue"])
 
 
 def test_click_through_and_acknowledge_in_chromium(browser_page, site: dict) -> None:  # noqa: ANN001
@@ -263,7 +265,7 @@ def test_failed_job_is_listed_and_retried(site: dict) -> None:
 
 def test_healthz_reports_an_unreachable_redis(site: dict) -> None:
     dead = redis_connection(f"redis://127.0.0.1:{free_port()}/0")  # nothing listens there
-    client = create_app(site["settings"], site["engine"], dead).test_client()
+    client = create_app(site["settings"], site["engine"], service_queue(site["settings"], dead)).test_client()
     answer = client.get("/healthz")
     assert answer.status_code == 503
     assert answer.get_json()["database"] == "ok" and answer.get_json()["redis"].startswith("error")

@@ -14,7 +14,6 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TypeVar
 
-from redis import Redis
 from redis.exceptions import RedisError
 from sqlalchemy.engine import Engine
 
@@ -22,14 +21,13 @@ from flatqc import ledger
 from flatqc.faults import checkpoint, describe
 from flatqc.files import disk_stat, is_candidate_name, path_text, walk_files
 from flatqc.heartbeat import beat_watcher
-from flatqc.queue import job_queue
+from flatqc.queue import JobQueue, Lane
 from flatqc.readiness import RateLimitedLog
 from flatqc.settings import Settings
 from watcher.intake import FrameCache, take
 from watcher.regroup import regroup
 from watcher.repair import repair_queue, time_out_incomplete
 from watcher.settle import Settler
-from worker.jobs import enqueue_set
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -45,13 +43,15 @@ BEAT_EVERY_S = 5.0
 
 
 class Watcher:
-    """Ledger-driven watcher of ``$DFS_PRODUCT/<RAW_TYPE>/<DATE>/`` and ``$DFS_RAW/<DATE>/``."""
+    """Ledger-driven watcher of ``$DFS_PRODUCT/<RAW_TYPE>/<DATE>/`` and ``$DFS_RAW/<DATE>/``; the sets it claims
+    are queued through ``queue`` on the QC queue of ``lane`` (``flatqc backfill``: the backfill queue)."""
 
-    def __init__(self, settings: Settings, engine: Engine, redis: Redis,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, settings: Settings, engine: Engine, queue: JobQueue,
+                 clock: Callable[[], float] = time.monotonic, lane: Lane = Lane.REALTIME) -> None:
         self.settings = settings
         self.engine = engine
-        self.redis = redis
+        self.queue = queue
+        self.lane = lane
         self.settler = Settler(settings.file_settle_s, settings.truncated_after_s, clock)
         self.frames = FrameCache(settings.window_starty_defaults())
         self.dirty_nights: set[str] = set()
@@ -119,7 +119,7 @@ class Watcher:
         """Regroup every dirty night; claimed sets are queued. A night that fails stays dirty."""
         for night in sorted(self.dirty_nights):
             try:
-                claimed = regroup(self.engine, night, self.frames)
+                claimed = regroup(self.engine, night, self.frames, self.lane)
             except Exception as exc:  # noqa: BLE001 - the other nights go on; this one is retried next round
                 self._trouble(f"regroup {night}", exc)
                 continue
@@ -128,9 +128,10 @@ class Watcher:
                 self.enqueue(version, job_id)
 
     def enqueue(self, version: str, job_id: str) -> bool:
-        """Put the job of a claimed set version on the queue; on Redis errors the repair pass queues it later."""
+        """Put the job of a claimed set version on the queue of the watcher's lane; on Redis errors the repair pass
+        queues it later."""
         try:
-            enqueue_set(job_queue(self.settings, self.redis), version, self.settings, job_id)
+            self.queue.enqueue_set(version, job_id, self.lane)
         except RedisError as exc:
             self.errors.log("enqueue", logging.WARNING, "could not queue %s (%s); the repair pass will",
                             version[:16], describe(exc))
@@ -140,7 +141,7 @@ class Watcher:
     def repair(self) -> None:
         """Time out incomplete sets, then make the queue agree with the ledger (each on its own)."""
         self._phase("incomplete timeouts", lambda: time_out_incomplete(self.engine, self.settings))
-        actions = self._phase("queue repair", lambda: repair_queue(self.engine, self.settings, self.redis))
+        actions = self._phase("queue repair", lambda: repair_queue(self.engine, self.settings, self.queue))
         for line in actions or ():
             log.info("repair: %s", line)
 
@@ -165,7 +166,7 @@ class Watcher:
     def beat(self, rescan: bool = False) -> None:
         """Publish the heartbeat: a round (``rescan``: a full round) was completed now."""
         self.last_beat = self.clock()
-        self._phase("heartbeat", lambda: beat_watcher(self.redis, self.settings.queue_name, rescan))
+        self._phase("heartbeat", lambda: beat_watcher(self.queue.connection, self.settings.queue_name, rescan))
 
     def record_paths(self, paths: Iterable[Path]) -> int:
         """Take ``paths`` now (no settling) and regroup their nights: the entry ``flatqc backfill`` uses."""

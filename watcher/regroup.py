@@ -9,12 +9,14 @@ from flatqc import ledger, lifecycle
 from flatqc.faults import checkpoint
 from flatqc.files import path_from_text, path_text
 from flatqc.lifecycle import Members, SetKeys
+from flatqc.queue import Lane
 from qc.sets import group_sets
 from watcher.intake import FrameCache
 
 
-def regroup(engine: Engine, night: str, frames: FrameCache) -> list[tuple[str, str]]:
-    """Group ``night``'s current files; returns ``(set version, job id)`` of the sets claimed for the queue."""
+def regroup(engine: Engine, night: str, frames: FrameCache, lane: Lane = Lane.REALTIME) -> list[tuple[str, str]]:
+    """Group ``night``'s current files; returns ``(set version, job id)`` of the sets claimed for the QC queue of
+    ``lane``."""
     with engine.connect() as conn:
         rows = ledger.current_files(conn, night)
     found, ids, hashes, mtimes = [], {}, {}, {}
@@ -36,7 +38,8 @@ def regroup(engine: Engine, night: str, frames: FrameCache) -> list[tuple[str, s
             member_ids = [ids[p] for p in paths]
             keys = SetKeys(flatset.set_id, flatset.night, flatset.profile, flatset.setting_key, flatset.n_raw)
             members = members_of(paths)
-            job_id = lifecycle.claim_complete(conn, keys, members, member_ids, ledger.first_seen(conn, member_ids))
+            job_id = lifecycle.claim_complete(conn, keys, members, member_ids, ledger.first_seen(conn, member_ids),
+                                            lane)
             if job_id is not None:
                 claimed.append((members.version, job_id))
         for partial in grouping.partial:

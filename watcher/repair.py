@@ -7,13 +7,14 @@
 - scheduled retries overdue by ``overdue_retry_s`` (the scheduler died with Redis) are moved to the queue;
 - a set failed by a transient cause (database, disk) is queued again ``transient_retry_s`` after it failed;
 - a done set whose pictures are missing or failed gets its picture job again.
+
+A set's job is queued again on the QC queue of its lane (``sets.lane``): a backfill job stays behind the night's.
 """
 
 from __future__ import annotations
 
 import logging
 
-from redis import Redis
 from rq.job import Job
 from sqlalchemy import select
 from sqlalchemy.engine import Engine, Row
@@ -23,16 +24,15 @@ from flatqc.db import sets
 from flatqc.faults import checkpoint
 from flatqc.lifecycle import Pictures, SetState
 from flatqc.queue import (
+    JobQueue,
+    Lane,
     fetch_job,
     job_is_stale,
     job_is_stranded,
-    job_queue,
     move_overdue_scheduled,
     pictures_job_id,
-    pictures_queue,
 )
 from flatqc.settings import Settings
-from worker.jobs import enqueue_pictures, enqueue_set
 
 log = logging.getLogger(__name__)
 
@@ -42,11 +42,11 @@ def time_out_incomplete(engine: Engine, settings: Settings) -> int:
         return lifecycle.mark_incomplete(conn, settings.incomplete_timeout_s)
 
 
-def repair_queue(engine: Engine, settings: Settings, redis: Redis) -> list[str]:
+def repair_queue(engine: Engine, settings: Settings, queue: JobQueue) -> list[str]:
     """One repair pass over Redis and the ledger; returns what it did, a line each."""
     done: list[str] = []
-    queue, pictures = job_queue(settings, redis), pictures_queue(settings, redis)
-    for scheduled in (queue, pictures):
+    redis = queue.connection
+    for scheduled in queue.in_order():
         moved = move_overdue_scheduled(scheduled, settings.overdue_retry_s)
         if moved:
             done.append(f"{moved} overdue scheduled retries of {scheduled.name} moved to the queue")
@@ -55,25 +55,24 @@ def repair_queue(engine: Engine, settings: Settings, redis: Redis) -> list[str]:
         failed = list(conn.execute(select(sets).where(sets.c.state == SetState.FAILED, sets.c.transient.is_(True))))
         unpictured = list(conn.execute(select(sets).where(sets.c.state == SetState.DONE,
                                                           sets.c.pictures.in_((Pictures.PENDING, Pictures.FAILED)))))
-    waiting, waiting_pictures = set(queue.get_job_ids()), set(pictures.get_job_ids())
+    waiting = set(queue.realtime.get_job_ids()) | set(queue.backfill.get_job_ids())
+    waiting_pictures = set(queue.pictures.get_job_ids())
     for row in active:
         job = fetch_job(redis, row.job_id)
         if job is None:
-            done += _requeue(engine, settings, redis, row, "job missing from Redis (restart?)")
+            done += _requeue(engine, queue, row, "job missing from Redis (restart?)")
         elif job_is_stale(job, settings.stale_job_s):
             job.delete()
-            done += _requeue(engine, settings, redis, row, "worker stopped sending heartbeats (killed?)")
+            done += _requeue(engine, queue, row, "worker stopped sending heartbeats (killed?)")
         elif job_is_stranded(job, waiting, settings.stale_job_s):
             job.delete()
-            done += _requeue(engine, settings, redis, row, "taken from the queue by a worker that died before "
-                                                            "starting it")
+            done += _requeue(engine, queue, row, "taken from the queue by a worker that died before starting it")
         elif job.is_failed:
             _fail(engine, row, job)
             done.append(f"set {row.set_id}: job failed in rq")
     for row in failed:
         if ledger.older_than(row.finished_at, settings.transient_retry_s):
-            done += _requeue(engine, settings, redis, row, f"retry after a transient failure ({row.reason})",
-                             new_job=True)
+            done += _requeue(engine, queue, row, f"retry after a transient failure ({row.reason})", new_job=True)
     for row in unpictured:
         job = fetch_job(redis, pictures_job_id(row.version))
         if (job is None or job_is_stranded(job, waiting_pictures, settings.stale_job_s)
@@ -82,19 +81,20 @@ def repair_queue(engine: Engine, settings: Settings, redis: Redis) -> list[str]:
                 job.delete()
             with engine.begin() as conn:
                 lifecycle.pictures_requeued(conn, row.version)
-            enqueue_pictures(pictures, row.version, settings)
+            queue.enqueue_pictures(row.version)
             done.append(f"set {row.set_id}: picture job queued again")
     checkpoint("repair-done")
     return done
 
 
-def _requeue(engine: Engine, settings: Settings, redis: Redis, row: Row, why: str, new_job: bool = False) -> list[str]:
+def _requeue(engine: Engine, queue: JobQueue, row: Row, why: str, new_job: bool = False) -> list[str]:
+    """Queue ``row``'s set version again, on the QC queue of its lane."""
     with engine.begin() as conn:
         job_id = lifecycle.requeue(conn, row, why, new_job=new_job)
     if job_id is None:
         return []
-    enqueue_set(job_queue(settings, redis), row.version, settings, job_id)
-    return [f"set {row.set_id} queued again: {why}"]
+    queue.enqueue_set(row.version, job_id, Lane(row.lane))
+    return [f"set {row.set_id} queued again: {why}" + (f" ({row.lane} queue)" if row.lane != Lane.REALTIME else "")]
 
 
 def _fail(engine: Engine, row: Row, job: Job) -> None:

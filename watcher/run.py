@@ -11,13 +11,13 @@ import threading
 import time
 from pathlib import Path
 
-from redis import Redis
 from sqlalchemy.engine import Engine
 from watchdog.events import DirCreatedEvent, DirMovedEvent, FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
 from flatqc.files import walk_files
 from flatqc.folders import wait_for_folders
+from flatqc.queue import JobQueue
 from flatqc.readiness import StoppedWaiting
 from flatqc.settings import Settings
 from watcher.core import Watcher
@@ -48,12 +48,12 @@ class TreeEvents(FileSystemEventHandler):
                 self.watcher.notice(Path(str(path)), finished)
 
 
-def run_watcher(settings: Settings, engine: Engine, redis: Redis, stop: threading.Event,
+def run_watcher(settings: Settings, engine: Engine, queue: JobQueue, stop: threading.Event,
                 caught_up: threading.Event | None = None) -> None:
-    """Watch until ``stop`` is set. Missing watched folders are created so that they can be observed; one that
-    cannot be is reported and waited for (:func:`flatqc.folders.wait_for_folders`). ``caught_up`` is set once the
-    start-up round (rescan, repair, intake, regroup) is done."""
-    watcher = Watcher(settings, engine, redis)
+    """Watch until ``stop`` is set, queueing through ``queue``. Missing watched folders are created so that they
+    can be observed; one that cannot be is reported and waited for (:func:`flatqc.folders.wait_for_folders`).
+    ``caught_up`` is set once the start-up round (rescan, repair, intake, regroup) is done."""
+    watcher = Watcher(settings, engine, queue)
     try:
         wait_for_folders(watcher.roots(), write=False, stop=stop)
     except StoppedWaiting:

@@ -1,5 +1,5 @@
-"""The rq jobs of a set version, and the calls that queue them (by the function itself: rq stores its import path,
-so a renamed job function breaks its callers' imports, not a worker at run time).
+"""The rq jobs of a set version. The entry point that starts a worker names them by dotted path (queued through
+:class:`flatqc.queue.JobQueue`) and hands the queue and the notifier to :func:`prepare`.
 
 The QC job is thin: load members from the ledger, run ``qc``, finish (QC1 rows, set state and alert in one
 transaction), notify, queue the picture job. The picture job draws flat1..flat5, the cover sheet and the trend
@@ -11,14 +11,14 @@ The only argument is the set version (a hex string); everything else comes from 
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 from redis.exceptions import RedisError
-from rq import Queue, get_current_job
-from rq.job import Job, JobStatus
+from rq import get_current_job
+from rq.job import Job
 from sqlalchemy.engine import Engine, Row
 
 from flatqc import ledger, lifecycle
@@ -26,55 +26,67 @@ from flatqc.db import QC1_TABLES, connect
 from flatqc.faults import checkpoint, describe, is_transient
 from flatqc.files import sha256_file, shown
 from flatqc.lifecycle import Members, Pictures, SetState
+from flatqc.notify import Notifier
 from flatqc.pipeline import analyse, compute_qc, draw_pictures, store_qc1
-from flatqc.queue import fetch_job, pictures_job_id, pictures_queue, redis_connection, retry_policy
+from flatqc.queue import JobQueue
 from flatqc.settings import Settings
 from qc.certify import sentence
 from qc.errors import FlatQCError, InconsistentSet
 from qc.fitsio import inspect_file
 from qc.profiles import PROFILES, profile_named
 from qc.sets import FlatSet, group_sets
-from worker.alerts import send_alert, send_cover
 from worker.trends import update_trends
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-_context: tuple[Settings, Engine] | None = None
+@dataclass(frozen=True)
+class Context:
+    """What the jobs of this process use."""
+
+    settings: Settings
+    engine: Engine
+    queue: JobQueue | None
+    """Where the QC job queues the picture job; None in a process no entry point composed (a plain ``rq worker``):
+    the repair pass queues the pictures then."""
+    notifier: Notifier
 
 
-def prepare(settings: Settings | None = None) -> tuple[Settings, Engine]:
-    """Make the settings (``settings``, else read from the environment) and the database engine the jobs of this
-    process use. Called before rq forks its work-horses (see :func:`worker.run.run_worker`), so a job pays no
-    start-up."""
+_context: Context | None = None
+
+
+def prepare(settings: Settings | None = None, queue: JobQueue | None = None,
+            notifier: Notifier | None = None) -> Context:
+    """Make the context of this process's jobs: ``settings`` (else read from the environment), a database engine,
+    the ``queue`` and the ``notifier`` the entry point built (else one from the settings). Called before rq forks
+    its work-horses (see :func:`worker.run.run_worker`), so a job pays no start-up."""
     global _context
     release()
     settings = Settings() if settings is None else settings
-    _context = (settings, connect(settings.db_url))
+    _context = Context(settings, connect(settings.db_url), queue,
+                       Notifier.from_settings(settings) if notifier is None else notifier)
     return _context
 
 
 def release() -> None:
-    """Forget the settings and close the engine :func:`prepare` made (a test switching services)."""
+    """Forget the context and close the engine :func:`prepare` made (a test switching services)."""
     global _context
     if _context is not None:
-        _context[1].dispose()
+        _context.engine.dispose()
         _context = None
 
 
-def context() -> tuple[Settings, Engine]:
-    """The settings and engine of this process's jobs (prepared from the environment on first use)."""
+def context() -> Context:
+    """The context of this process's jobs (prepared from the environment on first use)."""
     return _context or prepare()
 
 
-def _fresh_connections_in_child() -> None:
-    """A forked work-horse opens its own database connections instead of sharing its parent's sockets."""
+def fresh_connections_in_child() -> None:
+    """A forked work-horse opens its own database connections instead of sharing its parent's sockets (registered
+    with :func:`os.register_at_fork` by the worker's start)."""
     if _context is not None:
-        _context[1].dispose(close=False)
-
-
-os.register_at_fork(after_in_child=_fresh_connections_in_child)
+        _context.engine.dispose(close=False)
 
 
 class MemberChanged(RuntimeError):
@@ -127,7 +139,8 @@ def read_members(members: Members, settings: Settings, compute: Callable[[FlatSe
 def process_set(version: str) -> dict[str, Any]:
     """The QC job of set ``version``: load -> qc -> finish (QC1 rows + state + alert, one transaction) -> notify.
     Pictures are a job of their own, queued after the verdict. Returns a small summary (stored by rq as JSON)."""
-    settings, engine = context()
+    ctx = context()
+    settings, engine = ctx.settings, ctx.engine
     job = get_current_job()
     job_id = job.id if job else None
     with engine.begin() as conn:
@@ -164,11 +177,10 @@ def process_set(version: str) -> dict[str, Any]:
     checkpoint("job-after-commit")
     for to_send in (alert_id, warning_id if settings.notify_warnings else None):
         if to_send is not None:
-            send_alert(engine, to_send, settings.alert_urls, settings.alert_retries, public_url=settings.public_url)
+            ctx.notifier.send(engine, to_send)
     try:
-        connection = job.connection if job else redis_connection(settings.redis_url) if settings.redis_url else None
-        if connection is not None:
-            enqueue_pictures(pictures_queue(settings, connection), version, settings)
+        if ctx.queue is not None:
+            ctx.queue.enqueue_pictures(version)
     except RedisError as exc:  # the repair pass queues it when Redis is back
         log.warning("pictures of %s not queued: %s", row.set_id, describe(exc))
     return {"set_id": flatset.set_id, "state": "done", "verdict": result.certification.verdict,
@@ -199,7 +211,8 @@ def _attempt_failed(engine: Engine, row: Row, job: Job | None, exc: Exception) -
 def draw_set_pictures(version: str) -> dict[str, Any]:
     """The picture job of a done set version: flat1..flat5, the cover sheet and the trend reports of its setting.
     Idempotent; never touches the QC1 rows."""
-    settings, engine = context()
+    ctx = context()
+    settings, engine = ctx.settings, ctx.engine
     with engine.connect() as conn:
         row = ledger.set_row(conn, version)
     if row is None or row.state != SetState.DONE or row.pictures == Pictures.DONE:
@@ -219,37 +232,8 @@ def draw_set_pictures(version: str) -> dict[str, Any]:
     with engine.begin() as conn:
         lifecycle.pictures_drawn(conn, version)
     try:  # the alert went out before the cover existed: it follows on channels that take attachments
-        send_cover(engine, row.set_id, plots["cover"], settings.alert_urls, settings.public_url)
+        ctx.notifier.send_cover(engine, row.set_id, plots["cover"])
     except Exception as exc:  # noqa: BLE001 - the pictures are drawn; a notification problem must not undo that
         log.warning("cover of set %s not sent: %s", row.set_id, describe(exc))
     return {"set_id": row.set_id, "pictures": sorted(plots)}
 
-
-def enqueue_set(queue: Queue, version: str, settings: Settings, job_id: str) -> Job:
-    """Queue the QC job of one set version (retries with the configured back-off)."""
-    return queue.enqueue(
-        process_set, version,
-        job_id=job_id,
-        job_timeout=settings.job_timeout_s,
-        result_ttl=7 * 86400,
-        failure_ttl=365 * 86400,
-        retry=retry_policy(settings),
-        description=f"flat QC of set version {version[:16]}",
-    )
-
-
-def enqueue_pictures(queue: Queue, version: str, settings: Settings) -> Job:
-    """Queue the picture job of a done set version (one job id per version; one already waiting, scheduled or
-    running is kept rather than queued twice)."""
-    existing = fetch_job(queue.connection, pictures_job_id(version))
-    if existing is not None and existing.get_status() in (JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.STARTED):
-        return existing
-    return queue.enqueue(
-        draw_set_pictures, version,
-        job_id=pictures_job_id(version),
-        job_timeout=settings.job_timeout_s,
-        result_ttl=86400,
-        failure_ttl=30 * 86400,
-        retry=retry_policy(settings),
-        description=f"pictures of set version {version[:16]}",
-    )

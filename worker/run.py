@@ -1,9 +1,11 @@
-"""``flatqc worker``: a standard rq worker on the QC queue, then the picture queue (taken only when no QC job
-waits), JSON serializer, scheduler for retries."""
+"""``flatqc worker``: a standard rq worker on the queues of :class:`flatqc.queue.JobQueue` in their order (real-time
+QC, pictures, backfill QC: each taken only when none before it has a job waiting), JSON serializer, scheduler for
+retries."""
 
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 
 from redis.exceptions import RedisError
@@ -13,8 +15,9 @@ from rq.serializers import JSONSerializer
 
 from flatqc.folders import wait_for_folders
 from flatqc.heartbeat import beat_worker
-from flatqc.queue import job_queue, pictures_queue
-from flatqc.readiness import StoppedWaiting, stop_on_signals, wait_for_database, wait_for_redis
+from flatqc.notify import Notifier
+from flatqc.queue import JobQueue
+from flatqc.readiness import StoppedWaiting, stop_on_signals
 from flatqc.settings import Settings
 from worker import jobs
 
@@ -75,25 +78,36 @@ class FlatqcWorker(Worker):
             return
         super().handle_exception(job, *exc_info)
 
+    def unsubscribe(self) -> None:
+        """rq's, with a bounded wait for the pubsub thread: redis-py 8's ``stop()`` joins the thread, which, once the
+        channel is left, sleeps up to rq's 60 s ``sleep_time`` before it looks at its stop flag again (a ``flatqc
+        worker --burst`` then exited a minute late, now and then)."""
+        if self.pubsub_thread and self.pubsub:
+            self.log.info("Worker %s: unsubscribing from channel %s", self.name, self.pubsub_channel_name)
+            self.pubsub.unsubscribe()
+            self.pubsub_thread.stop(timeout=1)
+            self.pubsub.close()
+
 
 WORKER_TTL_S = 60
 """A worker's registration in Redis lives this long without a heartbeat (rq's default, 420 s, kept workers that
 died, e.g. across a Redis restart with AOF, counted as alive for minutes) [s]."""
 
 
-def run_worker(settings: Settings, redis_url: str, burst: bool = False, name: str | None = None) -> None:
-    """Work jobs until stopped (SIGTERM: finish the current job, then exit). Waits for the database (and creates
-    the schema), for Redis and for a writable QC output folder first; SIGTERM or SIGINT meanwhile ends it."""
+def run_worker(settings: Settings, queue: JobQueue, notifier: Notifier, burst: bool = False,
+               name: str | None = None) -> None:
+    """Work the jobs of ``queue``'s queues until stopped (SIGTERM: finish the current job, then exit), with
+    ``notifier`` for the jobs' alerts. The caller waited for the database (schema created) and Redis; this waits
+    for a writable QC output folder first, and SIGTERM or SIGINT meanwhile ends it."""
     stop = stop_on_signals()  # until rq's worker installs its own handlers
     try:
-        wait_for_database(settings.db_url, stop).dispose()
-        connection = wait_for_redis(redis_url, stop)
         wait_for_folders([settings.qc_output], write=True, stop=stop)
     except StoppedWaiting:
         return
-    jobs.prepare(settings)  # numpy, astropy, PIL and the engine, once, before rq forks a horse per job
+    jobs.prepare(settings, queue, notifier)  # numpy, astropy, PIL and the engine, once, before rq forks a horse per job
+    os.register_at_fork(after_in_child=jobs.fresh_connections_in_child)
     worker = FlatqcWorker(
-        [job_queue(settings, connection), pictures_queue(settings, connection)], connection=connection,
+        queue.in_order(), connection=queue.connection,
         serializer=JSONSerializer, name=name, worker_ttl=WORKER_TTL_S,
         job_monitoring_interval=settings.job_heartbeat_s,
     )

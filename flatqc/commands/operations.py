@@ -12,6 +12,7 @@ import json
 import os
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import asdict
 from datetime import date, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ParamSpec
@@ -101,6 +102,7 @@ def up(workers: int | None) -> None:
 @click.command()
 def watch() -> None:
     """Run only the watcher (FLATQC_REDIS_URL required)."""
+    from flatqc.compose import service_queue
     from flatqc.readiness import StoppedWaiting, stop_on_signals, wait_for_database, wait_for_redis
     from flatqc.settings import Settings
     from flatqc.up import ensure_sqlite_folder
@@ -113,7 +115,7 @@ def watch() -> None:
         engine, redis = wait_for_database(settings.db_url, stop), wait_for_redis(need_redis(settings), stop)
     except StoppedWaiting:
         return
-    run_watcher(settings, engine, redis, stop)
+    run_watcher(settings, engine, service_queue(settings, redis), stop)
 
 
 @click.command()
@@ -122,6 +124,7 @@ def watch() -> None:
 def web(host: str | None, port: int | None) -> None:
     """Serve the dashboard alone with waitress (reads the database, and Redis when reachable). SIGTERM or Ctrl-C
     stops it."""
+    from flatqc.compose import service_queue
     from flatqc.folders import folder_problem
     from flatqc.queue import redis_connection, resolve_redis_url
     from flatqc.readiness import StoppedWaiting, stop_on_signals, wait_for_database
@@ -148,8 +151,8 @@ def web(host: str | None, port: int | None) -> None:
     except StoppedWaiting:
         return
     demo_hint(engine, "web")
-    server = WebServer(create_app(settings, engine, redis_connection(url) if url else None), settings.web_host,
-                       settings.web_port)
+    app = create_app(settings, engine, service_queue(settings, redis_connection(url)) if url else None)
+    server = WebServer(app, settings.web_host, settings.web_port)
     console.print(f"dashboard on http://{settings.web_host}:{settings.web_port}/ (database "
                   f"{masked(settings.db_url)}); Ctrl-C stops", markup=False, highlight=False)
     while not stop.wait(1):  # back in Python each second: runs a handler whose signal another thread received
@@ -161,14 +164,24 @@ def web(host: str | None, port: int | None) -> None:
 @click.option("--name", default=None, help="Worker name (unique per host).")
 @click.option("--burst", is_flag=True, help="Exit when the queue is empty.")
 def worker(name: str | None, burst: bool) -> None:
-    """Run one rq worker on the service queue (FLATQC_REDIS_URL required)."""
+    """Run one rq worker on the service's queues: real-time QC, then pictures, then backfill (FLATQC_REDIS_URL
+    required)."""
+    from flatqc.compose import service_queue
+    from flatqc.notify import Notifier  # apprise: loaded by the commands that notify only
+    from flatqc.readiness import StoppedWaiting, stop_on_signals, wait_for_database, wait_for_redis
     from flatqc.settings import Settings
     from flatqc.up import ensure_sqlite_folder
     from worker.run import run_worker
 
     settings = Settings()
     ensure_sqlite_folder(settings.db_url)
-    run_worker(settings, need_redis(settings), burst=burst, name=name)
+    stop = stop_on_signals()  # a SIGTERM while waiting for the database or Redis ends the worker
+    try:
+        wait_for_database(settings.db_url, stop).dispose()  # and creates the schema
+        queue = service_queue(settings, wait_for_redis(need_redis(settings), stop))
+    except StoppedWaiting:
+        return
+    run_worker(settings, queue, Notifier.from_settings(settings), burst=burst, name=name)
 
 
 @click.command()
@@ -208,30 +221,36 @@ def status(night: str | None, n_nights: int, as_json: bool, list_files: bool) ->
                                                          sets.c.state.in_(("waiting", "incomplete", "failed")))))
     if as_json:
         click.echo(json.dumps({
-            "nights": [vars(n) for n in summary], "queue": vars(queue),
+            "nights": [asdict(n) for n in summary], "queue": vars(queue),
             "file_reasons": reasons,
             **({"files": [dict(r._mapping) for r in problems]} if list_files else {}),
             "open_sets": [{"set_id": r.set_id, "state": r.state, "reason": r.reason} for r in open_sets],
         }, indent=2, default=str))
         return
     table = Table(title="nights")
-    for column in ("night", *SET_COLUMNS, "passed", "failed cert.", "n/a", "files rejected", "ignored"):
+    for column in ("night", *SET_COLUMNS, "passed", "failed cert.", "n/a", "files rejected", "ignored",
+                   "backfill done"):
         table.add_column(column, justify="right")
     for n in summary:
         table.add_row(n.night, *(str(n.sets.get(s, 0)) for s in SET_COLUMNS),
                       *(str(n.verdicts.get(v, 0)) for v in ("passed", "failed", "not_assessable")),
-                      str(n.files_rejected), str(n.files_ignored))
+                      str(n.files_rejected), str(n.files_ignored),
+                      f"{n.backfill.done}/{n.backfill.sets}" if n.backfill.sets else "")
     console.print(table)
     if queue.reachable:
         oldest = f"{queue.oldest_waiting_s:.0f} s" if queue.oldest_waiting_s is not None else "none"
-        console.print(f"queue: {queue.depth} waiting, {queue.running} running, {queue.scheduled} scheduled retries, "
-                      f"{queue.failed} failed; workers alive {queue.workers} (busy {queue.workers_busy}); "
-                      f"oldest waiting job {oldest}")
+        per_queue = ", ".join(f"{name} {count}" for name, count in queue.waiting.items())
+        console.print(f"queue: {queue.depth} waiting ({per_queue}), {queue.running} running, {queue.scheduled} "
+                      f"scheduled retries, {queue.failed} failed; workers alive {queue.workers} (busy "
+                      f"{queue.workers_busy}); oldest waiting real-time job {oldest}")
         if any(queue.restarts.values()):
             counts = ", ".join(f"{role} {n}" for role, n in queue.restarts.items())
             console.print(f"[yellow]restarts by flatqc up: {counts}; last {queue.last_restart}[/]", highlight=False)
     else:
         console.print(f"[yellow]queue: {queue.error}[/]")
+    for n in summary:
+        if n.backfill.waiting:
+            console.print(f"night {n.night} {n.backfill}")
     for row in open_sets:
         console.print(f"set {row.set_id} [bold]{row.state}[/]: {row.reason or ''}")
     for entry in reasons:
@@ -253,15 +272,17 @@ def night_folders(settings: Settings, night: str) -> list[Path]:
 @click.option("--force", is_flag=True, help="Reprocess sets that are already done, failed or rejected.")
 @says_when_database_unreachable
 def backfill(date_from: date, date_to: date, force: bool) -> None:
-    """(Re)process the nights FROM..TO through the queue: record their files, queue complete sets."""
+    """(Re)process the nights FROM..TO through the backfill queue (taken by workers only when no job of tonight
+    waits): record their files, queue complete sets."""
     from rich.progress import Progress
     from sqlalchemy import select
 
     from flatqc import lifecycle
+    from flatqc.compose import service_queue
     from flatqc.db import connect, sets
     from flatqc.files import walk_files
     from flatqc.lifecycle import SetState
-    from flatqc.queue import redis_connection
+    from flatqc.queue import Lane, redis_connection
     from flatqc.report import make_console
     from flatqc.settings import Settings
     from watcher.core import BATCH, Watcher
@@ -269,8 +290,8 @@ def backfill(date_from: date, date_to: date, force: bool) -> None:
     console = make_console()
     settings = Settings()
     engine = connect(settings.db_url)
-    redis = redis_connection(need_redis(settings))
-    watcher = Watcher(settings, engine, redis)
+    queue = service_queue(settings, redis_connection(need_redis(settings)))
+    watcher = Watcher(settings, engine, queue, lane=Lane.BACKFILL)
     days = [(date_from + timedelta(days=i)).strftime("%Y-%m-%d") for i in range((date_to - date_from).days + 1)]
     paths = [p for night in days for folder in night_folders(settings, night) if folder.is_dir()
              for p in walk_files(folder)]
@@ -286,7 +307,7 @@ def backfill(date_from: date, date_to: date, force: bool) -> None:
                 (SetState.DONE, SetState.FAILED, SetState.REJECTED)))))
         for row in rows:
             with engine.begin() as conn:
-                job_id = lifecycle.requeue(conn, row, "backfill --force", new_job=True)
+                job_id = lifecycle.requeue(conn, row, "backfill --force", new_job=True, lane=Lane.BACKFILL)
             if job_id is not None:
                 forced += watcher.enqueue(row.version, job_id)
     retrying = len(watcher.settler.noticed)

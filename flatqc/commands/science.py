@@ -16,7 +16,6 @@ from flatqc.report import make_console, print_report
 from flatqc.settings import Settings
 from qc.certify import sentence
 from qc.profiles import PROFILES
-from worker.alerts import send_alert
 
 
 @click.command()
@@ -73,9 +72,12 @@ def process(paths: tuple[Path, ...], db_url: str | None, out: Path | None, refer
             paths, settings, engine, on_set=lambda sid: progress.update(task, advance=1, description=f"set {sid}"),
             with_alerts=with_alerts,
         )
+    from flatqc.notify import Notifier  # apprise: loaded by this verb, not by every one
+
+    notifier = Notifier.from_settings(settings)
     for raised in report.alerts:
         if raised.severity == ALERT or settings.notify_warnings:
-            send_alert(engine, raised.id, settings.alert_urls, settings.alert_retries, public_url=settings.public_url)
+            notifier.send(engine, raised.id)
     if as_json:
         click.echo(json.dumps(report_as_dict(report), indent=2, default=str))
     else:

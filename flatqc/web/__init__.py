@@ -5,11 +5,11 @@ from __future__ import annotations
 import threading
 
 from flask import Flask
-from redis import Redis
 from sqlalchemy.engine import Engine
 from waitress import wasyncore
 from waitress.server import create_server
 
+from flatqc.queue import JobQueue
 from flatqc.settings import Settings
 from flatqc.web.app import create_app
 
@@ -41,8 +41,8 @@ class WebServer:
         self._thread.join(10)
 
 
-def start_web(settings: Settings, engine: Engine, redis: Redis | None, host: str | None = None,
+def start_web(settings: Settings, engine: Engine, queue: JobQueue | None, host: str | None = None,
               port: int | None = None) -> WebServer:
     """Serve the dashboard from a background thread; ``server.shutdown()`` stops it."""
-    return WebServer(create_app(settings, engine, redis), host or settings.web_host,
+    return WebServer(create_app(settings, engine, queue), host or settings.web_host,
                      settings.web_port if port is None else port)

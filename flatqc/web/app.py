@@ -15,10 +15,10 @@ from typing import Any
 
 from flask import Flask, abort, current_app, jsonify, render_template, request, session
 from flask.json.provider import DefaultJSONProvider
-from redis import Redis
 from sqlalchemy.engine import Engine
 from werkzeug.exceptions import HTTPException, InternalServerError
 
+from flatqc.queue import JobQueue
 from flatqc.settings import Settings
 from flatqc.web.format import finite_or_null, iso_time, number, same_site_path, when
 from flatqc.web.metrics import registry_for
@@ -42,12 +42,14 @@ class StrictJSONProvider(DefaultJSONProvider):
         return super().dumps(finite_or_null(obj), **kwargs)
 
 
-def create_app(settings: Settings, engine: Engine, redis: Redis | None) -> Flask:
-    """The WSGI app reading ``engine`` (and ``redis`` for the queue pages, if given)."""
+def create_app(settings: Settings, engine: Engine, queue: JobQueue | None) -> Flask:
+    """The WSGI app reading ``engine``, and queueing through ``queue`` (its Redis also feeds the queue pages; None:
+    no queue), which the entry point serving the app built."""
+    redis = queue.connection if queue is not None else None
     app = Flask(__name__)
     app.json = StrictJSONProvider(app)
     app.config["SECRET_KEY"] = web_secret_key(settings.web_secret_key, settings.run_dir)
-    app.extensions[EXTENSION] = Backends(settings, engine, redis, registry_for(settings, engine, redis))
+    app.extensions[EXTENSION] = Backends(settings, engine, queue, redis, registry_for(settings, engine, redis))
     app.jinja_env.globals["csrf_token"] = csrf_token
     app.jinja_env.filters["number"] = number
     app.jinja_env.filters["when"] = when

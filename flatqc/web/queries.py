@@ -26,7 +26,8 @@ from flatqc.db import (
     severity_is,
 )
 from flatqc.files import shown
-from flatqc.status import problem_files
+from flatqc.queue import Lane
+from flatqc.status import Backfill, problem_files
 from flatqc.web.svg import mjd_date
 from qc.certify import sentence
 from qc.profiles import profile_named
@@ -150,8 +151,13 @@ def night_detail(engine: Engine, night: str) -> dict[str, Any] | None:
     for alert in open_alerts:
         with_findings(alert)
     instruments = sorted({e["instrument"] for e in ordered if e["instrument"]})
+    backfill = Backfill()
+    for entry in ordered:
+        if entry["lane"] == Lane.BACKFILL:
+            backfill.add(entry["state"])
     return {"night": night, "sets": ordered, "files": problems, "open_alerts": open_alerts,
-            "previous_night": previous_night, "next_night": next_night, "instruments": instruments}
+            "previous_night": previous_night, "next_night": next_night, "instruments": instruments,
+            "backfill": asdict(backfill) | {"progress": str(backfill)}}
 
 
 def set_detail(engine: Engine, set_id: str) -> dict[str, Any] | None:
@@ -220,8 +226,8 @@ JOB_LIST_LIMIT = 50
 
 
 def queue_jobs(engine: Engine, queues: list[Queue]) -> dict[str, list[dict[str, Any]]]:
-    """Waiting, running, scheduled (retry back-off) and failed jobs of ``queues`` (QC, then pictures), with their
-    set and last error."""
+    """Waiting, running, scheduled (retry back-off) and failed jobs of ``queues`` (in the order workers take from
+    them), with their set and last error."""
     listed: dict[str, list[dict[str, Any]]] = {"waiting": [], "running": [], "scheduled": [], "failed": []}
     for queue in queues:
         registries = {

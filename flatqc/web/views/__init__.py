@@ -12,6 +12,7 @@ from prometheus_client import CollectorRegistry
 from redis import Redis
 from sqlalchemy.engine import Engine
 
+from flatqc.queue import JobQueue
 from flatqc.settings import Settings
 
 View = Callable[..., Any]
@@ -21,10 +22,12 @@ EXTENSION = "flatqc"
 
 @dataclass(frozen=True)
 class Backends:
-    """What the views of one app read: settings, the ledger, Redis (None: no queue) and the metrics registry."""
+    """What the views of one app use: settings, the ledger, the queues and their Redis (None: no queue) and the
+    metrics registry."""
 
     settings: Settings
     engine: Engine
+    queue: JobQueue | None
     redis: Redis | None
     metrics: CollectorRegistry
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 from flask import Blueprint, abort, jsonify, render_template, request
@@ -25,7 +26,7 @@ def nights_page() -> Any:
     if limit_arg != "all" and not limit_arg.isdigit():
         abort(400, "limit must be a whole number or 'all'")
     everything = nights(engine)
-    summary = [vars(n) for n in (everything if limit_arg == "all" else everything[:int(limit_arg)])]
+    summary = [asdict(n) for n in (everything if limit_arg == "all" else everything[:int(limit_arg)])]
     open_counts = queries.open_alert_counts(engine)
     for entry in summary:
         entry["open_alerts"] = open_counts.get((entry["night"], ALERT), 0)

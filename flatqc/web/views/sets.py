@@ -7,11 +7,10 @@ from typing import Any
 from flask import Blueprint, abort, flash, jsonify, redirect, render_template, send_from_directory, url_for
 
 from flatqc import ledger, lifecycle
-from flatqc.queue import job_queue
+from flatqc.queue import Lane
 from flatqc.web import queries
 from flatqc.web.views import backends, page_and_api, wants_json
 from qc.profiles import CRIRES
-from worker.jobs import enqueue_set
 
 blueprint = Blueprint("sets", __name__)
 
@@ -37,18 +36,19 @@ def set_page(set_id: str) -> Any:
 
 @blueprint.post("/sets/<set_id>/reprocess")
 def reprocess(set_id: str) -> Any:
-    """Queue the newest version of a set again; its results are replaced when the job finishes."""
+    """Queue the newest version of a set again, on the backfill queue (behind the night's sets); its results are
+    replaced when the job finishes."""
     web = backends()
-    if web.redis is None:
+    if web.queue is None:
         abort(503, "no Redis configured: cannot queue")
     detail = set_or_404(set_id)
     with web.engine.begin() as conn:
         row = ledger.set_row(conn, detail["set"]["version"])
         if row is None:
             abort(404, f"set {set_id} has no version in the ledger")
-        job_id = lifecycle.requeue(conn, row, "reprocess requested in the dashboard", new_job=True)
+        job_id = lifecycle.requeue(conn, row, "reprocess requested in the dashboard", new_job=True, lane=Lane.BACKFILL)
     if job_id is not None:
-        enqueue_set(job_queue(web.settings, web.redis), row.version, web.settings, job_id)
+        web.queue.enqueue_set(row.version, job_id, Lane.BACKFILL)
         flash(f"Set {set_id} queued for reprocessing (job {job_id}); its state, QC1 rows and pictures are "
               "replaced when the job finishes.", "done")
     else:
