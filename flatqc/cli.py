@@ -15,8 +15,8 @@ from flatqc import __version__
 COMMANDS: Mapping[str, tuple[str, str]] = {
     "alerts": ("flatqc.commands.operations:alerts", "List alerts (failed certification) and warnings (trend limits); "
                "`flatqc alerts ack ID` acknowledges one."),
-    "backfill": ("flatqc.commands.operations:backfill",
-                 "(Re)process the nights FROM..TO through the queue: record their files, queue complete sets."),
+    "backfill": ("flatqc.commands.operations:backfill", "(Re)process the nights FROM..TO through the backfill queue "
+                 "(taken by workers only when no job of tonight waits): record their files, queue complete sets."),
     "db": ("flatqc.commands.database:db", "The database's schema (FLATQC_DB_URL): upgrade it to the newest revision, "
            "or show its revision."),
     "process": ("flatqc.commands.science:process", "Process every complete flat set found under PATHS now, without a "
@@ -30,8 +30,8 @@ COMMANDS: Mapping[str, tuple[str, str]] = {
     "watch": ("flatqc.commands.operations:watch", "Run only the watcher (FLATQC_REDIS_URL required)."),
     "web": ("flatqc.commands.operations:web", "Serve the dashboard alone with waitress (reads the database, and Redis "
             "when reachable)."),
-    "worker": ("flatqc.commands.operations:worker", "Run one rq worker on the service queue (FLATQC_REDIS_URL "
-               "required)."),
+    "worker": ("flatqc.commands.operations:worker", "Run one rq worker on the service's queues: real-time QC, then "
+               "pictures, then backfill (FLATQC_REDIS_URL required)."),
 }
 """Verb -> (``module:attribute`` of its click command, the command's short help: the first sentence of its docstring,
 as click would take it; ``tests/test_cli.py`` checks that the two agree)."""
