@@ -127,6 +127,7 @@ def test_a_release_database_is_upgraded_with_its_rows(engine: Engine) -> None:
     create_schema(engine)
     assert revision(engine) == migrations.head()
     assert read_rows(engine, RELEASE_ROWS) == RELEASE_ROWS
+    assert read_rows(engine, {"sets": [{"token": 0}]}) == {"sets": [{"token": 0}]}  # 0002: no attempt holds it
     assert differences(engine) == []
 
 

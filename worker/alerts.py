@@ -1,5 +1,5 @@
 """Delivery of alerts (failed certification) and warnings (trend limits) through apprise; their states live in
-:mod:`flatqc.lifecycle`.
+:mod:`flatqc.lifecycle.alerts`.
 
 Recording happens in the job's result transaction; sending happens after the commit, with retries, and a failed
 delivery is logged on the alert, never undoing the QC1 rows. Each message links the set's page on the dashboard
@@ -19,8 +19,9 @@ from urllib.parse import quote
 import apprise
 from sqlalchemy.engine import Engine
 
-from flatqc import ledger, lifecycle
+from flatqc import ledger
 from flatqc.db import WARNING
+from flatqc.lifecycle import alerts as alert_lifecycle
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,7 @@ def send_alert(engine: Engine, alert_id: int, urls: list[str], retries: int = 3,
     """Send alert ``alert_id`` to every apprise URL; retry with back-off; record the outcome on the alert."""
     if not urls:
         with engine.begin() as conn:
-            lifecycle.notification_sent(conn, alert_id, 0, "not sent: FLATQC_ALERT_URLS is empty")
+            alert_lifecycle.notification_sent(conn, alert_id, 0, "not sent: FLATQC_ALERT_URLS is empty")
         return False
     with engine.connect() as conn:
         row = ledger.alert_row(conn, alert_id)
@@ -80,7 +81,7 @@ def send_alert(engine: Engine, alert_id: int, urls: list[str], retries: int = 3,
         log.warning("alert #%s: %s", alert_id, error)
         time.sleep(backoff_s * 2 ** (attempt - 1))
     with engine.begin() as conn:
-        lifecycle.notification_sent(conn, alert_id, attempts, error)
+        alert_lifecycle.notification_sent(conn, alert_id, attempts, error)
     return error is None
 
 
@@ -95,14 +96,14 @@ def send_cover(engine: Engine, set_id: str, cover: Path, urls: list[str], public
     if not len(notifier):
         return False
     with engine.begin() as conn:
-        if not lifecycle.claim_cover(conn, row.id):
+        if not alert_lifecycle.claim_cover(conn, row.id):
             return False
     title = f"Cover sheet of set {row.set_id} ({row.setting_key}, night {row.night})"
     body = f"Cover sheet of {row.severity or 'alert'} #{row.id}: {set_url(public_url, row.set_id)}"
     if not notifier.notify(title=title, body=body, attach=str(cover)):
         log.warning("cover of alert #%s: delivery failed", row.id)
         with engine.begin() as conn:
-            lifecycle.release_cover(conn, row.id)
+            alert_lifecycle.release_cover(conn, row.id)
         return False
     return True
 

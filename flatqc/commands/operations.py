@@ -21,10 +21,13 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from flatqc import ledger, lifecycle
+from flatqc import ledger
 from flatqc.db import ALERT, connect, sets
 from flatqc.files import shown, walk_files
-from flatqc.lifecycle import SetState
+from flatqc.lifecycle import TransitionRefused
+from flatqc.lifecycle import alerts as alert_lifecycle
+from flatqc.lifecycle import sets as set_lifecycle
+from flatqc.lifecycle.sets import SetState
 from flatqc.queue import redis_connection, resolve_redis_url
 from flatqc.readiness import StoppedWaiting, database_unreachable, one_line, wait_for_database, wait_for_redis
 from flatqc.report import make_console
@@ -231,9 +234,12 @@ def backfill(date_from: date, date_to: date, force: bool) -> None:
             rows = list(conn.execute(select(sets).where(sets.c.night.in_(days), sets.c.state.in_(
                 (SetState.DONE, SetState.FAILED, SetState.REJECTED)))))
         for row in rows:
-            with engine.begin() as conn:
-                job_id = lifecycle.requeue(conn, row, "backfill --force", new_job=True)
-            if job_id is not None:
+            try:
+                with engine.begin() as conn:
+                    job_id = set_lifecycle.requeue(conn, row, "backfill --force", new_job=True)
+            except TransitionRefused as refused:  # it moved since it was read
+                console.print(f"not queued again: {refused}")
+            else:
                 forced += watcher.enqueue(row.version, job_id)
     retrying = len(watcher.settler.noticed)
     console.print(f"backfill {days[0]}..{days[-1]}: {len(paths)} files looked at, "
@@ -272,7 +278,9 @@ def ack(alert_id: int, by: str, comment: str | None) -> None:
     """Acknowledge open alert ALERT_ID."""
     console = make_console()
     engine = connect(Settings().db_url)
-    with engine.begin() as conn:
-        if not lifecycle.acknowledge(conn, alert_id, by, comment):
-            raise click.UsageError(f"no open alert #{alert_id}")
+    try:
+        with engine.begin() as conn:
+            alert_lifecycle.acknowledge(conn, alert_id, by, comment)
+    except TransitionRefused:
+        raise click.UsageError(f"no open alert #{alert_id}") from None
     console.print(f"alert #{alert_id} acknowledged by {by}")
