@@ -324,6 +324,33 @@ def state_of(pid: int) -> str | None:
         return None
 
 
+def test_pictures_drawn_while_their_set_is_processed_again_are_drawn_again(
+        rig: dict, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """The picture job of a done set draws while Reprocess is pressed and the set is done again: its pictures are
+    not marked done for the attempt that lost the set; it draws them again for the one that holds it."""
+    entry = chosen(rig["night"])
+    deliver_set(rig["night"], rig["tree"], entry)
+    rounds(rig, 2)
+    ((version, _),) = [(r.version, r.state) for r in set_rows(rig["engine"], entry.set_id)]
+    assert jobs.process_set(version)["state"] == "done"
+    draw = jobs.draw_pictures
+    drawn_for: list[int] = []
+
+    def processed_again_meanwhile(*args: object) -> object:
+        drawn_for.append(set_rows(rig["engine"], entry.set_id)[0].token)
+        if len(drawn_for) == 1:
+            press_reprocess(rig, entry.set_id)
+            assert jobs.process_set(version)["state"] == "done"
+        return draw(*args)
+
+    monkeypatch.setattr(jobs, "draw_pictures", processed_again_meanwhile)
+    with caplog.at_level(logging.INFO, logger="worker.jobs"):
+        assert "cover" in jobs.draw_set_pictures(version)["pictures"]
+    (row,) = set_rows(rig["engine"], entry.set_id)
+    assert drawn_for == [row.token - 2, row.token] and row.pictures == "done"
+    assert [r.getMessage() for r in caplog.records if "pictures drawn again" in r.getMessage()] != []
+
+
 def stalled_child(process: subprocess.Popen[bytes], timeout_s: float) -> int:
     """The pid of the child of ``process`` (a work-horse) that stopped itself at a ``FLATQC_FAULT_STOP_AT`` point."""
     found: list[int] = []

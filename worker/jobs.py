@@ -174,9 +174,9 @@ def _attempt(settings: Settings, engine: Engine, version: str, job: Job | None) 
             warnings = trend_warnings(settings.qc_config(result.profile), result.setting_key, result.detectors)
             warning_id = alert_lifecycle.record_warning(conn, result, version, warnings)
             checkpoint("job-before-commit")
-    except TransitionRefused:
+    except StaleAttempt:
         raise
-    except Exception as exc:
+    except Exception as exc:  # an alert changed by another job meanwhile (a refusal) too: retried
         _attempt_failed(engine, row, job, exc)
         raise
     checkpoint("job-after-commit")
