@@ -22,10 +22,10 @@ from pathlib import Path
 
 from rq.job import Job
 
-from flatqc import lifecycle
 from flatqc.compose import service_queue
 from flatqc.db import connect
-from flatqc.lifecycle import Members, SetKeys, SetState
+from flatqc.lifecycle import sets as set_lifecycle
+from flatqc.lifecycle.sets import Members, SetKeys, SetState
 from flatqc.queue import redis_connection
 from flatqc.redis_server import EmbeddedRedis
 from flatqc.settings import Settings
@@ -60,8 +60,8 @@ def main() -> None:
                                 redis_url=redis.url, queue_name="bench")
             members = Members(("m.fits", "b.fits", "r.fits"), ("a" * 64, "b" * 64, "c" * 64))
             with connect(settings.db_url).begin() as conn:
-                lifecycle.record_processed(conn, SetKeys("bench", "2010-05-12"), members, SetState.DONE, None,
-                                           "passed", "FLAT")
+                set_lifecycle.record_processed(conn, SetKeys("bench", "2010-05-12"), members, SetState.DONE, None,
+                                               "passed", "FLAT")
             env = os.environ | {"FLATQC_DB_URL": settings.db_url, "FLATQC_REDIS_URL": redis.url,
                                 "FLATQC_QUEUE_NAME": "bench", "FLATQC_RUN_DIR": str(work / "run")}
             flatqc_cmd = [sys.executable, "-m", "flatqc", "worker", "--burst"]

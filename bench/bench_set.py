@@ -38,10 +38,11 @@ from sqlalchemy.engine import Engine
 
 from bench.common import first_and_best, main_per_profile, snr_pass_set
 from bench.naive import naive_set
-from flatqc import lifecycle
 from flatqc.db import connect, sets
 from flatqc.files import sha256_file
-from flatqc.lifecycle import Members, SetKeys
+from flatqc.lifecycle import alerts as alert_lifecycle
+from flatqc.lifecycle import sets as set_lifecycle
+from flatqc.lifecycle.sets import Members, SetKeys
 from flatqc.pipeline import analyse, compute_qc, compute_set, draw_pictures, store_qc1
 from flatqc.settings import Settings
 from qc.analysis import analyse_set
@@ -109,11 +110,11 @@ class Bench:
                     with_views=False)
 
     def take(self) -> None:
-        """Put the set version back in the hands of a job (``running``), as ``lifecycle.start`` does."""
+        """Put the set version back in the hands of a job (``running``), as ``set_lifecycle.start`` does."""
         with self.engine.begin() as conn:
             row = conn.execute(select(sets).where(sets.c.version == self.version)).one()
-            lifecycle.requeue(conn, row, "bench")
-            lifecycle.start(conn, self.version, "bench")
+            set_lifecycle.requeue(conn, row, "bench")
+            set_lifecycle.start(conn, self.version, "bench")
 
     def qc_path(self) -> None:
         """The worker's QC job from a running set version to its commit (no notification, no picture job)."""
@@ -123,8 +124,8 @@ class Bench:
         outcome = compute_qc(self.flatset, self.settings, members.hashes())
         with self.engine.begin() as conn:
             store_qc1(conn, self.flatset, outcome, self.settings, self.version)
-            lifecycle.finish(conn, row, "bench", outcome.result.certification.verdict, outcome.result.raw_type)
-            lifecycle.record_alert(conn, outcome.result, self.version)
+            set_lifecycle.finish(conn, row, "bench", outcome.result.certification.verdict, outcome.result.raw_type)
+            alert_lifecycle.record_alert(conn, outcome.result, self.version)
 
 
 def prepare(profile_name: str, work: Path) -> Bench:
@@ -138,8 +139,8 @@ def prepare(profile_name: str, work: Path) -> Bench:
     engine = connect(settings.db_url)
     keys = SetKeys(flatset.set_id, flatset.night, flatset.profile, flatset.setting_key, flatset.n_raw)
     with engine.begin() as conn:
-        lifecycle.claim_complete(conn, keys, members, [], None)
-        lifecycle.start(conn, members.version, "bench")
+        set_lifecycle.claim_complete(conn, keys, members, [], None)
+        set_lifecycle.start(conn, members.version, "bench")
     return Bench(flatset, settings, reference, engine, members.version, work)
 
 

@@ -88,8 +88,9 @@ sets = Table(
     Column("job_id", String(128)),
     Column("lane", String(16), nullable=False, server_default="realtime"),  # its QC queue (queue.Lane)
     Column("attempts", Integer, nullable=False, default=0),
+    Column("token", Integer, nullable=False, default=0, server_default="0"),  # the attempt that owns the set (fencing)
     Column("transient", Boolean),  # the last error was a transient fault (database, disk full...): retried later
-    Column("pictures", String(16)),  # pending / done / failed (lifecycle.Pictures)
+    Column("pictures", String(16)),  # pending / done / failed (lifecycle.sets.Pictures)
     Column("pictures_error", Text),
     Column("first_arrival", DateTime),
     Column("created_at", DateTime, nullable=False, default=utcnow),

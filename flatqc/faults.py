@@ -24,6 +24,9 @@ TRANSIENT_ERRNOS = frozenset({errno.ENOSPC, errno.EIO, errno.EAGAIN, errno.EDQUO
 
 FAULT_HOOK = "FLATQC_FAULT_KILL_AT"
 """Environment variable of the fault suite: SIGKILL this process when it reaches the named point. Unset: nothing."""
+STALL_HOOK = "FLATQC_FAULT_STOP_AT"
+"""Environment variable of the fault suite: SIGSTOP this process (a stalled worker, until SIGCONT) at the named
+point. Unset: nothing."""
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -53,6 +56,9 @@ def describe(exc: BaseException) -> str:
 
 
 def checkpoint(point: str) -> None:
-    """Die here (SIGKILL, no clean-up) if the fault suite asked for it with ``FLATQC_FAULT_KILL_AT=<point>``."""
+    """Die here (SIGKILL, no clean-up) if the fault suite asked for it with ``FLATQC_FAULT_KILL_AT=<point>``, or
+    stall here (SIGSTOP) with ``FLATQC_FAULT_STOP_AT=<point>``."""
     if os.environ.get(FAULT_HOOK) == point:
         os.kill(os.getpid(), signal.SIGKILL)
+    if os.environ.get(STALL_HOOK) == point:
+        os.kill(os.getpid(), signal.SIGSTOP)

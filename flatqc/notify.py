@@ -1,6 +1,6 @@
 """Delivery of alerts (failed certification) and warnings (trend limits) through apprise: the :class:`Notifier` an
 entry point builds from the settings and hands down (to the worker's jobs, to ``flatqc process --alerts``). The
-alerts' states live in :mod:`flatqc.lifecycle`.
+alerts' states live in :mod:`flatqc.lifecycle.alerts`.
 
 Recording happens in the job's result transaction; sending happens after the commit, with retries, and a failed
 delivery is logged on the alert, never undoing the QC1 rows. Each message links the set's page on the dashboard
@@ -19,8 +19,9 @@ from urllib.parse import quote
 import apprise
 from sqlalchemy.engine import Engine
 
-from flatqc import ledger, lifecycle
+from flatqc import ledger
 from flatqc.db import WARNING, findings_from_json
+from flatqc.lifecycle import alerts as alert_lifecycle
 from flatqc.settings import Settings
 from qc.certify import sentence
 
@@ -77,7 +78,7 @@ class Notifier:
         """Send alert ``alert_id`` to every URL; retry with back-off; record the outcome on the alert."""
         if not self.urls:
             with engine.begin() as conn:
-                lifecycle.notification_sent(conn, alert_id, 0, "not sent: FLATQC_ALERT_URLS is empty")
+                alert_lifecycle.notification_sent(conn, alert_id, 0, "not sent: FLATQC_ALERT_URLS is empty")
             return False
         with engine.connect() as conn:
             row = ledger.alert_row(conn, alert_id)
@@ -94,7 +95,7 @@ class Notifier:
             log.warning("alert #%s: %s", alert_id, error)
             time.sleep(self.backoff_s * 2 ** (attempt - 1))
         with engine.begin() as conn:
-            lifecycle.notification_sent(conn, alert_id, attempts, error)
+            alert_lifecycle.notification_sent(conn, alert_id, attempts, error)
         return error is None
 
     def send_cover(self, engine: Engine, set_id: str, cover: Path) -> bool:
@@ -108,14 +109,14 @@ class Notifier:
         if not len(channels):
             return False
         with engine.begin() as conn:
-            if not lifecycle.claim_cover(conn, row.id):
+            if not alert_lifecycle.claim_cover(conn, row.id):
                 return False
         title = f"Cover sheet of set {row.set_id} ({row.setting_key}, night {row.night})"
         body = f"Cover sheet of {row.severity or 'alert'} #{row.id}: {set_url(self.public_url, row.set_id)}"
         if not channels.notify(title=title, body=body, attach=str(cover)):
             log.warning("cover of alert #%s: delivery failed", row.id)
             with engine.begin() as conn:
-                lifecycle.release_cover(conn, row.id)
+                alert_lifecycle.release_cover(conn, row.id)
             return False
         return True
 

@@ -9,11 +9,12 @@ from pathlib import Path
 
 from sqlalchemy.engine import Engine
 
-from flatqc import lifecycle
 from flatqc.db import ALERT, WARNING
 from flatqc.faults import describe
 from flatqc.files import is_candidate_name, locate_raw, path_text, sha256_file, unusable_reason, walk_files
-from flatqc.lifecycle import Members, SetKeys, SetState
+from flatqc.lifecycle import alerts as alert_lifecycle
+from flatqc.lifecycle import sets as set_lifecycle
+from flatqc.lifecycle.sets import Members, SetKeys, SetState
 from flatqc.pipeline import SetOutcome, compute_set, store_qc1
 from flatqc.settings import Settings
 from qc.errors import FlatQCError, NotAFlatProduct
@@ -164,14 +165,14 @@ def _record_set(engine: Engine, flatset: FlatSet, hashes: dict[Path, str], state
     with engine.begin() as conn:
         if outcome is not None:
             store_qc1(conn, flatset, outcome, settings, members.version)
-        lifecycle.record_processed(conn, keys, members, state, reason,
-                                   outcome.result.certification.verdict if outcome else None,
-                                   outcome.result.raw_type if outcome else None)
+        set_lifecycle.record_processed(conn, keys, members, state, reason,
+                                       outcome.result.certification.verdict if outcome else None,
+                                       outcome.result.raw_type if outcome else None)
         if outcome is None or not with_alerts:
             return []
         result = outcome.result
-        raised = [(lifecycle.record_alert(conn, result, members.version), ALERT),
-                  (lifecycle.record_warning(conn, result, members.version), WARNING)]
+        raised = [(alert_lifecycle.record_alert(conn, result, members.version), ALERT),
+                  (alert_lifecycle.record_warning(conn, result, members.version), WARNING)]
     return [RaisedAlert(alert_id, flatset.set_id, severity) for alert_id, severity in raised if alert_id is not None]
 
 
@@ -200,8 +201,8 @@ def process_paths(paths: Iterable[Path], settings: Settings, engine: Engine,
             report.files.append(FileNote(member.path, "rejected", f"set {set_id}: {reason}"))
         keys = SetKeys(set_id, night_of(members[0].path, members[0].mjd_obs), members[0].profile)
         with engine.begin() as conn:
-            lifecycle.record_processed(conn, keys, _members([m.path for m in members]), SetState.REJECTED, reason,
-                                       None, None)
+            set_lifecycle.record_processed(conn, keys, _members([m.path for m in members]), SetState.REJECTED,
+                                           reason, None, None)
     for flatset in grouping.complete:
         if on_set:
             on_set(flatset.set_id)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import select
 
 from flatqc.db import alerts, connect, findings_from_json
-from flatqc.lifecycle import acknowledge, record_alert
+from flatqc.lifecycle import TransitionRefused
+from flatqc.lifecycle.alerts import acknowledge, record_alert
 from flatqc.notify import Notifier
 from flatqc.redis_server import free_port
 from qc.records import Certification, Finding, FindingKind, SetResult
@@ -34,8 +36,9 @@ def test_alert_life_cycle(db_url: str) -> None:
         assert record_alert(conn, failing, "v2") is None  # same failure again: nothing new to send
         changed = result("failed", (FLUX_1,))
         assert record_alert(conn, changed, "v3") == first  # new reasons: same alert, sent again
-        assert acknowledge(conn, first, "qc-scientist", "lamp flicker")
-        assert not acknowledge(conn, first, "someone else")  # only open alerts can be acknowledged
+        acknowledge(conn, first, "qc-scientist", "lamp flicker")
+        with pytest.raises(TransitionRefused, match="is acknowledged; not moved to acknowledged"):
+            acknowledge(conn, first, "someone else")  # only open alerts can be acknowledged
         assert record_alert(conn, result("passed"), "v4") is None
         (row,) = conn.execute(select(alerts)).all()
     assert row.state == "resolved" and row.acknowledged_by == "qc-scientist" and row.resolved_at is not None
@@ -60,7 +63,7 @@ def test_delivery_is_retried_and_failure_recorded(sqlite_url: str) -> None:
 
 def test_warnings_have_their_own_life_cycle_below_alerts(sqlite_url: str) -> None:
     from flatqc.db import ALERT, WARNING
-    from flatqc.lifecycle import record_warning
+    from flatqc.lifecycle.alerts import record_warning
 
     engine = connect(sqlite_url)
     failing = result("failed", (SNR_2,), (RMS_1,))

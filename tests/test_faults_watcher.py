@@ -1,11 +1,14 @@
 """The watcher under faults: odd trees, a database locked past its busy timeout, SIGKILL at every boundary of the
-watcher and the job, and a flood of 10,000 small files."""
+watcher and the job, a worker that stalls and comes back after its set was queued again, and a flood of 10,000 small
+files."""
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -22,11 +25,13 @@ from sqlalchemy import func, select
 
 from bench.bench_flood import ledger_count, write_flood
 from flatqc.cli import main
-from flatqc.db import crires_flat, files, job_events, make_engine, sets
+from flatqc.db import alerts, crires_flat, files, job_events, make_engine, sets
+from flatqc.faults import STALL_HOOK
 from flatqc.files import path_from_text, shown
 from flatqc.process import process_paths
 from flatqc.queue import job_queue
 from flatqc.settings import settings_env
+from flatqc.web.app import create_app
 from qc.synth import SynthSet
 from tests.service_helpers import chosen, deliver_set, wait_for, watcher_rig, work_here
 from watcher.core import Watcher
@@ -257,6 +262,151 @@ def test_a_worker_killed_at_a_boundary_does_the_set_exactly_once(rig: dict, redi
     with rig["engine"].connect() as conn:
         assert conn.execute(select(func.count()).select_from(crires_flat)).scalar() == 4
     assert queued_events(rig["engine"], version).count("finished") == 1
+
+
+# -- a late writer: fencing ---------------------------------------------------------------------------------------
+def press_reprocess(rig: dict, set_id: str) -> None:
+    """Press Reprocess on the set's page of a dashboard of this service."""
+    client = create_app(rig["settings"], rig["engine"], rig["redis"]).test_client()
+    with client.session_transaction() as session:
+        session["csrf"] = "a-token"
+    assert client.post(f"/sets/{set_id}/reprocess", data={"csrf_token": "a-token"}).status_code == 302
+    with client.session_transaction() as session:
+        assert [kind for kind, _ in session["_flashes"]] == ["done"], session["_flashes"]
+
+
+def qc1_and_alerts(engine: object) -> tuple[list, list]:
+    """``(set_id, detector, processed_at)`` of every QC1 row and ``(id, severity, state, updated_at)`` of every alert
+    and warning."""
+    with engine.connect() as conn:  # type: ignore[attr-defined]
+        return (list(conn.execute(select(crires_flat.c.set_id, crires_flat.c.detector, crires_flat.c.processed_at)
+                                  .order_by(crires_flat.c.detector))),
+                list(conn.execute(select(alerts.c.id, alerts.c.severity, alerts.c.state, alerts.c.updated_at))))
+
+
+def test_reprocess_pressed_while_the_job_runs_commits_nothing_of_that_job(
+        rig: dict, redis_url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """A failing set: the job computes its verdict while Reprocess is pressed; the job's QC1 rows, alert and state
+    are not committed (one log line says so), the reprocessing job's are."""
+    entry = chosen(rig["night"], "snr_fail")
+    deliver_set(rig["night"], rig["tree"], entry)
+    rounds(rig, 2)
+    ((version, state),) = [(r.version, r.state) for r in set_rows(rig["engine"], entry.set_id)]
+    assert state == "queued"
+    compute = jobs.compute_qc
+
+    def reprocess_pressed_meanwhile(*args: object) -> object:
+        press_reprocess(rig, entry.set_id)
+        return compute(*args)
+
+    monkeypatch.setattr(jobs, "compute_qc", reprocess_pressed_meanwhile)
+    with caplog.at_level(logging.INFO, logger="worker.jobs"):
+        assert jobs.process_set(version)["state"] == "queued"
+    (line,) = [r for r in caplog.records if r.name == "worker.jobs"]
+    assert line.levelno == logging.WARNING and "nothing of this attempt was committed" in line.getMessage()
+    assert qc1_and_alerts(rig["engine"]) == ([], [])
+    assert set_rows(rig["engine"], entry.set_id)[0].state == "queued"
+    assert queued_events(rig["engine"], version) == ["queued", "started", "queued"]
+    monkeypatch.setattr(jobs, "compute_qc", compute)
+    work_here(rig["settings"], redis_url)  # the watcher's job (which now does the set) and the reprocessing one
+    (row,) = set_rows(rig["engine"], entry.set_id)
+    rows, raised = qc1_and_alerts(rig["engine"])
+    assert (row.state, row.verdict, len(rows)) == ("done", "failed", 4)
+    assert [a.state for a in raised if a.severity == "alert"] == ["open"]
+    assert queued_events(rig["engine"], version).count("finished") == 1
+
+
+def state_of(pid: int) -> str | None:
+    """The state letter of process ``pid`` (``T`` stopped, ``Z`` ended, not reaped yet), None if it is gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return None
+
+
+def test_pictures_drawn_while_their_set_is_processed_again_are_drawn_again(
+        rig: dict, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """The picture job of a done set draws while Reprocess is pressed and the set is done again: its pictures are
+    not marked done for the attempt that lost the set; it draws them again for the one that holds it."""
+    entry = chosen(rig["night"])
+    deliver_set(rig["night"], rig["tree"], entry)
+    rounds(rig, 2)
+    ((version, _),) = [(r.version, r.state) for r in set_rows(rig["engine"], entry.set_id)]
+    assert jobs.process_set(version)["state"] == "done"
+    draw = jobs.draw_pictures
+    drawn_for: list[int] = []
+
+    def processed_again_meanwhile(*args: object) -> object:
+        drawn_for.append(set_rows(rig["engine"], entry.set_id)[0].token)
+        if len(drawn_for) == 1:
+            press_reprocess(rig, entry.set_id)
+            assert jobs.process_set(version)["state"] == "done"
+        return draw(*args)
+
+    monkeypatch.setattr(jobs, "draw_pictures", processed_again_meanwhile)
+    with caplog.at_level(logging.INFO, logger="worker.jobs"):
+        assert "cover" in jobs.draw_set_pictures(version)["pictures"]
+    (row,) = set_rows(rig["engine"], entry.set_id)
+    assert drawn_for == [row.token - 2, row.token] and row.pictures == "done"
+    assert [r.getMessage() for r in caplog.records if "pictures drawn again" in r.getMessage()] != []
+
+
+def stalled_child(process: subprocess.Popen[bytes], timeout_s: float) -> int:
+    """The pid of the child of ``process`` (a work-horse) that stopped itself at a ``FLATQC_FAULT_STOP_AT`` point."""
+    found: list[int] = []
+
+    def stalled() -> bool:
+        path = Path(f"/proc/{process.pid}/task/{process.pid}/children")
+        found[:] = [pid for pid in map(int, path.read_text().split()) if state_of(pid) == "T"]
+        return bool(found)
+
+    wait_for(stalled, timeout_s, "the work-horse to stall", interval_s=0.1)
+    return found[0]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("queued_again_by", ["repair", "reprocess"])
+def test_a_stalled_worker_that_comes_back_commits_nothing(rig: dict, redis_url: str, tmp_path: Path,
+                                                          queued_again_by: str) -> None:
+    """Issue 20: a ``flatqc worker`` stalls once its job has started the set. The set is queued again: by the repair
+    pass (the whole worker stopped, so no heartbeats) or by Reprocess (only the work-horse stopped), and another
+    worker does it. When the stalled one resumes and finishes, nothing of it is committed: the second attempt's
+    QC1 rows (``processed_at``), state and events stand, and the first worker's log says so in one line."""
+    entry = chosen(rig["night"])
+    deliver_set(rig["night"], rig["tree"], entry)
+    rounds(rig, 2)
+    ((version, state),) = [(r.version, r.state) for r in set_rows(rig["engine"], entry.set_id)]
+    assert state == "queued"
+    log = tmp_path / "worker.log"
+    first = flatqc("worker", "--burst", env=child_env(rig["settings"], redis_url) | {STALL_HOOK: "job-started"},
+                   log=log)
+    horse = stalled_child(first, 60)
+    stopped = [horse]
+    try:
+        if queued_again_by == "repair":
+            os.kill(first.pid, signal.SIGSTOP)
+            stopped.append(first.pid)
+            time.sleep(rig["settings"].stale_job_s + 1.0)  # the length of the stall, not a wait
+            rounds(rig, 1)
+            assert "requeued" in queued_events(rig["engine"], version)
+        else:
+            press_reprocess(rig, entry.set_id)
+        assert set_rows(rig["engine"], entry.set_id)[0].state == "queued"
+        work_here(rig["settings"], redis_url)  # the second attempt
+        (done,) = set_rows(rig["engine"], entry.set_id)
+        second = qc1_and_alerts(rig["engine"])
+        assert done.state == "done" and len(second[0]) == 4
+    finally:
+        for pid in stopped:
+            os.kill(pid, signal.SIGCONT)
+    wait_for(lambda: state_of(horse) in (None, "Z"), 60, "the stalled attempt to end", interval_s=0.1)
+    first.kill()  # rq's teardown after its worker was stopped may wait a minute for its pub/sub thread
+    first.wait()
+    assert qc1_and_alerts(rig["engine"]) == second
+    (row,) = set_rows(rig["engine"], entry.set_id)
+    assert (row.state, row.token, row.finished_at) == ("done", done.token, done.finished_at)
+    assert queued_events(rig["engine"], version).count("finished") == 1
+    assert log.read_text().count("nothing of this attempt was committed") == 1, log.read_text()
 
 
 # -- a flood -------------------------------------------------------------------------------------------------------

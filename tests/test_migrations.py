@@ -139,6 +139,7 @@ def test_a_release_database_is_upgraded_with_its_rows(engine: Engine) -> None:
     create_schema(engine)
     assert revision(engine) == migrations.head()
     assert read_rows(engine, KEPT_ROWS) == KEPT_ROWS
+    assert read_rows(engine, {"sets": [{"token": 0}]}) == {"sets": [{"token": 0}]}  # no attempt holds it
     assert differences(engine) == []
 
 

@@ -19,10 +19,10 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from flatqc import lifecycle
 from flatqc.faults import checkpoint, describe, is_transient
 from flatqc.files import disk_stat, path_text, sha256_file, unusable_reason
-from flatqc.lifecycle import FileRecord, FileState
+from flatqc.lifecycle import files as file_lifecycle
+from flatqc.lifecycle.files import FileRecord, FileState
 from flatqc.settings import Settings
 from qc.errors import FlatQCError, NotAFlatProduct
 from qc.fitsio import QUICK_MAX_BYTES, FrameInfo, inspect_file
@@ -177,7 +177,7 @@ def _record(engine: Engine, found: list[tuple[Path, FileRecord, FrameInfo | None
             result: IntakeResult) -> None:
     nights = set()
     with engine.begin() as conn:
-        outcomes = lifecycle.record(conn, [record for _, record, _ in found])
+        outcomes = file_lifecycle.record(conn, [record for _, record, _ in found])
         for (_, record, frame), (_, changed) in zip(found, outcomes, strict=True):
             if frame is not None:
                 frames.put(record.path, record.sha256, frame)

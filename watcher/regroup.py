@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from sqlalchemy.engine import Engine
 
-from flatqc import ledger, lifecycle
+from flatqc import ledger
 from flatqc.faults import checkpoint
 from flatqc.files import path_from_text, path_text
-from flatqc.lifecycle import Members, SetKeys
+from flatqc.lifecycle import files as file_lifecycle
+from flatqc.lifecycle import sets as set_lifecycle
+from flatqc.lifecycle.sets import Members, SetKeys
 from flatqc.queue import Lane
 from qc.sets import group_sets
 from watcher.intake import FrameCache
@@ -38,21 +40,22 @@ def regroup(engine: Engine, night: str, frames: FrameCache, lane: Lane = Lane.RE
             member_ids = [ids[p] for p in paths]
             keys = SetKeys(flatset.set_id, flatset.night, flatset.profile, flatset.setting_key, flatset.n_raw)
             members = members_of(paths)
-            job_id = lifecycle.claim_complete(conn, keys, members, member_ids, ledger.first_seen(conn, member_ids),
-                                            lane)
+            job_id = set_lifecycle.claim_complete(conn, keys, members, member_ids,
+                                                  ledger.first_seen(conn, member_ids), lane)
             if job_id is not None:
                 claimed.append((members.version, job_id))
         for partial in grouping.partial:
             missing = "missing " + ", ".join(partial.missing)
-            lifecycle.note_partial(conn, SetKeys(partial.set_id, partial.night), missing,
-                                   [ids[f.path] for f in partial.present])
+            set_lifecycle.note_partial(conn, SetKeys(partial.set_id, partial.night), missing,
+                                       [ids[f.path] for f in partial.present])
         for set_id, reason, frames_of_set in grouping.rejected:
             paths = [f.path for f in frames_of_set]
-            lifecycle.reject_grouping(conn, SetKeys(set_id, night), members_of(paths), [ids[p] for p in paths], reason)
+            set_lifecycle.reject_grouping(conn, SetKeys(set_id, night), members_of(paths), [ids[p] for p in paths],
+                                          reason)
         for frame, reason in grouping.superseded:
-            lifecycle.ignore(conn, [ids[frame.path]], reason)
-        lifecycle.hold(conn, [ids[f.path] for f in grouping.unused_raws],
-                       "raw flat not listed by any master or BPM (yet)")
+            file_lifecycle.ignore(conn, [ids[frame.path]], reason)
+        file_lifecycle.hold(conn, [ids[f.path] for f in grouping.unused_raws],
+                            "raw flat not listed by any master or BPM (yet)")
         checkpoint("regroup-before-commit")
     checkpoint("regroup-after-commit")
     return claimed

@@ -19,10 +19,12 @@ from rq.job import Job
 from sqlalchemy import select
 from sqlalchemy.engine import Engine, Row
 
-from flatqc import ledger, lifecycle
+from flatqc import ledger
 from flatqc.db import sets
 from flatqc.faults import checkpoint
-from flatqc.lifecycle import Pictures, SetState
+from flatqc.lifecycle import TransitionRefused
+from flatqc.lifecycle import sets as set_lifecycle
+from flatqc.lifecycle.sets import Pictures, SetState
 from flatqc.queue import (
     JobQueue,
     Lane,
@@ -39,7 +41,7 @@ log = logging.getLogger(__name__)
 
 def time_out_incomplete(engine: Engine, settings: Settings) -> int:
     with engine.begin() as conn:
-        return lifecycle.mark_incomplete(conn, settings.incomplete_timeout_s)
+        return set_lifecycle.mark_incomplete(conn, settings.incomplete_timeout_s)
 
 
 def repair_queue(engine: Engine, settings: Settings, queue: JobQueue) -> list[str]:
@@ -67,8 +69,7 @@ def repair_queue(engine: Engine, settings: Settings, queue: JobQueue) -> list[st
         elif job_is_stranded(job, waiting, settings.stale_job_s):
             job.delete()
             done += _requeue(engine, queue, row, "taken from the queue by a worker that died before starting it")
-        elif job.is_failed:
-            _fail(engine, row, job)
+        elif job.is_failed and _fail(engine, row, job):
             done.append(f"set {row.set_id}: job failed in rq")
     for row in failed:
         if ledger.older_than(row.finished_at, settings.transient_retry_s):
@@ -79,8 +80,12 @@ def repair_queue(engine: Engine, settings: Settings, queue: JobQueue) -> list[st
                 or (job.is_failed and ledger.older_than(row.finished_at, settings.transient_retry_s))):
             if job is not None:
                 job.delete()
-            with engine.begin() as conn:
-                lifecycle.pictures_requeued(conn, row.version)
+            try:
+                with engine.begin() as conn:
+                    set_lifecycle.pictures_requeued(conn, row)
+            except TransitionRefused as refused:  # processed again since it was read: the next pass looks again
+                log.info("repair: %s", refused)
+                continue
             queue.enqueue_pictures(row.version)
             done.append(f"set {row.set_id}: picture job queued again")
     checkpoint("repair-done")
@@ -89,19 +94,27 @@ def repair_queue(engine: Engine, settings: Settings, queue: JobQueue) -> list[st
 
 def _requeue(engine: Engine, queue: JobQueue, row: Row, why: str, new_job: bool = False) -> list[str]:
     """Queue ``row``'s set version again, on the QC queue of its lane."""
-    with engine.begin() as conn:
-        job_id = lifecycle.requeue(conn, row, why, new_job=new_job)
-    if job_id is None:
+    try:
+        with engine.begin() as conn:
+            job_id = set_lifecycle.requeue(conn, row, why, new_job=new_job)
+    except TransitionRefused as refused:  # it moved since it was read (or cannot be queued): nothing to repair
+        log.info("repair: %s", refused)
         return []
     queue.enqueue_set(row.version, job_id, Lane(row.lane))
     return [f"set {row.set_id} queued again: {why}" + (f" ({row.lane} queue)" if row.lane != Lane.REALTIME else "")]
 
 
-def _fail(engine: Engine, row: Row, job: Job) -> None:
+def _fail(engine: Engine, row: Row, job: Job) -> bool:
     """rq gave up on a job whose set the job could not mark itself: it was killed (timeout, out of memory) or the
-    database was down when it ended. Only the timeout is taken as final; the rest is retried once it passes."""
+    database was down when it ended. Only the timeout is taken as final; the rest is retried once it passes.
+    Returns whether the set was failed (not if it moved since it was read)."""
     result = job.latest_result()
     lines = (result.exc_string or "").strip().splitlines() if result else []
     error = next((line for line in reversed(lines) if line and not line.startswith("(Background")), "job failed")
-    with engine.begin() as conn:
-        lifecycle.fail(conn, row, job.id, error, transient="JobTimeoutException" not in error)
+    try:
+        with engine.begin() as conn:
+            set_lifecycle.fail(conn, row, job.id, error, transient="JobTimeoutException" not in error)
+    except TransitionRefused as refused:
+        log.info("repair: %s", refused)
+        return False
+    return True

@@ -21,11 +21,14 @@ from rq import get_current_job
 from rq.job import Job
 from sqlalchemy.engine import Engine, Row
 
-from flatqc import ledger, lifecycle
+from flatqc import ledger
 from flatqc.db import QC1_TABLES, connect
 from flatqc.faults import checkpoint, describe, is_transient
 from flatqc.files import sha256_file, shown
-from flatqc.lifecycle import Members, Pictures, SetState
+from flatqc.lifecycle import StaleAttempt, TransitionRefused
+from flatqc.lifecycle import alerts as alert_lifecycle
+from flatqc.lifecycle import sets as set_lifecycle
+from flatqc.lifecycle.sets import Members, Pictures, SetState
 from flatqc.notify import Notifier
 from flatqc.pipeline import analyse, compute_qc, draw_pictures, store_qc1
 from flatqc.queue import JobQueue
@@ -138,15 +141,26 @@ def read_members(members: Members, settings: Settings, compute: Callable[[FlatSe
 
 def process_set(version: str) -> dict[str, Any]:
     """The QC job of set ``version``: load -> qc -> finish (QC1 rows + state + alert, one transaction) -> notify.
-    Pictures are a job of their own, queued after the verdict. Returns a small summary (stored by rq as JSON)."""
-    ctx = context()
-    settings, engine = ctx.settings, ctx.engine
+    Pictures are a job of their own, queued after the verdict. Returns a small summary (stored by rq as JSON).
+
+    An attempt whose set is finished already, or that lost the set meanwhile (queued again by the repair pass or
+    Reprocess: its token is stale), commits nothing and says so in one log line."""
     job = get_current_job()
+    try:
+        return _attempt(context(), version, job)
+    except TransitionRefused as refused:
+        stale = isinstance(refused, StaleAttempt)
+        log.log(logging.WARNING if stale else logging.INFO, "%s; %s", refused,
+                "nothing of this attempt was committed" if stale else "nothing to do")
+        return {"version": version, "state": refused.current, "skipped": str(refused)}
+
+
+def _attempt(ctx: Context, version: str, job: Job | None) -> dict[str, Any]:
+    """One attempt at the set: it holds the set through the token of the row :func:`set_lifecycle.start` gives."""
+    settings, engine = ctx.settings, ctx.engine
     job_id = job.id if job else None
     with engine.begin() as conn:
-        row, started = lifecycle.start(conn, version, job_id)
-    if not started:
-        return {"set_id": row.set_id, "state": row.state, "skipped": f"already {row.state}"}
+        row = set_lifecycle.start(conn, version, job_id)
     checkpoint("job-started")
     members = Members.from_json(row.members)
     try:
@@ -154,24 +168,26 @@ def process_set(version: str) -> dict[str, Any]:
                                         lambda flatset: compute_qc(flatset, settings, members.hashes()))
     except FlatQCError as exc:
         with engine.begin() as conn:
-            if lifecycle.supersede_if_overtaken(conn, row, job_id):
+            if set_lifecycle.supersede_if_overtaken(conn, row, job_id):
                 return {"set_id": row.set_id, "state": "superseded"}
-            lifecycle.reject(conn, row, job_id, str(exc))
+            set_lifecycle.reject(conn, row, job_id, str(exc))
         return {"set_id": row.set_id, "state": "rejected", "reason": str(exc)}
     except Exception as exc:
         _attempt_failed(engine, row, job, exc)
         raise
     result = outcome.result
     try:
-        with engine.begin() as conn:  # rows + set state + alert: all or nothing
-            if lifecycle.supersede_if_overtaken(conn, row, job_id):  # its files changed meanwhile: the newer counts
+        with engine.begin() as conn:  # set state + rows + alert: all or nothing, and only while the set is ours
+            if set_lifecycle.supersede_if_overtaken(conn, row, job_id):  # its files changed meanwhile: the newer counts
                 return {"set_id": row.set_id, "state": "superseded"}
+            set_lifecycle.finish(conn, row, job_id, result.certification.verdict, result.raw_type)
             store_qc1(conn, flatset, outcome, settings, version)
-            lifecycle.finish(conn, row, job_id, result.certification.verdict, result.raw_type)
-            alert_id = lifecycle.record_alert(conn, result, version)
-            warning_id = lifecycle.record_warning(conn, result, version)
+            alert_id = alert_lifecycle.record_alert(conn, result, version)
+            warning_id = alert_lifecycle.record_warning(conn, result, version)
             checkpoint("job-before-commit")
-    except Exception as exc:
+    except StaleAttempt:
+        raise
+    except Exception as exc:  # an alert changed by another job meanwhile (a refusal) too: retried
         _attempt_failed(engine, row, job, exc)
         raise
     checkpoint("job-after-commit")
@@ -189,18 +205,21 @@ def process_set(version: str) -> dict[str, Any]:
 
 def _attempt_failed(engine: Engine, row: Row, job: Job | None, exc: Exception) -> None:
     """Record a failed attempt (retried by rq, or failed for good), unless a newer version overtook it. If even
-    this cannot be written (database down), the repair pass finds the job's outcome in Redis later."""
+    this cannot be written (database down), the repair pass finds the job's outcome in Redis later. An attempt
+    that lost its set meanwhile raises TransitionRefused instead: its failure is not the set's."""
     transient = isinstance(exc, MemberChanged) or is_transient(exc)
     error = describe(exc)
     try:
         with engine.begin() as conn:
             job_id = job.id if job else None
-            if lifecycle.supersede_if_overtaken(conn, row, job_id):
+            if set_lifecycle.supersede_if_overtaken(conn, row, job_id):
                 return
             if job is not None and job.retries_left:
-                lifecycle.retry_later(conn, row, job_id, error, transient)
+                set_lifecycle.retry_later(conn, row, job_id, error, transient)
             else:
-                lifecycle.fail(conn, row, job_id, error, transient)
+                set_lifecycle.fail(conn, row, job_id, error, transient)
+    except TransitionRefused:
+        raise
     except Exception as cannot:  # noqa: BLE001 - the original error is what rq must see
         log.warning("set %s: attempt failed (%s) and could not be recorded (%s)", row.set_id, error,
                     describe(cannot))
@@ -210,7 +229,8 @@ def _attempt_failed(engine: Engine, row: Row, job: Job | None, exc: Exception) -
 
 def draw_set_pictures(version: str) -> dict[str, Any]:
     """The picture job of a done set version: flat1..flat5, the cover sheet and the trend reports of its setting.
-    Idempotent; never touches the QC1 rows."""
+    Idempotent; never touches the QC1 rows. If the set was processed again while they were drawn, they are drawn
+    again for the attempt that holds it now (not marked done for the one that lost it)."""
     ctx = context()
     settings, engine = ctx.settings, ctx.engine
     with engine.connect() as conn:
@@ -226,14 +246,26 @@ def draw_set_pictures(version: str) -> dict[str, Any]:
         update_trends(engine, configs, settings.qc_output / "trends", profile.name, flatset.setting_key)
     except Exception as exc:
         if not (job and job.retries_left):
-            with engine.begin() as conn:
-                lifecycle.pictures_failed(conn, version, describe(exc))
+            _pictures_failed(engine, row, exc)
         raise
-    with engine.begin() as conn:
-        lifecycle.pictures_drawn(conn, version)
+    try:
+        with engine.begin() as conn:
+            set_lifecycle.pictures_drawn(conn, row)
+    except TransitionRefused as refused:
+        log.info("%s; pictures drawn again if the set is done", refused)
+        return draw_set_pictures(version)
     try:  # the alert went out before the cover existed: it follows on channels that take attachments
         ctx.notifier.send_cover(engine, row.set_id, plots["cover"])
     except Exception as exc:  # noqa: BLE001 - the pictures are drawn; a notification problem must not undo that
         log.warning("cover of set %s not sent: %s", row.set_id, describe(exc))
     return {"set_id": row.set_id, "pictures": sorted(plots)}
+
+
+def _pictures_failed(engine: Engine, row: Row, exc: Exception) -> None:
+    """Record that the picture job of ``row`` gave up, unless the set was processed again meanwhile."""
+    try:
+        with engine.begin() as conn:
+            set_lifecycle.pictures_failed(conn, row, describe(exc))
+    except TransitionRefused as refused:
+        log.info("%s; the failure of an earlier attempt's pictures is not recorded", refused)
 

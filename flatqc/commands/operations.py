@@ -277,11 +277,12 @@ def backfill(date_from: date, date_to: date, force: bool) -> None:
     from rich.progress import Progress
     from sqlalchemy import select
 
-    from flatqc import lifecycle
     from flatqc.compose import service_queue
     from flatqc.db import connect, sets
     from flatqc.files import walk_files
-    from flatqc.lifecycle import SetState
+    from flatqc.lifecycle import TransitionRefused
+    from flatqc.lifecycle import sets as set_lifecycle
+    from flatqc.lifecycle.sets import SetState
     from flatqc.queue import Lane, redis_connection
     from flatqc.report import make_console
     from flatqc.settings import Settings
@@ -306,9 +307,12 @@ def backfill(date_from: date, date_to: date, force: bool) -> None:
             rows = list(conn.execute(select(sets).where(sets.c.night.in_(days), sets.c.state.in_(
                 (SetState.DONE, SetState.FAILED, SetState.REJECTED)))))
         for row in rows:
-            with engine.begin() as conn:
-                job_id = lifecycle.requeue(conn, row, "backfill --force", new_job=True, lane=Lane.BACKFILL)
-            if job_id is not None:
+            try:
+                with engine.begin() as conn:
+                    job_id = set_lifecycle.requeue(conn, row, "backfill --force", new_job=True, lane=Lane.BACKFILL)
+            except TransitionRefused as refused:  # it moved since it was read
+                console.print(f"not queued again: {refused}")
+            else:
                 forced += watcher.enqueue(row.version, job_id)
     retrying = len(watcher.settler.noticed)
     console.print(f"backfill {days[0]}..{days[-1]}: {len(paths)} files looked at, "
@@ -354,14 +358,17 @@ def alerts(ctx: click.Context, only_open: bool) -> None:
 @says_when_database_unreachable
 def ack(alert_id: int, by: str, comment: str | None) -> None:
     """Acknowledge open alert ALERT_ID."""
-    from flatqc import lifecycle
     from flatqc.db import connect
+    from flatqc.lifecycle import TransitionRefused
+    from flatqc.lifecycle import alerts as alert_lifecycle
     from flatqc.report import make_console
     from flatqc.settings import Settings
 
     console = make_console()
     engine = connect(Settings().db_url)
-    with engine.begin() as conn:
-        if not lifecycle.acknowledge(conn, alert_id, by, comment):
-            raise click.UsageError(f"no open alert #{alert_id}")
+    try:
+        with engine.begin() as conn:
+            alert_lifecycle.acknowledge(conn, alert_id, by, comment)
+    except TransitionRefused:
+        raise click.UsageError(f"no open alert #{alert_id}") from None
     console.print(f"alert #{alert_id} acknowledged by {by}")

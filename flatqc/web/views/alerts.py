@@ -6,8 +6,9 @@ from typing import Any
 
 from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, url_for
 
-from flatqc import lifecycle
 from flatqc.db import ALERT, WARNING
+from flatqc.lifecycle import TransitionRefused
+from flatqc.lifecycle import alerts as alert_lifecycle
 from flatqc.web import queries
 from flatqc.web.format import same_site_path
 from flatqc.web.views import backends, page_and_api, wants_json
@@ -32,8 +33,10 @@ def alerts_page() -> Any:
 def ack_alert(alert_id: int) -> Any:
     """Acknowledge an open alert (who, comment), then go back to ``next`` if it is on this site."""
     by = (request.form.get("by") or "").strip() or "anonymous"
-    with backends().engine.begin() as conn:
-        if not lifecycle.acknowledge(conn, alert_id, by, request.form.get("comment") or None):
-            abort(409, f"alert #{alert_id} is not open")
+    try:
+        with backends().engine.begin() as conn:
+            alert_lifecycle.acknowledge(conn, alert_id, by, request.form.get("comment") or None)
+    except TransitionRefused:
+        abort(409, f"alert #{alert_id} is not open")
     flash(f"#{alert_id} acknowledged by {by}.", "done")
     return redirect(same_site_path(request.form.get("next")) or url_for("alerts.alerts_page"))

@@ -6,7 +6,9 @@ from typing import Any
 
 from flask import Blueprint, abort, flash, jsonify, redirect, render_template, send_from_directory, url_for
 
-from flatqc import ledger, lifecycle
+from flatqc import ledger
+from flatqc.lifecycle import TransitionRefused
+from flatqc.lifecycle import sets as set_lifecycle
 from flatqc.queue import Lane
 from flatqc.web import queries
 from flatqc.web.views import backends, page_and_api, wants_json
@@ -42,17 +44,19 @@ def reprocess(set_id: str) -> Any:
     if web.queue is None:
         abort(503, "no Redis configured: cannot queue")
     detail = set_or_404(set_id)
-    with web.engine.begin() as conn:
-        row = ledger.set_row(conn, detail["set"]["version"])
-        if row is None:
-            abort(404, f"set {set_id} has no version in the ledger")
-        job_id = lifecycle.requeue(conn, row, "reprocess requested in the dashboard", new_job=True, lane=Lane.BACKFILL)
-    if job_id is not None:
+    try:
+        with web.engine.begin() as conn:
+            row = ledger.set_row(conn, detail["set"]["version"])
+            if row is None:
+                abort(404, f"set {set_id} has no version in the ledger")
+            job_id = set_lifecycle.requeue(conn, row, "reprocess requested in the dashboard", new_job=True,
+                                           lane=Lane.BACKFILL)
+    except TransitionRefused as refused:
+        flash(f"Set {set_id} cannot be queued again (state {refused.current}).", "problem")
+    else:
         web.queue.enqueue_set(row.version, job_id, Lane.BACKFILL)
         flash(f"Set {set_id} queued for reprocessing (job {job_id}); its state, QC1 rows and pictures are "
               "replaced when the job finishes.", "done")
-    else:
-        flash(f"Set {set_id} cannot be queued again (state {row.state}).", "problem")
     return redirect(url_for("sets.set_page", set_id=set_id))
 
 
