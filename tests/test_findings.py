@@ -14,7 +14,7 @@ from sqlalchemy import insert, select
 from flatqc.cli import main
 from flatqc.db import ALERT, WARNING, alerts, connect, crires_flat, findings, findings_from_json
 from flatqc.files import path_text, sha256_file
-from flatqc.lifecycle import Members, SetKeys, claim_complete
+from flatqc.lifecycle.sets import Members, SetKeys, claim_complete
 from flatqc.settings import Settings
 from flatqc.web.app import create_app
 from qc.records import FindingKind
@@ -80,7 +80,7 @@ def run_job(tmp_path: Path, db_url: str, folder: Path, files: list) -> None:
     ordered = [folder / f.name for f in sorted(files, key=lambda f: f.kind != "master") if f.kind != "raw"]
     ordered += [folder / f.name for f in files if f.kind == "raw"]
     members = Members(tuple(path_text(p) for p in ordered), tuple(sha256_file(p) for p in ordered))
-    _, engine = jobs.prepare(settings)
+    engine = jobs.prepare(settings).engine
     try:
         with engine.begin() as conn:
             claim_complete(conn, SetKeys(set_id_for([f.name for f in files if f.kind == "raw"]), NIGHT, "crires",

@@ -15,7 +15,7 @@ from flatqc.lifecycle import StaleAttempt, TransitionRefused
 from flatqc.lifecycle import sets as set_lifecycle
 from flatqc.lifecycle.alerts import record_alert
 from flatqc.lifecycle.sets import Members, SetKeys, SetState
-from qc.records import Certification, SetResult
+from qc.records import Certification, Finding, FindingKind, SetResult
 
 KEYS = SetKeys("s1", "2010-05-12", "crires", "1090.400_25.000_Halogen", 3)
 MEMBERS = Members(("m.fits", "b.fits", "r.fits"), ("a" * 64, "b" * 64, "c" * 64))
@@ -60,7 +60,8 @@ def failing_result() -> SetResult:
     return SetResult(set_id=KEYS.set_id, night="2010-05-12", profile="crires", setting_key="1090.400_25.000_Halogen",
                      raw_type="FLAT", n_raw=3, dit=10.0, ndit=1, window_ny=512, window_starty=1, mjd_obs=55329.1,
                      reference=None, reference_note="", detectors=[],
-                     certification=Certification("failed", (), ("detector 2: median_snr = 100.0 <= 250",)))
+                     certification=Certification("failed", (), (
+                         Finding(FindingKind.CERTIFICATION, "median_snr", 2, 100.0, "<=", 250.0),)))
 
 
 def qc1_row(detector: int) -> dict:
