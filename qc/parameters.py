@@ -187,7 +187,7 @@ def template_values(profile: InstrumentProfile, config: QCConfig) -> dict[str, o
     windowed = profile.window_ny_key is not None
     return values | {
         "vignetted_area": vignetted_area(profile, config),
-        "setting_key_rule": (profile.setting_key.__doc__ or "").strip(),
+        "setting_key_rule": (profile.setting_key.__doc__ or "").replace("``", "").strip(),
         "dit_key": profile.dit_key, "ndit_key": profile.ndit_key, "full_ny": profile.full_ny,
         "n_detectors": profile.n_detectors, "chip_extname": profile.chip_extname_pattern.format(n="n"),
         "ny_rule": f"{profile.window_ny_key} ({profile.full_ny} = full frame)" if windowed

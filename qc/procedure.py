@@ -82,8 +82,8 @@ INPUT_KEYWORDS: tuple[tuple[str, str], ...] = (
 window)."""
 
 COMMENTS: tuple[str, ...] = (
-    "The seed's procedure skipped scoreQC (v1.1.2): certification is the two rules below, and the HealthCheck trend "
-    "limits give warnings, not failures.",
+    "The seed's procedure skipped scoreQC (v1.1.2): certification is its two rules (section Certification), and "
+    "the HealthCheck trend limits give warnings, not failures.",
     "S/N exists only for sets of at least min_flats_for_snr flats; a typical night has one flat per set, so most "
     "sets are \"not assessable\" on S/N, which is not a failure.",
     "max_flux and num_overexp leave out pixels flagged in the BPM, so a single hot pixel does not fail a set "

@@ -24,6 +24,7 @@ from qc.profiles import CRIRES, CRIRES_PLUS, PROFILES, InstrumentProfile
 from qc.records import QC1_NAMES, Finding, FindingKind
 from qc.reference import references_found
 from qc.sets import set_id_for
+from tests.test_web import chromium, open_dashboard  # noqa: F401 - chromium: the fixture, shared
 from tests.tiny_set import healthy_set, write_files
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -69,12 +70,16 @@ def parsed(client: FlaskClient, path: str) -> Cells:
     return cells
 
 
-def client_for(tmp_path: Path, **given: object) -> FlaskClient:
+def settings_for(tmp_path: Path, **given: object) -> Settings:
+    """Settings of a dashboard over ``tmp_path`` (SQLite ledger, QC output, references), ``given`` on top."""
     tmp_path.mkdir(exist_ok=True)
-    url = f"sqlite:///{tmp_path / 'flatqc.db'}"
-    settings = Settings(db_url=url, qc_output=tmp_path / "qc", run_dir=tmp_path / "run",
-                        qc_reference=tmp_path / "reference", **given)  # type: ignore[arg-type]
-    return create_app(settings, connect(url), None).test_client()
+    return Settings(db_url=f"sqlite:///{tmp_path / 'flatqc.db'}", qc_output=tmp_path / "qc",
+                    run_dir=tmp_path / "run", qc_reference=tmp_path / "reference", **given)  # type: ignore[arg-type]
+
+
+def client_for(tmp_path: Path, **given: object) -> FlaskClient:
+    settings = settings_for(tmp_path, **given)
+    return create_app(settings, connect(settings.db_url), None).test_client()
 
 
 @pytest.fixture()
@@ -186,7 +191,8 @@ def processed(tmp_path: Path) -> dict:
     result = CliRunner().invoke(main, ["process", str(tmp_path / "dfs_product"), "--db", url, "--out",
                                        str(tmp_path / "qc"), "--raw", str(tmp_path / "raw"), "--json"])
     assert result.exit_code == 0, result.output
-    return {"client": client_for(tmp_path), "set_id": set_id_for([f.name for f in files if f.kind == "raw"])}
+    return {"client": client_for(tmp_path), "settings": settings_for(tmp_path),
+            "set_id": set_id_for([f.name for f in files if f.kind == "raw"])}
 
 
 def test_set_page_links_reach_the_docs_anchors(processed: dict) -> None:
@@ -206,3 +212,28 @@ def test_set_page_links_reach_the_docs_anchors(processed: dict) -> None:
         with client.get(href) as picture:  # a file answer: closed, or its file stays open
             assert picture.status_code == 200 and picture.mimetype == "image/png"
     assert f"/sets/{set_id}" in docs.hrefs  # the newest set the thumbnails belong to
+
+
+def test_docs_page_from_a_set_page_in_chromium(chromium, processed: dict) -> None:  # noqa: ANN001, F811
+    """The procedure link and a parameter link of a set page open the page at their place, without a script or
+    console error (the dashboard has no favicon: that 404 is not the page's), and every thumbnail loads."""
+    settings = processed["settings"]
+    errors: list[str] = []
+    for page in open_dashboard(chromium, settings, connect(settings.db_url), None):
+        page.on("console", lambda message: errors.append(f"{message.text} {message.location['url']}")
+                if message.type == "error" and not message.location["url"].endswith("/favicon.ico") else None)
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.on("response", lambda r: errors.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+        page.goto(f"/sets/{processed['set_id']}")
+        page.get_by_role("link", name="median_snr").click()
+        page.wait_for_url("**/docs/crires_flat#param-median_snr")
+        assert page.locator("#param-median_snr td.unit").inner_text() == NO_UNIT
+        assert page.locator("#param-median_snr").is_visible()
+        page.go_back()
+        page.get_by_role("link", name="procedure").click()
+        page.wait_for_url("**/docs/crires_flat")
+        page.wait_for_load_state("load")
+        loaded = page.eval_on_selector_all("img.thumb", "images => images.map(i => i.complete && i.naturalWidth > 0)")
+        assert loaded == [True] * len(PICTURES)
+        assert page.locator("#limit-snr_limit td.value").inner_text() == "250"
+    assert errors == []
