@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from qc.config import QCConfig
+from qc.parameters import UNITS
 from qc.records import Certification, CheckResult, DetectorQC, Finding, FindingKind
 
 
@@ -75,10 +76,6 @@ def trend_warnings(config: QCConfig, setting_key: str, detectors: Sequence[Detec
     return tuple(warnings)
 
 
-SENTENCE_UNITS = {"max_flux": " ADU", "mean_flux": " ADU/s"}
-"""Unit written after a value and its limit in a sentence (none for the other parameters)."""
-
-
 def sentence(finding: Finding) -> str:
     """The finding as people read it (pages, notifications, cover sheet, terminal): detector, parameter, value and
     limit, e.g. ``detector 2: median_snr = 212.3 <= 250``."""
@@ -87,7 +84,7 @@ def sentence(finding: Finding) -> str:
     if finding.kind == FindingKind.NOT_ASSESSABLE:
         return (f"S/N not assessable (N = {_number(finding.value, 'g')} {finding.relation} "
                 f"{_number(finding.limit, 'g')})")
-    unit = SENTENCE_UNITS.get(finding.parameter, "")
+    unit = f" {UNITS[finding.parameter]}" if UNITS.get(finding.parameter) else ""
     digits = ".4g" if finding.kind == FindingKind.TREND_LIMIT else ".1f"
     text = (f"detector {finding.detector}: {finding.parameter} = {_number(finding.value, digits)}{unit} "
             f"{finding.relation} {_number(finding.limit, 'g')}{unit}")

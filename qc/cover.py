@@ -9,9 +9,10 @@ from datetime import UTC, datetime, timedelta
 from PIL import Image
 
 from qc.certify import sentence
+from qc.parameters import NO_UNIT, UNITS, units
 from qc.profiles import profile_named
 from qc.raster import BLACK, GREY, RED, WHITE, Canvas, Colour, font
-from qc.records import QC1_NAMES, QC1_UNITS, CheckResult, SetResult
+from qc.records import QC1_NAMES, CheckResult, SetResult
 
 VERDICT_COLOURS: dict[str, Colour] = {"passed": (26, 127, 55), "failed": (198, 40, 40), "not_assessable": (178, 106, 0)}
 AMBER: Colour = (178, 106, 0)
@@ -48,7 +49,7 @@ def check_rows(result: SetResult) -> list[tuple[str, str, str, str, str, str]]:
     """The certification table: (parameter, detector, value, limit, margin, result) per check."""
     rows = []
     for check in result.certification.checks:
-        unit = QC1_UNITS.get(check.name, "")
+        unit = UNITS[check.name]
         relation = ">" if MUST_EXCEED.get(check.name, False) else "<="
         room = margin(check)
         if check.passed is None or room is None:
@@ -115,7 +116,8 @@ def draw_cover(result: SetResult, thumbnails: Mapping[str, Image.Image]) -> Canv
     names = list(QC1_NAMES) + list(result.detectors[0].bpm_bits if result.detectors else ())
     dets = [d.detector for d in result.detectors]
     rows = [["QC1", "unit", *(f"det {d}" for d in dets)]]
-    rows += [[name, QC1_UNITS.get(name, "px"), *(format_cell(d.qc1()[name]) for d in result.detectors)]
+    unit_of = units(profile_named(result.profile))
+    rows += [[name, unit_of[name] or NO_UNIT, *(format_cell(d.qc1()[name]) for d in result.detectors)]
              for name in names]
     fills = {(names.index(c.name) + 1, dets.index(c.detector) + 2): (255, 215, 215)
              for c in cert.checks if c.passed is False}

@@ -7,21 +7,14 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
+from qc.parameters import QC1_PARAMETERS
+
 if TYPE_CHECKING:  # annotations only: the ledger and the commands read these records without numpy
     import numpy as np
 
-QC1_NAMES: tuple[str, ...] = (
-    "mean_level", "mean_flux", "rms_master", "badpix", "median_snr", "max_flux", "num_overexp",
-    "level_overexp", "bpm_count", "ref_ratio_median", "ref_ratio_std", "bpm_new", "bpm_fixed",
-)
-"""QC1 column names of contract section 4 (fixed: the database columns carry these names)."""
-
-QC1_UNITS: Mapping[str, str] = {
-    "mean_level": "ADU", "mean_flux": "ADU/s", "rms_master": "normalised", "badpix": "px", "median_snr": "",
-    "max_flux": "ADU", "num_overexp": "px", "level_overexp": "ADU", "bpm_count": "px", "ref_ratio_median": "ratio",
-    "ref_ratio_std": "ratio", "bpm_new": "px", "bpm_fixed": "px",
-}
-"""Unit of each QC1 column ("" for a pure number); the per-bit BPM counts of CRIRES+ are pixels too."""
+QC1_NAMES: tuple[str, ...] = tuple(QC1_PARAMETERS)
+"""QC1 column names of contract section 4 (fixed: the database columns carry these names); their units and meanings
+are in :mod:`qc.parameters`."""
 
 
 @dataclass(frozen=True)

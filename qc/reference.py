@@ -35,3 +35,24 @@ def find_reference(reference_dir: Path | None, profile: InstrumentProfile, confi
         missing = ", ".join(p.name for p in (master, bpm) if not p.is_file())
         return Reference(None, None, f"no reference for {setting_key}: expected file missing ({missing})")
     return Reference(None, None, f"no reference for {setting_key}")
+
+
+@dataclass(frozen=True)
+class ReferenceFiles:
+    """The reference files of one setting key found in the reference folder; a name is None when that file is
+    missing (a reference is used only with both)."""
+
+    setting_key: str
+    master: str | None
+    bpm: str | None
+
+
+def references_found(reference_dir: Path, profile: InstrumentProfile) -> list[ReferenceFiles]:
+    """Every setting key with a reference master or BPM of ``profile`` in ``reference_dir``, sorted by key."""
+    found: dict[str, dict[str, str]] = {}
+    for kind in ("FLAT", "BPM"):
+        prefix = f"{profile.reference_prefix}_{kind}_"
+        for path in reference_dir.glob(f"{prefix}*.fits"):
+            if path.is_file():
+                found.setdefault(path.name.removeprefix(prefix).removesuffix(".fits"), {})[kind] = path.name
+    return [ReferenceFiles(key, names.get("FLAT"), names.get("BPM")) for key, names in sorted(found.items())]

@@ -200,6 +200,22 @@ def _neighbour_sets(conn: Connection, table: Table, row: dict[str, Any]) -> tupl
     return before, after
 
 
+def newest_set(engine: Engine, table_name: str) -> dict[str, Any] | None:
+    """The newest set of a QC1 table (by MJD-OBS, then processing time) with the state of its pictures; None when
+    the table is empty."""
+    table = QC1_TABLES[table_name]
+    with engine.connect() as conn:
+        row = conn.execute(select(table.c.set_id, table.c.night, table.c.setting_key, table.c.mjd_obs)
+                           .order_by(table.c.mjd_obs.desc().nulls_last(), table.c.processed_at.desc())
+                           .limit(1)).first()
+        if row is None:
+            return None
+        pictures = conn.execute(select(sets.c.pictures).where(sets.c.set_id == row.set_id,
+                                                              sets.c.state != "superseded")
+                                .order_by(sets.c.id.desc()).limit(1)).scalar()
+    return dict(row._mapping) | {"pictures": pictures, "observed": observed(row.mjd_obs)}
+
+
 def qc1_names(profile: str | None) -> list[str]:
     """The QC1 columns of a profile's table: the contract's, plus one count per BPM bit for bit-mask BPMs."""
     return [*QC1_NAMES, *(profile_named(profile).bpm_bit_columns if profile else ())]

@@ -12,6 +12,7 @@ from flatqc.lifecycle import sets as set_lifecycle
 from flatqc.queue import Lane
 from flatqc.web import queries
 from flatqc.web.views import backends, page_and_api, wants_json
+from qc.parameters import UNITS
 from qc.profiles import CRIRES
 
 blueprint = Blueprint("sets", __name__)
@@ -33,7 +34,7 @@ def set_page(set_id: str) -> Any:
     if wants_json():
         return jsonify(detail)
     thresholds = backends().settings.qc_config(detail["set"]["profile"] or CRIRES.name)
-    return render_template("set.html", thresholds=thresholds, **detail)
+    return render_template("set.html", thresholds=thresholds, units=UNITS, **detail)
 
 
 @blueprint.post("/sets/<set_id>/reprocess")
