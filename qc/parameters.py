@@ -138,7 +138,7 @@ PROVENANCE: tuple[Column, ...] = (
     _provenance("reference", "", "reference master used, or NULL",
                 "{reference_prefix}_FLAT_<setting_key>.fits in QC_REFERENCE"),
     _provenance("thresholds_version", "", "version tag of the limits in force", "QCConfig.thresholds_version"),
-    _provenance("software_version", "", "flatqc version that computed the row", "flatqc.__version__"),
+    _provenance("software_version", "", "flatqc version that computed the row", "the package version"),
     _provenance("processed_at", "", "when the row was written (UTC)", "time of the transaction"),
 )
 
