@@ -23,12 +23,24 @@ from flatqc.settings import Settings
 from flatqc.web.format import finite_or_null, iso_time, number, same_site_path, when
 from flatqc.web.metrics import registry_for
 from flatqc.web.secret import web_secret_key
-from flatqc.web.views import EXTENSION, Backends, alerts, backends, health, nights, queue, sets, trends, wants_json
+from flatqc.web.views import (
+    EXTENSION,
+    Backends,
+    alerts,
+    backends,
+    health,
+    nights,
+    qc1,
+    queue,
+    sets,
+    trends,
+    wants_json,
+)
 
 __all__ = ["create_app", "same_site_path"]  # same_site_path: still importable from here, where it used to live
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
-AREAS = (nights, sets, trends, alerts, queue, health)
+AREAS = (nights, sets, trends, alerts, queue, health, qc1)
 """The view modules, each with its ``blueprint``."""
 
 
