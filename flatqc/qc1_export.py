@@ -285,7 +285,7 @@ def export_name(query: Qc1Query, kind: str) -> str:
 
 
 COLUMN_NOTES: Mapping[str, tuple[str, str]] = {
-    "set_id": ("", "set id: stable hash of the sorted raw names (link: /sets/<set_id>)"),
+    "set_id": ("", "set id: stable hash of the sorted raw names; its page is /sets/SET_ID"),
     "version": ("", "set version: hash of its member files"),
     "night": ("date", "night DATE (YYYY-MM-DD) of the products' folder"),
     "mjd_obs": ("d", "MJD-OBS of the first raw"),
