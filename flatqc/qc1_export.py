@@ -184,11 +184,12 @@ def count_rows(conn: Connection, query: Qc1Query) -> int:
 
 
 def page_rows(engine: Engine, query: Qc1Query, page: int, per_page: int) -> tuple[int, list[dict[str, Any]]]:
-    """The number of matching rows and the rows of one page, as :func:`plain_row` makes them."""
+    """The number of matching rows and the rows of one page (plain values, :func:`plain_rows`) by column name."""
+    names = [c.name for c in export_columns(query.table)]
     with engine.connect() as conn:
         total = count_rows(conn, query)
-        rows = conn.execute(rows_statement(query).limit(per_page).offset((page - 1) * per_page)).mappings()
-        return total, [plain_row(r, text_columns(query.table)) for r in rows]
+        rows = conn.execute(rows_statement(query).limit(per_page).offset((page - 1) * per_page))
+        return total, [dict(zip(names, row, strict=True)) for row in plain_rows(query.table, rows)]
 
 
 def choices(engine: Engine, table: Table) -> dict[str, list[Any]]:
@@ -199,57 +200,63 @@ def choices(engine: Engine, table: Table) -> dict[str, list[Any]]:
                 for parameter, name in FILTERS.items() if name in table.c}
 
 
-def stream_rows(engine: Engine, query: Qc1Query) -> Iterator[list[dict[str, Any]]]:
-    """The matching rows in batches of :data:`BATCH`, read through a server-side cursor (``yield_per``: on
-    PostgreSQL a named cursor, on SQLite the rows as they are stepped), never all at once."""
-    texts = text_columns(query.table)
+Batch = list[list[Any]]
+"""Rows, each the values of :func:`export_columns` in order."""
+
+
+def stream_rows(engine: Engine, query: Qc1Query) -> Iterator[Batch]:
+    """The matching rows (plain values, :func:`plain_rows`) in batches of :data:`BATCH`, read through a server-side
+    cursor (``yield_per``: on PostgreSQL a named cursor, on SQLite the rows as they are stepped), never all at once."""
     with engine.connect() as conn:
-        result = conn.execution_options(yield_per=BATCH).execute(rows_statement(query)).mappings()
+        result = conn.execution_options(yield_per=BATCH).execute(rows_statement(query))
         for batch in result.partitions():
-            yield [plain_row(row, texts) for row in batch]
+            yield plain_rows(query.table, batch)
 
 
-def text_columns(table: Table) -> frozenset[str]:
-    """Columns that may hold file names (free text, JSON lists of them)."""
-    return frozenset(c.name for c in table.columns if isinstance(c.type, Text | JSON))
+def positions(table: Table, *kinds: type) -> list[int]:
+    """Positions among :func:`export_columns` of the columns of any of these SQL types."""
+    return [i for i, c in enumerate(export_columns(table)) if isinstance(c.type, kinds)]
 
 
-def plain_row(row: Mapping[Any, Any], texts: frozenset[str]) -> dict[str, Any]:
-    """A row as plain JSON values: NaN and inf as None, times as ISO 8601 UTC (``Z``), file names as people read
-    them (undecodable bytes as ``\\xNN``, :func:`flatqc.files.shown`)."""
-    plain = {}
-    for name, value in row.items():
-        if isinstance(value, float) and not math.isfinite(value):
-            value = None
-        elif isinstance(value, datetime):
-            value = value.isoformat() + "Z"
-        elif name in texts and isinstance(value, str):
-            value = shown(value)
-        elif name in texts and isinstance(value, list):
-            value = [shown(v) if isinstance(v, str) else v for v in value]
-        plain[name] = value
+def plain_rows(table: Table, rows: Iterable[Sequence[Any]]) -> Batch:
+    """Rows of ``table`` as plain JSON values: NaN and inf as None, times as ISO 8601 UTC (``Z``), file names (free
+    text, JSON lists) as people read them (undecodable bytes as ``\\xNN``, :func:`flatqc.files.shown`)."""
+    numbers, times, texts = positions(table, Float), positions(table, DateTime), positions(table, Text, JSON)
+    plain = []
+    for row in rows:
+        values = list(row)
+        for i in numbers:
+            if values[i] is not None and not math.isfinite(values[i]):
+                values[i] = None
+        for i in times:
+            if values[i] is not None:
+                values[i] = values[i].isoformat() + "Z"
+        for i in texts:
+            if isinstance(values[i], str):
+                values[i] = shown(values[i])
+            elif isinstance(values[i], list):
+                values[i] = [shown(v) if isinstance(v, str) else v for v in values[i]]
+        plain.append(values)
     return plain
 
 
-def csv_cell(value: Any) -> str:
-    """A plain value in a CSV cell: NULL empty, booleans ``true``/``false``, lists as JSON, numbers as Python
-    writes them (``repr``: every digit that tells floats apart)."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, list | dict):
-        return json.dumps(value)
-    return str(value)
-
-
-def csv_chunks(names: Sequence[str], batches: Iterable[list[dict[str, Any]]]) -> Iterator[str]:
-    """CSV text (header, then one line per row; ``\\n`` line ends), one chunk per batch."""
+def csv_chunks(table: Table, batches: Iterable[Batch]) -> Iterator[str]:
+    """CSV text (header, then one line per row; ``\\n`` line ends), one chunk per batch. Cells: NULL empty,
+    booleans ``true``/``false``, lists as JSON, numbers as Python writes them (``repr``: every digit that tells
+    floats apart)."""
+    flags, lists = positions(table, Boolean), positions(table, JSON)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(names)
+    writer.writerow([c.name for c in export_columns(table)])
     for batch in batches:
-        writer.writerows([csv_cell(row[n]) for n in names] for row in batch)
+        for values in batch:
+            for i in flags:
+                if values[i] is not None:
+                    values[i] = "true" if values[i] else "false"
+            for i in lists:
+                if values[i] is not None:
+                    values[i] = json.dumps(values[i])
+        writer.writerows(batch)
         yield buffer.getvalue()
         buffer.seek(0)
         buffer.truncate()
@@ -257,12 +264,14 @@ def csv_chunks(names: Sequence[str], batches: Iterable[list[dict[str, Any]]]) ->
         yield buffer.getvalue()  # the header of an empty export
 
 
-def json_chunks(batches: Iterable[list[dict[str, Any]]]) -> Iterator[str]:
-    """A JSON array of row objects, one row a line, one chunk per batch."""
+def json_chunks(table: Table, batches: Iterable[Batch]) -> Iterator[str]:
+    """A JSON array of row objects (column name: value), one row a line, one chunk per batch."""
+    names = [c.name for c in export_columns(table)]
     opening = "["
     for batch in batches:
         if batch:
-            yield opening + "\n" + ",\n".join(json.dumps(row, allow_nan=False) for row in batch)
+            yield opening + "\n" + ",\n".join(json.dumps(dict(zip(names, values, strict=True)), allow_nan=False)
+                                              for values in batch)
             opening = ","
     yield "[]\n" if opening == "[" else "\n]\n"
 
@@ -271,12 +280,10 @@ FORMATS = ("csv", "json")
 MEDIA_TYPES = {"csv": "text/csv", "json": "application/json"}
 
 
-def export_chunks(table: Table, kind: str, batches: Iterable[list[dict[str, Any]]]) -> Iterator[str]:
+def export_chunks(table: Table, kind: str, batches: Iterable[Batch]) -> Iterator[str]:
     """Batches of rows of ``table`` (:func:`stream_rows`) as CSV or JSON text, chunk by chunk (``kind`` one of
     :data:`FORMATS`)."""
-    if kind == "json":
-        return json_chunks(batches)
-    return csv_chunks([c.name for c in export_columns(table)], batches)
+    return (json_chunks if kind == "json" else csv_chunks)(table, batches)
 
 
 def export_name(query: Qc1Query, kind: str) -> str:

@@ -46,7 +46,8 @@ def filled(db_url: str, tmp_path: Path) -> Iterator[dict[str, Any]]:
         conn.execute(update(crires_flat).where(crires_flat.c.set_id == first, crires_flat.c.detector == DETECTOR)
                      .values(master_file=ODD_NAME, raw_files=["a.fits", "b é.fits"], mean_flux=float("nan")))
     settings = Settings(db_url=db_url, qc_output=tmp_path / "qc", run_dir=tmp_path / "run")
-    yield {"engine": engine, "url": db_url, "client": create_app(settings, engine, None).test_client()}
+    yield {"engine": engine, "url": db_url, "settings": settings,
+           "client": create_app(settings, engine, None).test_client()}
     engine.dispose()
 
 
@@ -223,8 +224,7 @@ def test_data_dictionary_names_every_column_with_units(filled: dict[str, Any]) -
 
 @pytest.fixture()
 def qc1_page(chromium, filled: dict[str, Any]) -> Iterator:  # noqa: ANN001, F811
-    settings = Settings(db_url=filled["url"], qc_output=Path("unused"), run_dir=Path("unused"))
-    yield from open_dashboard(chromium, settings, filled["engine"], None)
+    yield from open_dashboard(chromium, filled["settings"], filled["engine"], None)
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)

@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
-from typing import Any
 
 import click
 
@@ -37,7 +36,7 @@ def export(date_from: date, date_to: date, profile: str, setting: tuple[str, ...
     from rich.progress import Progress
 
     from flatqc.db import connect
-    from flatqc.qc1_export import BadQuery, count_rows, export_chunks, parse_query, stream_rows
+    from flatqc.qc1_export import BadQuery, Batch, count_rows, export_chunks, parse_query, stream_rows
     from flatqc.report import make_console
     from flatqc.settings import Settings
 
@@ -57,7 +56,7 @@ def export(date_from: date, date_to: date, profile: str, setting: tuple[str, ...
 
         written = 0
 
-        def counted(batches: Iterator[list[dict[str, Any]]]) -> Iterator[list[dict[str, Any]]]:
+        def counted(batches: Iterator[Batch]) -> Iterator[Batch]:
             nonlocal written
             for batch in batches:
                 yield batch
