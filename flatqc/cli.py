@@ -19,6 +19,8 @@ COMMANDS: Mapping[str, tuple[str, str]] = {
                  "(taken by workers only when no job of tonight waits): record their files, queue complete sets."),
     "db": ("flatqc.commands.database:db", "The database's schema (FLATQC_DB_URL): upgrade it to the newest revision, "
            "or show its revision."),
+    "export": ("flatqc.commands.export:export", "Write the QC1 rows of the nights FROM..TO as CSV or JSON, every "
+               "column of the profile's table."),
     "process": ("flatqc.commands.science:process", "Process every complete flat set found under PATHS now, without a "
                 "queue."),
     "status": ("flatqc.commands.operations:status", "Per night: sets done/queued/running/failed/incomplete, rejected "

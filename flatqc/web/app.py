@@ -31,6 +31,7 @@ from flatqc.web.views import (
     docs,
     health,
     nights,
+    qc1,
     queue,
     sets,
     trends,
@@ -40,7 +41,7 @@ from flatqc.web.views import (
 __all__ = ["create_app", "same_site_path"]  # same_site_path: still importable from here, where it used to live
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
-AREAS = (nights, sets, trends, alerts, queue, health, docs)
+AREAS = (nights, sets, trends, alerts, queue, health, docs, qc1)
 """The view modules, each with its ``blueprint``."""
 
 
