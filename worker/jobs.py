@@ -25,6 +25,7 @@ from flatqc import ledger, lifecycle
 from flatqc.db import QC1_TABLES, connect
 from flatqc.faults import checkpoint, describe, is_transient
 from flatqc.files import sha256_file, shown
+from flatqc.last_good import find_last_good, recorded_last_good
 from flatqc.lifecycle import Members, Pictures, SetState
 from flatqc.pipeline import analyse, compute_qc, draw_pictures, store_qc1
 from flatqc.queue import fetch_job, pictures_job_id, pictures_queue, redis_connection, retry_policy
@@ -137,8 +138,8 @@ def process_set(version: str) -> dict[str, Any]:
     checkpoint("job-started")
     members = Members.from_json(row.members)
     try:
-        flatset, outcome = read_members(members, settings,
-                                        lambda flatset: compute_qc(flatset, settings, members.hashes()))
+        flatset, outcome = read_members(members, settings, lambda flatset: compute_qc(
+            flatset, settings, members.hashes(), find_last_good(engine, flatset)))
     except FlatQCError as exc:
         with engine.begin() as conn:
             if lifecycle.supersede_if_overtaken(conn, row, job_id):
@@ -206,8 +207,8 @@ def draw_set_pictures(version: str) -> dict[str, Any]:
         return {"version": version, "skipped": "not a done set without pictures"}
     job = get_current_job()
     try:
-        flatset, plots = read_members(Members.from_json(row.members), settings,
-                                      lambda flatset: draw_pictures(analyse(flatset, settings, True), settings))
+        flatset, plots = read_members(Members.from_json(row.members), settings, lambda flatset: draw_pictures(
+            analyse(flatset, settings, True, recorded_last_good(engine, flatset)), settings))
         profile = profile_named(flatset.profile)
         configs = {p.name: (QC1_TABLES[p.table], settings.qc_config(p.name)) for p in PROFILES.values()}
         update_trends(engine, configs, settings.qc_output / "trends", profile.name, flatset.setting_key)
