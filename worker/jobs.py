@@ -2,7 +2,7 @@
 so a renamed job function breaks its callers' imports, not a worker at run time).
 
 The QC job is thin: load members from the ledger, run ``qc``, finish (QC1 rows, set state and alert in one
-transaction), notify, queue the picture job. The picture job draws flat1..flat5, the cover sheet and the trend
+transaction), notify, queue the picture job. The picture job draws flat1..flat6, the cover sheet and the trend
 reports; nobody waits for it.
 
 The only argument is the set version (a hex string); everything else comes from the ledger and the files.
@@ -198,7 +198,7 @@ def _attempt_failed(engine: Engine, row: Row, job: Job | None, exc: Exception) -
 
 
 def draw_set_pictures(version: str) -> dict[str, Any]:
-    """The picture job of a done set version: flat1..flat5, the cover sheet and the trend reports of its setting.
+    """The picture job of a done set version: flat1..flat6, the cover sheet and the trend reports of its setting.
     Idempotent; never touches the QC1 rows."""
     settings, engine = context()
     with engine.connect() as conn:
