@@ -39,7 +39,7 @@ from sqlalchemy.engine import Connection
 
 from flatqc import migrations
 from qc.profiles import CRIRES, CRIRES_PLUS, PROFILES, InstrumentProfile
-from qc.records import QC1_NAMES, Finding, FindingKind, SetResult
+from qc.records import QC1_NAMES, DetectorQC, Finding, FindingKind, LastGoodResult, SetResult
 
 metadata = MetaData()
 
@@ -175,8 +175,13 @@ def qc1_table(profile: InstrumentProfile) -> Table:
     bit counts), provenance; one row per (set_id, detector)."""
     name = profile.table
     int_names = {"badpix", "num_overexp", "bpm_count", "bpm_new", "bpm_fixed", *profile.bpm_bit_columns}
-    qc1_columns = [Column(n, Integer if n in int_names else Float)
-                   for n in (*QC1_NAMES, *profile.bpm_bit_columns)]
+    qc1_names = (*QC1_NAMES, *profile.bpm_bit_columns)
+    qc1_columns = [Column(n, Integer if n in int_names else Float) for n in qc1_names]
+    last_good_columns = [  # contract 9: the comparison with the last good set of the setting
+        Column("prev_set_id", String(32)), Column("prev_note", Text),
+        Column("prev_ratio_median", Float), Column("prev_ratio_std", Float),
+        *(Column(f"delta_{n}", Integer if n in int_names else Float) for n in qc1_names),
+    ]
     setting_columns = [Column(c.name, Float if c.numeric else String(32)) for c in profile.setting_columns]
     return Table(
         name, metadata,
@@ -196,6 +201,7 @@ def qc1_table(profile: InstrumentProfile) -> Table:
         Column("detector", Integer, nullable=False),
         *qc1_columns,
         Column("vignetted_pixels", Integer),
+        *last_good_columns,
         Column("certified", Boolean, nullable=False),
         Column("verdict", String(16), nullable=False),
         Column("master_file", Text, nullable=False),
@@ -276,7 +282,9 @@ def connect(url: str) -> Engine:
 
 def qc1_rows(result: SetResult, provenance: dict[str, Any], software_version: str,
              thresholds_version: str, setting_columns: dict[str, Any]) -> list[dict[str, Any]]:
-    """The QC1 rows (one per detector) of one set result, ready to insert."""
+    """The QC1 rows (one per detector) of one set result, with its comparison with the last good set, ready to
+    insert."""
+    last_good = result.last_good
     base = {
         "set_id": result.set_id,
         "night": result.night,
@@ -292,13 +300,21 @@ def qc1_rows(result: SetResult, provenance: dict[str, Any], software_version: st
         "certified": result.certification.certified,
         "verdict": result.certification.verdict,
         "reference": result.reference,
+        "prev_set_id": last_good.set_id,
+        "prev_note": last_good.note,
         "thresholds_version": thresholds_version,
         "software_version": software_version,
         "processed_at": utcnow(),
         **provenance,
     }
-    return [base | {"detector": d.detector, "vignetted_pixels": d.vignetted_pixels} | d.qc1()
+    return [base | {"detector": d.detector, "vignetted_pixels": d.vignetted_pixels} | d.qc1() | _compared(last_good, d)
             for d in result.detectors]
+
+
+def _compared(last_good: LastGoodResult, detector: DetectorQC) -> dict[str, Any]:
+    """The ``prev_ratio_*`` and ``delta_*`` columns of one detector (absent, so NULL, without a last good set)."""
+    comparison = last_good.of(detector.detector)
+    return comparison.columns() if comparison is not None else {}
 
 
 def replace_qc1_rows(conn: Connection, table: Table, set_id: str, rows: list[dict[str, Any]]) -> None:

@@ -17,6 +17,7 @@ from flatqc.files import path_text, sha256_file, shown
 from flatqc.settings import Settings
 from qc.analysis import analyse_set
 from qc.cover import draw_cover
+from qc.last_good import LastGoodSet
 from qc.plots import draw_plots
 from qc.profiles import profile_named
 from qc.records import SetResult
@@ -54,24 +55,28 @@ def output_dir(settings: Settings, night: str, set_id: str) -> Path:
     return settings.qc_output / night / set_id
 
 
-def analyse(flatset: FlatSet, settings: Settings, with_views: bool) -> SetResult:
-    """QC1 records and certification of a set (plus the display views the pictures need, if asked)."""
+def analyse(flatset: FlatSet, settings: Settings, with_views: bool,
+            last_good: LastGoodSet | None = None) -> SetResult:
+    """QC1 records, certification and the comparison with ``last_good`` (:mod:`flatqc.last_good`) of a set (plus
+    the display views the pictures need, if asked)."""
     profile = profile_named(flatset.profile)
     result = analyse_set(flatset, profile, settings.qc_config(profile.name), settings.qc_reference,
-                         with_views=with_views)
+                         with_views=with_views, last_good=last_good)
     inputs = (flatset.master.path, flatset.bpm.path, *(raw.path for raw in flatset.raws))
     result.input_files = tuple(shown(path.name) for path in inputs)
     return result
 
 
-def compute_qc(flatset: FlatSet, settings: Settings, hashes: dict[Path, str] | None = None) -> SetOutcome:
-    """What the verdict needs and nothing more: QC1 records, certification, provenance; no picture."""
-    return SetOutcome(result=analyse(flatset, settings, with_views=False), plots={},
+def compute_qc(flatset: FlatSet, settings: Settings, hashes: dict[Path, str] | None = None,
+               last_good: LastGoodSet | None = None) -> SetOutcome:
+    """What the verdict needs and nothing more: QC1 records, certification, comparison with the last good set,
+    provenance; no picture."""
+    return SetOutcome(result=analyse(flatset, settings, False, last_good), plots={},
                       provenance=provenance_of(flatset, hashes))
 
 
 def draw_pictures(result: SetResult, settings: Settings) -> dict[str, Path]:
-    """flat1..flat5 and the cover sheet of an analysed set (with views) in ``$QC_OUTPUT/<DATE>/<set_id>/``."""
+    """flat1..flat6 and the cover sheet of an analysed set (with views) in ``$QC_OUTPUT/<DATE>/<set_id>/``."""
     out = output_dir(settings, result.night, result.set_id)
     out.mkdir(parents=True, exist_ok=True)
     pictures = draw_plots(result, settings.qc_config(result.profile))
@@ -81,9 +86,11 @@ def draw_pictures(result: SetResult, settings: Settings) -> dict[str, Path]:
     return paths
 
 
-def compute_set(flatset: FlatSet, settings: Settings, hashes: dict[Path, str] | None = None) -> SetOutcome:
-    """Analyse the set and draw its pictures in one go (``flatqc process``); touches no database."""
-    result = analyse(flatset, settings, with_views=True)
+def compute_set(flatset: FlatSet, settings: Settings, hashes: dict[Path, str] | None = None,
+                last_good: LastGoodSet | None = None) -> SetOutcome:
+    """Analyse the set against ``last_good`` and draw its pictures in one go (``flatqc process``); touches no
+    database."""
+    result = analyse(flatset, settings, True, last_good)
     plots = draw_pictures(result, settings)
     result.views = []
     return SetOutcome(result=result, plots=plots, provenance=provenance_of(flatset, hashes))

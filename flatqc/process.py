@@ -12,6 +12,7 @@ from sqlalchemy.engine import Engine
 from flatqc.db import ALERT, WARNING
 from flatqc.faults import describe
 from flatqc.files import is_candidate_name, locate_raw, path_text, sha256_file, unusable_reason, walk_files
+from flatqc.last_good import find_last_good
 from flatqc.lifecycle import alerts as alert_lifecycle
 from flatqc.lifecycle import sets as set_lifecycle
 from flatqc.lifecycle.sets import Members, SetKeys, SetState
@@ -176,6 +177,12 @@ def _record_set(engine: Engine, flatset: FlatSet, hashes: dict[Path, str], state
     return [RaisedAlert(alert_id, flatset.set_id, severity) for alert_id, severity in raised if alert_id is not None]
 
 
+def observed_first(flatset: FlatSet) -> tuple[bool, float, str]:
+    """Sort key: sets by ``MJD-OBS`` of their first raw (unknown last), then by set id."""
+    mjd = flatset.raws[0].mjd_obs
+    return mjd is None, mjd or 0.0, flatset.set_id
+
+
 def process_paths(paths: Iterable[Path], settings: Settings, engine: Engine,
                   on_set: Callable[[str], None] | None = None, with_alerts: bool = False) -> ProcessReport:
     """Process every complete set found under ``paths`` (references from :func:`reference_folder`, QC output and
@@ -203,12 +210,12 @@ def process_paths(paths: Iterable[Path], settings: Settings, engine: Engine,
         with engine.begin() as conn:
             set_lifecycle.record_processed(conn, keys, _members([m.path for m in members]), SetState.REJECTED,
                                            reason, None, None)
-    for flatset in grouping.complete:
+    for flatset in sorted(grouping.complete, key=observed_first):  # a set's last good set is stored before it
         if on_set:
             on_set(flatset.set_id)
         hashes = {f.path: sha256_file(f.path) for f in (flatset.master, flatset.bpm, *flatset.raws)}
         try:
-            outcome = compute_set(flatset, settings, hashes)
+            outcome = compute_set(flatset, settings, hashes, find_last_good(engine, flatset))
         except FlatQCError as exc:
             report.failed_sets.append((flatset.set_id, str(exc)))
             _record_set(engine, flatset, hashes, SetState.REJECTED, str(exc), None, settings)

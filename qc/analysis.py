@@ -14,11 +14,12 @@ from qc.config import QCConfig
 from qc.display import DISPLAY_PIXELS, block_or, block_reduce, display_block
 from qc.fitsio import open_fits, read_chip
 from qc.geometry import reference_rows, unvignetted_mask
+from qc.last_good import LastGoodSet, PreviousMaster
 from qc.profiles import InstrumentProfile
 from qc.records import DetectorView, SetResult
 from qc.reference import Reference, find_reference
 from qc.sets import FlatSet
-from qc.stats import detector_qc, snr_map
+from qc.stats import detector_qc, ratio_stats, snr_map
 from qc.validation import check_inputs, check_qc1
 
 if TYPE_CHECKING:
@@ -83,8 +84,10 @@ def bpm_change_view(bad: np.ndarray, ref_bad: np.ndarray, block: int) -> np.ndar
 
 def detector_view(detector: int, starty: int, stack: np.ndarray, master: np.ndarray, bpm: np.ndarray,
                   ref_master: np.ndarray | None, ref_bpm: np.ndarray | None, snr: np.ndarray | None,
-                  unvignetted: np.ndarray, max_pixels: int = DISPLAY_PIXELS) -> DetectorView:
-    """Block-averaged images, cuts and histograms of one detector for the plots."""
+                  unvignetted: np.ndarray, prev_ratio: np.ndarray | None = None,
+                  max_pixels: int = DISPLAY_PIXELS) -> DetectorView:
+    """Block-averaged images, cuts and histograms of one detector for the plots (``prev_ratio``: master / master
+    of the last good set on the window's rows, :func:`qc.last_good.window_ratio`)."""
     block = display_block(master.shape, max_pixels)
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = master / ref_master if ref_master is not None else None
@@ -107,12 +110,14 @@ def detector_view(detector: int, starty: int, stack: np.ndarray, master: np.ndar
         ref_cut=central_cut(ref_master) if ref_master is not None else None,
         ratio_cut=central_cut(ratio) if ratio is not None else None,
         raw_hist=raw_histogram(stack, bpm == 0),
+        prev_ratio=block_reduce(prev_ratio, block) if prev_ratio is not None else None,
     )
 
 
 def analyse_set(flatset: FlatSet, profile: InstrumentProfile, config: QCConfig, reference_dir: Path | None,
-                with_views: bool = True) -> SetResult:
-    """QC1 per detector, certification and (optionally) display views of one complete set.
+                with_views: bool = True, last_good: LastGoodSet | None = None) -> SetResult:
+    """QC1 per detector, certification, the comparison with ``last_good`` (the last good set of the setting, None
+    when there is none) and (optionally) display views of one complete set.
 
     Every input is read in physical units and validated (:mod:`qc.validation`) before any statistic: a degenerate
     input raises a :class:`qc.errors.FlatQCError` naming the file, the detector and the value.
@@ -125,8 +130,11 @@ def analyse_set(flatset: FlatSet, profile: InstrumentProfile, config: QCConfig, 
         if reference.master is not None and reference.bpm is not None else None
     raw_names = [raw.path.name for raw in flatset.raws]
     detectors, views = [], []
+    previous = PreviousMaster(last_good, profile)
+    ratios: dict[int, tuple[float | None, float | None]] = {}
     with ExitStack() as files:
         inputs = open_inputs(files, flatset, reference)
+        previous.open(files)
         for det in profile.detectors:
             stack, master, bpm, ref_master, ref_bpm = read_detector(inputs, profile, det, ny, rows)
             checked = check_inputs(det, profile, raw_names, stack, flatset.master.path.name, master,
@@ -140,9 +148,16 @@ def analyse_set(flatset: FlatSet, profile: InstrumentProfile, config: QCConfig, 
                 master_finite=checked.finite, master_median=checked.median,
             ))
             check_qc1(detectors[-1], f"set {flatset.set_id}")
+            prev_ratio = previous.ratio(det, master, starty)
+            if prev_ratio is not None:
+                ratios[det] = ratio_stats(prev_ratio)
             if with_views:
-                views.append(detector_view(det, starty, stack, master, bpm, ref_master, ref_bpm, snr, unvignetted))
-            del stack, master, bpm, snr, ref_master, ref_bpm, checked
+                views.append(detector_view(det, starty, stack, master, bpm, ref_master, ref_bpm, snr, unvignetted,
+                                           prev_ratio))
+            del stack, master, bpm, snr, ref_master, ref_bpm, checked, prev_ratio
+    if previous.problem is not None:  # the previous master failed on a later detector: no ratio anywhere
+        for view in views:
+            view.prev_ratio = None
     return SetResult(
         set_id=flatset.set_id, night=flatset.night, profile=profile.name, setting_key=flatset.setting_key,
         raw_type=profile.raw_type(ny), n_raw=n_raw, dit=first.dit or 0.0, ndit=first.ndit or 1,
@@ -153,6 +168,7 @@ def analyse_set(flatset: FlatSet, profile: InstrumentProfile, config: QCConfig, 
         certification=certify(detectors, n_raw, flatset.setting_key, config),
         warnings=trend_warnings(config, flatset.setting_key, detectors),
         views=views,
+        last_good=previous.result(detectors, ratios, flatset.setting_key, starty, ny),
     )
 
 

@@ -1,5 +1,6 @@
 """The cover sheet: one page per set with keys, observation time and file names, every certified value against its
-limit with its margin, the QC1 table with units, the verdict and thumbnails of flat1..flat5."""
+limit with its margin, the QC1 table with units, the verdict, the change since the last good set of the setting and
+thumbnails of flat1..flat6."""
 
 from __future__ import annotations
 
@@ -18,8 +19,8 @@ VERDICT_COLOURS: dict[str, Colour] = {"passed": (26, 127, 55), "failed": (198, 4
 AMBER: Colour = (178, 106, 0)
 PAGE = (1286, 910)
 """A4 landscape at 110 dpi [px]."""
-THUMBNAIL_WIDTH = 240
-"""Largest width of a thumbnail on the cover [px]; the height is what is left below the tables."""
+PICTURES = ("flat1", "flat2", "flat3", "flat4", "flat5", "flat6")
+"""The pictures shown as thumbnails, in this order, side by side across the page."""
 CLOSE_MARGIN = 0.10
 """A passed check within this fraction of its limit is flagged "close"."""
 MUST_EXCEED = {"median_snr": True, "max_flux": False}
@@ -79,6 +80,7 @@ def key_lines(result: SetResult) -> list[tuple[str, str]]:
     if profile_named(result.profile).window_ny_key is not None:  # windowed read-out exists on this instrument
         lines.append(("window", f"NY {result.window_ny}, STARTY {result.window_starty}"))
     lines.append(("reference", result.reference_note))
+    lines.append(("last good", result.last_good.note))
     if result.input_files:
         master, bpm, *raws = result.input_files
         lines += [("master", master), ("BPM", bpm)]
@@ -100,6 +102,23 @@ def _table(canvas: Canvas, x: int, y: int, widths: list[int], rows: list[list[st
                         anchor="rm" if right else "lm", bold=r == 0 or c == 0)
             left += width
     return y + len(rows) * row_h
+
+
+def change_rows(result: SetResult) -> list[list[str]]:
+    """The table of the comparison with the last good set: header, ``prev_ratio_median``, ``prev_ratio_std``, then
+    ``Δ <parameter>`` (current - last good, signed) for every parameter with a value on some detector; empty
+    without a last good set."""
+    compared = result.last_good.detectors
+    if not compared:
+        return []
+    rows = [["since last good", *(f"det {c.detector}" for c in compared)],
+            ["prev_ratio_median", *(format_cell(c.ratio_median) for c in compared)],
+            ["prev_ratio_std", *(format_cell(c.ratio_std) for c in compared)]]
+    for name in compared[0].deltas:
+        deltas = [c.deltas.get(name) for c in compared]
+        if any(d is not None for d in deltas):
+            rows.append([f"Δ {name}", *("—" if d is None else f"{d:+.5g}" for d in deltas)])
+    return rows
 
 
 def draw_cover(result: SetResult, thumbnails: Mapping[str, Image.Image]) -> Canvas:
@@ -141,13 +160,18 @@ def draw_cover(result: SetResult, thumbnails: Mapping[str, Image.Image]) -> Canv
     for text, colour in lines:
         canvas.text(660, y, text, size=11, fill=colour)
         y += 17
+    changes = change_rows(result)
+    if changes:
+        y = _table(canvas, 660, y + 8, [140, *[95] * (len(changes[0]) - 1)], changes, 17, {}, 1)
+
 
     top = max(bottom, y) + 16
-    size = (THUMBNAIL_WIDTH, PAGE[1] - top - 28)
-    for index, key in enumerate(k for k in ("flat1", "flat2", "flat3", "flat4", "flat5") if k in thumbnails):
+    width = (PAGE[0] - 40) // len(PICTURES) - 10
+    size = (width, PAGE[1] - top - 28)
+    for index, key in enumerate(k for k in PICTURES if k in thumbnails):
         thumb = thumbnails[key].copy()
         thumb.thumbnail(size, Image.Resampling.BOX)
-        x = 20 + index * (THUMBNAIL_WIDTH + 10)
-        canvas.text(x + THUMBNAIL_WIDTH / 2, top, key, size=12, anchor="mt", bold=True)
-        canvas.image.paste(thumb, (x + (THUMBNAIL_WIDTH - thumb.width) // 2, top + 18))
+        x = 20 + index * (width + 10)
+        canvas.text(x + width / 2, top, key, size=12, anchor="mt", bold=True)
+        canvas.image.paste(thumb, (x + (width - thumb.width) // 2, top + 18))
     return canvas

@@ -8,7 +8,7 @@ an :class:`~qc.profiles.InstrumentProfile` (:func:`algorithm`), so a page shows 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
 
 from qc.config import QCConfig
@@ -32,7 +32,8 @@ class Column:
     contract: str
     """Section of the data contract (``data-contract.md``) that defines it, or ``design`` (design.md)."""
     group: str
-    """``key``, ``qc1`` (contract 4 parameter), ``bpm bit`` (CRIRES+), ``result`` or ``provenance``."""
+    """``key``, ``qc1`` (contract 4 parameter), ``bpm bit`` (CRIRES+), ``result``, ``last good`` (contract 9) or
+    ``provenance``."""
     in_order: str = ""
     """What changes when statistics are taken over in-order pixels only (``QCConfig.in_order_only``, CRIRES+)."""
 
@@ -121,9 +122,9 @@ KEYS_AFTER_SETTING: tuple[Column, ...] = (
     _key("raw_type", "", "FLAT (full frame) or FLT_WIN (windowed read-out)", "FLT_WIN when ny < {full_ny}", "3"),
     _key("detector", "", "detector (chip) number", "extension {chip_extname} (n = 1..{n_detectors})", "3"),
 )
+VIGNETTED = Column("vignetted_pixels", "px", "read-out pixels outside the unvignetted area",
+                   "pixels of the read-out rows in the vignetted area: {vignetted_area}", "4", "result")
 RESULTS: tuple[Column, ...] = (
-    Column("vignetted_pixels", "px", "read-out pixels outside the unvignetted area",
-           "pixels of the read-out rows in the vignetted area: {vignetted_area}", "4", "result"),
     Column("certified", "", "false when the set failed certification", "verdict != failed", "5", "result"),
     Column("verdict", "", "passed, failed or not_assessable (S/N not checked: N too small)",
            "see Certification", "5", "result"),
@@ -149,13 +150,33 @@ def bpm_bit_column(name: str, bit: int) -> Column:
                   f"number of pixels of the BPM with (BPM & {bit}) != 0 (all pixels)", "8", "bpm bit")
 
 
+def last_good_columns(parameters: Iterable[Column]) -> tuple[Column, ...]:
+    """The comparison with the last good set of the setting (contract 9): which set it is, why there are no ratios,
+    the ratio of the two masters, and the change of each of ``parameters`` (in that parameter's unit)."""
+    return (
+        Column("prev_set_id", "", "the last good set of the setting (empty: none)",
+               "the most recent earlier set (by MJD-OBS) of the same profile and setting key that did not fail "
+               "certification and was not rejected in review", "9", "last good"),
+        Column("prev_note", "", "why there are no ratios (no earlier good set, its master gone or changed)",
+               "empty when the ratios were computed", "9", "last good"),
+        Column("prev_ratio_median", "", "median of master / the last good set's master",
+               "median of the finite pixels of M / M_prev over the rows both masters read (by STARTY)", "9",
+               "last good"),
+        Column("prev_ratio_std", "", "standard deviation of master / the last good set's master",
+               "std (ddof = 0) of the finite pixels of M / M_prev over the rows both masters read", "9", "last good"),
+        *(Column(f"delta_{c.name}", c.unit, f"change of {c.name} since the last good set",
+                 f"{c.name} minus {c.name} of the last good set", "9", "last good") for c in parameters),
+    )
+
+
 def table_columns(profile: InstrumentProfile) -> tuple[Column, ...]:
     """Every column of ``profile``'s QC1 table (but its surrogate key ``id``), in table order."""
     settings = tuple(_key(c.name, *SETTING_COLUMNS[c.name], f"{c.keyword} of the first raw (all raws agree)", "3")
                      for c in profile.setting_columns)
     bits = tuple(bpm_bit_column(name, bit) for name, bit in (profile.bpm_bits or {}).items())
-    return (*KEYS_BEFORE_SETTING, *settings, *KEYS_AFTER_SETTING, *QC1_PARAMETERS.values(), *bits, *RESULTS,
-            *PROVENANCE)
+    measured = (*QC1_PARAMETERS.values(), *bits)
+    return (*KEYS_BEFORE_SETTING, *settings, *KEYS_AFTER_SETTING, *measured, VIGNETTED, *last_good_columns(measured),
+            *RESULTS, *PROVENANCE)
 
 
 def units(profile: InstrumentProfile) -> dict[str, str]:

@@ -1,5 +1,5 @@
-"""Per-set pictures ``flat1`` .. ``flat5`` (seed QC1PLOTS; contract 7), drawn from a :class:`SetResult` and the QC
-limits, on the raster layer of :mod:`qc.raster`.
+"""Per-set pictures ``flat1`` .. ``flat5`` (seed QC1PLOTS; contract 7) and ``flat6`` (the last good set, contract
+9), drawn from a :class:`SetResult` and the QC limits, on the raster layer of :mod:`qc.raster`.
 
 Every picture shows the limits and numbers it is judged by: flat4 on a fixed S/N scale [0, 2 x limit] with the limit
 on the colour bar, a contour where the local median S/N is at or below it and the median S/N per detector; flat5 the
@@ -21,6 +21,7 @@ from qc.raster import (
     BLACK,
     GREEN,
     GREY,
+    NAN_COLOUR,
     RED,
     Canvas,
     Colour,
@@ -444,8 +445,36 @@ def flat5(result: SetResult, config: QCConfig) -> Picture:
     return picture
 
 
+def flat6(result: SetResult) -> Picture:
+    """Current master / master of the last good set of the setting (contract 9), per detector on the rows both read
+    (others grey), on a scale symmetric about 1; median and std of the ratio per detector. Without a last good set,
+    or when its master could not be read, a message saying so."""
+    mosaic = Mosaic(result, 1, min_panel_height=250)
+    last = result.last_good
+    title = f"set {result.set_id} / last good set {last.set_id} (night {last.night})" if last.set_id \
+        else "current master / master of the last good set"
+    ratios = [v.prev_ratio for v in result.views]
+    if not all(r is not None for r in ratios):
+        mosaic.message(title, last.note)
+        return mosaic.picture
+    scale = ColourScale("RdBu_r", *percentile_limits(ratios, symmetric_about=1.0),
+                        "master / master of the last good set")
+
+    def caption(index: int) -> tuple[str, Colour]:
+        compared = last.of(result.detectors[index].detector)
+        if compared is None or compared.ratio_median is None or compared.ratio_std is None:
+            return "no pixel read by both", BLACK
+        return f"median {compared.ratio_median:.4f}, std {compared.ratio_std:.4f}", BLACK
+
+    mosaic.row("prev_ratio", title, continuous(lambda v: v.prev_ratio if v.prev_ratio is not None else v.master,
+                                               scale),
+               [caption(i) for i in range(len(result.views))], scale,
+               legend=[(NAN_COLOUR, "no ratio: a row only one of the two masters read, or not finite")])
+    return mosaic.picture
+
+
 def draw_plots(result: SetResult, config: QCConfig) -> dict[str, Picture]:
-    """``flat1`` .. ``flat5`` of an analysed set (with views), in memory."""
+    """``flat1`` .. ``flat6`` of an analysed set (with views), in memory."""
     scales = image_scales(result)
     return {
         "flat1": image_pair(result, scales, None, ""),
@@ -453,4 +482,5 @@ def draw_plots(result: SetResult, config: QCConfig) -> dict[str, Picture]:
         "flat3": flat3(result),
         "flat4": flat4(result, config),
         "flat5": flat5(result, config),
+        "flat6": flat6(result),
     }

@@ -50,8 +50,8 @@ class PictureDoc:
 
 PICTURES: tuple[PictureDoc, ...] = (
     PictureDoc("cover", "one page per set: keys, observation time and files, every certified value against its "
-               "limit with its margin, the QC1 table with units, the verdict with its reasons, thumbnails of "
-               "flat1..flat5"),
+               "limit with its margin, the QC1 table with units, the verdict with its reasons, the comparison with the "
+               "last good set, thumbnails of flat1..flat6"),
     PictureDoc("flat1", "left: current master flat; right: current flat / reference flat"),
     PictureDoc("flat2", "as flat1, central regions per detector"),
     PictureDoc("flat3", "left: current bad pixel map (bad pixels grown to be visible, a colour per BPM class, "
@@ -61,6 +61,9 @@ PICTURES: tuple[PictureDoc, ...] = (
                "with at least min_flats_for_snr flats; the vignetted area shaded grey"),
     PictureDoc("flat5", "cuts through the mean raw (with the max-flux limit) and the reference, histogram of the "
                "raw values of pixels good in the BPM (with the limit), master / reference along the cut"),
+    PictureDoc("flat6", "current master / the last good set's master per detector (contract 9) on a scale centred "
+               "on 1, rows read by only one of them grey, both sets named, median and std of the ratio per "
+               "detector; the reason instead when there is no earlier good set"),
 )
 """The pictures of a set, in the order the set page shows them."""
 

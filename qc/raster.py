@@ -28,6 +28,8 @@ WHITE: Colour = (255, 255, 255)
 GREY: Colour = (110, 110, 110)
 RED: Colour = (200, 30, 30)
 GREEN: Colour = (26, 127, 55)
+NAN_COLOUR: Colour = (215, 215, 215)
+"""Colour of a pixel without value (NaN) in continuous images."""
 
 
 @lru_cache(maxsize=32)
@@ -42,7 +44,7 @@ def colour_table(name: str, n: int = 256) -> np.ndarray:
     return (matplotlib.colormaps[name](np.linspace(0.0, 1.0, n))[:, :3] * 255 + 0.5).astype(np.uint8)
 
 
-def colourise(data: np.ndarray, cmap: str, vmin: float, vmax: float, nan: Colour = (215, 215, 215)) -> np.ndarray:
+def colourise(data: np.ndarray, cmap: str, vmin: float, vmax: float, nan: Colour = NAN_COLOUR) -> np.ndarray:
     """RGB uint8 image of ``data`` through ``cmap`` on [vmin, vmax] (clipped; NaN in the ``nan`` colour)."""
     table = colour_table(cmap)
     scale = (len(table) - 1) / (vmax - vmin) if vmax > vmin else 0.0

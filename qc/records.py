@@ -123,6 +123,39 @@ class Certification:
         return self.verdict != "failed"
 
 
+@dataclass(frozen=True)
+class PrevComparison:
+    """One detector against the last good set of its setting (contract 9). None stands for SQL NULL."""
+
+    detector: int
+    ratio_median: float | None
+    ratio_std: float | None
+    """Median and population std of the finite pixels of ``M / M_prev`` on the rows both masters read; None when
+    there is no such pixel or the last good set's master could not be read."""
+    deltas: Mapping[str, float | int | None]
+    """Per QC1 parameter: value - the last good set's value, in the parameter's unit; None when either is NULL."""
+
+    def columns(self) -> dict[str, float | int | None]:
+        """The QC1-row columns: ``prev_ratio_median``, ``prev_ratio_std`` and ``delta_<parameter>``."""
+        return {"prev_ratio_median": self.ratio_median, "prev_ratio_std": self.ratio_std,
+                **{f"delta_{name}": value for name, value in self.deltas.items()}}
+
+
+@dataclass(frozen=True)
+class LastGoodResult:
+    """A set compared with its last good set: which one (None: there is none), a note people read, per detector."""
+
+    set_id: str | None
+    night: str | None
+    note: str
+    """"last good set <id> (night <date>)", with why there are no ratios if so, or "no earlier good set of <key>"."""
+    detectors: tuple[PrevComparison, ...] = ()
+    """Empty when there is no last good set."""
+
+    def of(self, detector: int) -> PrevComparison | None:
+        return next((d for d in self.detectors if d.detector == detector), None)
+
+
 @dataclass
 class DetectorView:
     """Display-resolution images and curves of one detector for the plots (block-averaged, never decimated)."""
@@ -158,6 +191,9 @@ class DetectorView:
     """The same cut through master / reference master, None without reference."""
     raw_hist: tuple[np.ndarray, np.ndarray]
     """(counts, edges [ADU]) of the finite pixels of every raw that are good in the BPM."""
+    prev_ratio: np.ndarray | None = None
+    """master / master of the last good set on the window's rows (NaN where that master read no row), block
+    means; None without a last good set or when its master could not be read."""
 
 
 @dataclass
@@ -186,6 +222,8 @@ class SetResult:
     views: list[DetectorView] = field(default_factory=list)
     input_files: tuple[str, ...] = ()
     """Names of the master, the BPM and the raws, in that order (shown on the cover sheet)."""
+    last_good: LastGoodResult = field(default_factory=lambda: LastGoodResult(None, None, "no earlier good set"))
+    """The comparison with the last good set of the setting (contract 9)."""
 
     @property
     def findings(self) -> tuple[Finding, ...]:

@@ -174,7 +174,11 @@ def bpm_count(bpm: np.ndarray) -> int:
 def reference_ratio(master: np.ndarray, reference: np.ndarray) -> tuple[float | None, float | None]:
     """Median and population std of the finite pixels of ``master / reference`` (float64)."""
     with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = np.divide(master, reference, dtype=np.float64)
+        return ratio_stats(np.divide(master, reference, dtype=np.float64))
+
+
+def ratio_stats(ratio: np.ndarray) -> tuple[float | None, float | None]:
+    """Median and population std of the finite pixels of a ratio image; (None, None) when none is finite."""
     finite = np.isfinite(ratio)
     if finite.all():
         finite = None

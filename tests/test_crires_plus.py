@@ -85,7 +85,7 @@ def test_qc1_rows_equal_an_independent_implementation(processed: tuple[dict, dic
 def test_pictures_are_written_at_display_size(processed: tuple[dict, dict]) -> None:
     report, _ = processed
     for entry in report["sets"]:
-        assert sorted(entry["plots"]) == ["cover", "flat1", "flat2", "flat3", "flat4", "flat5"]
+        assert sorted(entry["plots"]) == ["cover", "flat1", "flat2", "flat3", "flat4", "flat5", "flat6"]
         for name, path in entry["plots"].items():
             with Image.open(path) as image:
                 assert 900 <= image.width <= 1400 and image.height >= 450, (name, image.size)

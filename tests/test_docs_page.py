@@ -137,7 +137,7 @@ def test_the_page_tells_the_seed_sections_from_the_code(empty: FlaskClient) -> N
     assert {"keyword": "ESO DET SEQ1 DIT", "use": "DIT [s]"} in doc["keywords"]
     assert not any(k["keyword"] == "ESO DET WINDOW NY" for k in doc["keywords"])  # CRIRES+ reads no window
     assert any("CAL_FLAT_MASTER" in i["recognised by"] for i in doc["inputs"])
-    assert [p["name"] for p in doc["pictures"]] == ["cover", "flat1", "flat2", "flat3", "flat4", "flat5"]
+    assert [p["name"] for p in doc["pictures"]] == ["cover", "flat1", "flat2", "flat3", "flat4", "flat5", "flat6"]
     assert [r["name"] for r in doc["trend_reports"]] == list(TREND_REPORT_DOCS)
     assert doc["trend_limits"] == [] and doc["references"] == []
     median_snr = next(c for c in doc["columns"] if c["name"] == "median_snr")

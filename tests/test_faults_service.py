@@ -321,7 +321,7 @@ def pictures_of(db_url: str) -> dict[str, tuple[str | None, str | None]]:
     return {r.set_id: (r.pictures, r.pictures_error) for r in rows}
 
 
-PICTURES = ("flat1", "flat2", "flat3", "flat4", "flat5", "cover")
+PICTURES = ("flat1", "flat2", "flat3", "flat4", "flat5", "flat6", "cover")
 
 
 def test_qc_output_on_a_full_file_system(night: Path, manifest: NightManifest, expected_qc1: dict,

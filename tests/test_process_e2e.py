@@ -83,7 +83,7 @@ def test_no_rows_for_rejected_or_incomplete_sets(processed_night: ProcessedNight
 
 def test_pictures_are_written_per_set(processed_night: ProcessedNight) -> None:
     for entry in processed_night.report["sets"]:
-        assert sorted(entry["plots"]) == ["cover", "flat1", "flat2", "flat3", "flat4", "flat5"]
+        assert sorted(entry["plots"]) == ["cover", "flat1", "flat2", "flat3", "flat4", "flat5", "flat6"]
         for path in entry["plots"].values():  # palette PNGs: a text-only panel is < 10 kB, so check the pixels
             with Image.open(path) as image:
                 assert image.width >= 1000 and image.height >= 400, path

@@ -110,13 +110,15 @@ def test_csv_and_json_downloads_are_the_database_rows(filled: dict[str, Any]) ->
     assert answer.status_code == 200 and answer.mimetype == "text/csv" and answer.is_streamed
     assert answer.headers["Content-Disposition"] == f'attachment; filename="crires_flat_{FROM}_{TO}.csv"'
     table = list(csv.reader(io.StringIO(answer.get_data(as_text=True), newline="")))
-    assert table[0] == names and len(table) == len(rows) + 1
+    header = table[0]  # the table's column order; a migrated database keeps added columns at its end
+    assert sorted(header) == sorted(names) and len(table) == len(rows) + 1
     for line, row in zip(table[1:], rows, strict=True):
-        assert all(same_cell(cell, native(n, v)) for n, cell, v in zip(names, line, row, strict=True)), line
+        by_name = dict(zip(names, row, strict=True))
+        assert all(same_cell(cell, native(n, by_name[n])) for n, cell in zip(header, line, strict=True)), line
     answer = client.get(f"/api/qc1?{FILTER_QUERY}")
     assert answer.status_code == 200 and answer.is_json and answer.is_streamed
     objects = answer.get_json()
-    assert [list(o) for o in objects] == [names] * len(rows)
+    assert [list(o) for o in objects] == [header] * len(rows)
     for item, row in zip(objects, rows, strict=True):
         assert all(same_json(item[n], native(n, v)) for n, v in zip(names, row, strict=True)), item
     assert objects[0]["master_file"] == ODD_NAME and objects[0]["mean_flux"] is None

@@ -2,7 +2,7 @@
 :class:`flatqc.queue.JobQueue`) and hands the queue and the notifier to :func:`prepare`.
 
 The QC job is thin: load members from the ledger, run ``qc``, finish (QC1 rows, set state and alert in one
-transaction), notify, queue the picture job. The picture job draws flat1..flat5, the cover sheet and the trend
+transaction), notify, queue the picture job. The picture job draws flat1..flat6, the cover sheet and the trend
 reports; nobody waits for it.
 
 The only argument is the set version (a hex string); everything else comes from the ledger and the files.
@@ -25,6 +25,7 @@ from flatqc import ledger
 from flatqc.db import QC1_TABLES, connect
 from flatqc.faults import checkpoint, describe, is_transient
 from flatqc.files import sha256_file, shown
+from flatqc.last_good import find_last_good, recorded_last_good
 from flatqc.lifecycle import StaleAttempt, TransitionRefused
 from flatqc.lifecycle import alerts as alert_lifecycle
 from flatqc.lifecycle import sets as set_lifecycle
@@ -164,8 +165,8 @@ def _attempt(ctx: Context, version: str, job: Job | None) -> dict[str, Any]:
     checkpoint("job-started")
     members = Members.from_json(row.members)
     try:
-        flatset, outcome = read_members(members, settings,
-                                        lambda flatset: compute_qc(flatset, settings, members.hashes()))
+        flatset, outcome = read_members(members, settings, lambda flatset: compute_qc(
+            flatset, settings, members.hashes(), find_last_good(engine, flatset)))
     except FlatQCError as exc:
         with engine.begin() as conn:
             if set_lifecycle.supersede_if_overtaken(conn, row, job_id):
@@ -228,7 +229,7 @@ def _attempt_failed(engine: Engine, row: Row, job: Job | None, exc: Exception) -
 
 
 def draw_set_pictures(version: str) -> dict[str, Any]:
-    """The picture job of a done set version: flat1..flat5, the cover sheet and the trend reports of its setting.
+    """The picture job of a done set version: flat1..flat6, the cover sheet and the trend reports of its setting.
     Idempotent; never touches the QC1 rows. If the set was processed again while they were drawn, they are drawn
     again for the attempt that holds it now (not marked done for the one that lost it)."""
     ctx = context()
@@ -239,8 +240,8 @@ def draw_set_pictures(version: str) -> dict[str, Any]:
         return {"version": version, "skipped": "not a done set without pictures"}
     job = get_current_job()
     try:
-        flatset, plots = read_members(Members.from_json(row.members), settings,
-                                      lambda flatset: draw_pictures(analyse(flatset, settings, True), settings))
+        flatset, plots = read_members(Members.from_json(row.members), settings, lambda flatset: draw_pictures(
+            analyse(flatset, settings, True, recorded_last_good(engine, flatset)), settings))
         profile = profile_named(flatset.profile)
         configs = {p.name: (QC1_TABLES[p.table], settings.qc_config(p.name)) for p in PROFILES.values()}
         update_trends(engine, configs, settings.qc_output / "trends", profile.name, flatset.setting_key)
