@@ -5,13 +5,16 @@ from __future__ import annotations
 import time
 
 import pytest
+from click.testing import CliRunner
 from sqlalchemy import select
 
+from flatqc.cli import main
 from flatqc.db import alerts, connect, deliveries, findings_from_json
 from flatqc.lifecycle import TransitionRefused
 from flatqc.lifecycle.alerts import acknowledge, delivery_outcome, record_alert
 from flatqc.notify import Notifier
 from flatqc.redis_server import free_port
+from flatqc.web.queries import alert_list
 from qc.records import Certification, Finding, FindingKind, SetResult
 from tests.service_helpers import BadChannel, Webhook
 
@@ -59,7 +62,8 @@ def test_delivery_is_retried_and_failure_recorded(sqlite_url: str) -> None:
         (delivery,) = conn.execute(select(deliveries)).all()
     assert row.notify_attempts == 3 and row.notified_at is None and row.notify_error.startswith(f"{dead}: ")
     assert delivery.attempts == 3 and delivery.due_at is None and delivery.sent_at is None  # given up
-    assert delivery_outcome(delivery).startswith(f"{dead}: failed 3 times (") and delivery_outcome(delivery).endswith("given up")
+    outcome = delivery_outcome(delivery)
+    assert outcome.startswith(f"{dead}: failed 3 times (") and outcome.endswith("given up")
     with Webhook().running() as hook:
         Notifier([hook.url], retries=3, backoff_s=0.0).deliver_now(engine, [alert_id])
     with engine.connect() as conn:
@@ -68,7 +72,8 @@ def test_delivery_is_retried_and_failure_recorded(sqlite_url: str) -> None:
     assert "- detector 3: median_snr = 1.0 <= 250\n" in hook.bodies[0]["message"]  # worded from the stored data
 
 
-def test_each_channel_is_retried_alone_and_a_hanging_one_is_abandoned_at_the_deadline(sqlite_url: str) -> None:
+def test_each_channel_is_retried_alone_and_a_hanging_one_is_abandoned_at_the_deadline(
+        sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     engine = connect(sqlite_url)
     with engine.begin() as conn:
         alert_id = record_alert(conn, result("failed", (SNR_3,)), "v1")
@@ -93,6 +98,12 @@ def test_each_channel_is_retried_alone_and_a_hanging_one_is_abandoned_at_the_dea
     assert took < 3 * 1.0 + 2  # the trickling server (a minute of bytes) held each attempt up to its deadline only
     assert alert.notified_at is not None and alert.notify_attempts == 3
     assert error.url in alert.notify_error and trickle.url in alert.notify_error and hook.url not in alert.notify_error
+    (listed,) = alert_list(engine)  # the alerts page's and /api/alerts' rows: each channel's outcome
+    assert [d["outcome"] for d in listed["deliveries"]] == [delivery_outcome(rows[url]) for url in urls]
+    assert listed["deliveries"][0]["outcome"] == f"{hook.url}: sent"
+    monkeypatch.setenv("FLATQC_DB_URL", sqlite_url)
+    shown = CliRunner().invoke(main, ["alerts"], catch_exceptions=False, terminal_width=400).output
+    assert f"{hook.url}: sent" in shown and f"{error.url}: failed 3 times" in shown
     engine.dispose()
 
 
