@@ -140,6 +140,22 @@ alerts = Table(
 )
 """One alert per failing set (contract 5), and one warning per set outside its HealthCheck trend limits."""
 
+deliveries = Table(
+    "deliveries", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("alert_id", Integer, nullable=False),
+    Column("kind", String(8), nullable=False),  # "alert" (the notification) or "cover" (the cover sheet that follows)
+    Column("channel", Text, nullable=False),  # the apprise URL, passwords masked (flatqc.urls.masked)
+    Column("attachment", Text),  # the file a cover delivery attaches
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("last_error", Text),
+    Column("sent_at", DateTime),
+    Column("due_at", DateTime),  # next attempt (or the end of a running one's hold); NULL: sent or given up
+    Index("ix_deliveries_alert", "alert_id"),
+    Index("ix_deliveries_due", "due_at"),
+)
+"""One row per alert (or cover sheet) and channel: the outcome of its delivery, retried alone while it fails."""
+
 findings = Table(
     "findings", metadata,
     Column("id", Integer, primary_key=True),

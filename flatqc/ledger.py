@@ -1,5 +1,5 @@
-"""Reads of the ledger (``files``, ``sets``, ``alerts``): what the watcher, the worker, the commands and the web
-ask of it.
+"""Reads of the ledger (``files``, ``sets``, ``alerts`` and their ``deliveries``): what the watcher, the worker,
+the commands and the web ask of it.
 
 Every write of a state goes through :mod:`flatqc.lifecycle`. The ledger, not the event stream, is the truth: a file
 version is (path, sha256); a set version is the hash of its members' hashes.
@@ -13,7 +13,7 @@ from datetime import datetime
 from sqlalchemy import Select, func, select
 from sqlalchemy.engine import Connection, Row
 
-from flatqc.db import alerts, files, sets, severity_is, utcnow
+from flatqc.db import alerts, deliveries, files, sets, severity_is, utcnow
 
 
 def _newest_first() -> tuple:
@@ -94,3 +94,23 @@ def cover_due(conn: Connection, set_id: str) -> Row | None:
     return conn.execute(select(alerts).where(alerts.c.set_id == set_id, alerts.c.state == "open",
                                              alerts.c.notified_at.is_not(None), alerts.c.cover_sent_at.is_(None))
                         .order_by(alerts.c.id.desc())).first()
+
+
+def due_deliveries(conn: Connection, limit: int = 100) -> list[Row]:
+    """Deliveries due now (never tried, or their retry's time came, or their sender died), oldest first."""
+    return list(conn.execute(select(deliveries).where(deliveries.c.due_at <= utcnow())
+                             .order_by(deliveries.c.due_at, deliveries.c.id).limit(limit)))
+
+
+def next_delivery_due(conn: Connection) -> datetime | None:
+    """When the next delivery is due (None: none waits)."""
+    return conn.execute(select(func.min(deliveries.c.due_at))).scalar()
+
+
+def deliveries_of(conn: Connection, alert_ids: Sequence[int]) -> dict[int, list[Row]]:
+    """The deliveries of each alert (notification, then cover sheet; each in the order of the channels)."""
+    found: dict[int, list[Row]] = {alert_id: [] for alert_id in alert_ids}
+    for row in conn.execute(select(deliveries).where(deliveries.c.alert_id.in_(list(alert_ids)))
+                            .order_by(deliveries.c.alert_id, deliveries.c.kind, deliveries.c.id)):
+        found[row.alert_id].append(row)
+    return found

@@ -68,6 +68,9 @@ class Settings(BaseSettings):
     alert_urls: StrList = []
     """apprise URLs (mailto://, slack://, matrix://, json://...), comma or space separated."""
     alert_retries: int = 3
+    """Delivery attempts per alert and channel (only the channels that failed are tried again)."""
+    alert_deadline_s: float = 10.0
+    """Total time one delivery attempt to one channel may take; a send still running then is abandoned."""
     notify_warnings: bool = False
     """Also notify trend-limit warnings (QC1 outside the HealthCheck limits), not only failed certifications."""
     public_url: str = "http://127.0.0.1:8080"

@@ -89,6 +89,62 @@ class Webhook:
             self.thread.join()
 
 
+class BadChannel:
+    """A local HTTP endpoint that fails an apprise ``json://`` delivery in one of three ways (``mode``): ``silent``
+    accepts the connection and never answers, ``error`` answers 500, ``trickle`` answers 200 and then sends its body
+    one byte every 0.2 s for a minute. ``requests`` counts the requests that reached it (silent: connections)."""
+
+    def __init__(self, mode: str) -> None:
+        self.mode, self.requests, self.stop = mode, 0, threading.Event()
+        channel = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def handle(self) -> None:
+                if channel.mode != "silent":
+                    super().handle()
+                    return
+                channel.requests += 1
+                channel.stop.wait(60)
+
+            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+                channel.requests += 1
+                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                if channel.mode == "error":
+                    self.send_error(500)
+                    return
+                self.send_response(200)
+                self.send_header("Content-Length", "300")
+                self.end_headers()
+                for _ in range(300):
+                    if channel.stop.wait(0.2):
+                        return
+                    self.wfile.write(b" ")
+                    self.wfile.flush()
+
+            def log_message(self, *args: object) -> None:
+                return
+
+        self.port = free_port()
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"json://127.0.0.1:{self.port}/{self.mode}"
+
+    @contextmanager
+    def running(self) -> Iterator[BadChannel]:
+        self.thread.start()
+        try:
+            yield self
+        finally:
+            self.stop.set()
+            self.server.shutdown()
+            self.server.server_close()
+            self.thread.join()
+
+
 def wait_for(condition: Callable[[], bool], timeout_s: float, what: str, interval_s: float = 0.5) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:

@@ -1,8 +1,9 @@
 """The rq jobs of a set version. The entry point that starts a worker names them by dotted path (queued through
 :class:`flatqc.queue.JobQueue`) and hands the queue and the notifier to :func:`prepare`.
 
-The QC job is thin: load members from the ledger, run ``qc``, finish (QC1 rows, set state and alert in one
-transaction), notify, queue the picture job. The picture job draws flat1..flat6, the cover sheet and the trend
+The QC job is thin: load members from the ledger, run ``qc``, finish (QC1 rows, set state, alert and its due
+notification in one transaction), wake the delivery threads (:mod:`flatqc.notify`: nothing is sent by the job),
+queue the picture job. The picture job draws flat1..flat6, the cover sheet and the trend
 reports; nobody waits for it.
 
 The only argument is the set version (a hex string); everything else comes from the ledger and the files.
@@ -141,7 +142,8 @@ def read_members(members: Members, settings: Settings, compute: Callable[[FlatSe
 
 
 def process_set(version: str) -> dict[str, Any]:
-    """The QC job of set ``version``: load -> qc -> finish (QC1 rows + state + alert, one transaction) -> notify.
+    """The QC job of set ``version``: load -> qc -> finish (QC1 rows + state + alert, one transaction) -> wake the
+    senders of its notification.
     Pictures are a job of their own, queued after the verdict. Returns a small summary (stored by rq as JSON).
 
     An attempt whose set is finished already, or that lost the set meanwhile (queued again by the repair pass or
@@ -185,6 +187,9 @@ def _attempt(ctx: Context, version: str, job: Job | None) -> dict[str, Any]:
             store_qc1(conn, flatset, outcome, settings, version)
             alert_id = alert_lifecycle.record_alert(conn, result, version)
             warning_id = alert_lifecycle.record_warning(conn, result, version)
+            to_send = [i for i in (alert_id, warning_id if settings.notify_warnings else None) if i is not None]
+            for due in to_send:  # delivered by the workers' delivery threads, never by this job
+                ctx.notifier.due(conn, due)
             checkpoint("job-before-commit")
     except StaleAttempt:
         raise
@@ -192,9 +197,8 @@ def _attempt(ctx: Context, version: str, job: Job | None) -> dict[str, Any]:
         _attempt_failed(engine, row, job, exc)
         raise
     checkpoint("job-after-commit")
-    for to_send in (alert_id, warning_id if settings.notify_warnings else None):
-        if to_send is not None:
-            ctx.notifier.send(engine, to_send)
+    if to_send:
+        ctx.notifier.wake()
     try:
         if ctx.queue is not None:
             ctx.queue.enqueue_pictures(version)
@@ -256,7 +260,7 @@ def draw_set_pictures(version: str) -> dict[str, Any]:
         log.info("%s; pictures drawn again if the set is done", refused)
         return draw_set_pictures(version)
     try:  # the alert went out before the cover existed: it follows on channels that take attachments
-        ctx.notifier.send_cover(engine, row.set_id, plots["cover"])
+        ctx.notifier.cover_due(engine, row.set_id, plots["cover"])
     except Exception as exc:  # noqa: BLE001 - the pictures are drawn; a notification problem must not undo that
         log.warning("cover of set %s not sent: %s", row.set_id, describe(exc))
     return {"set_id": row.set_id, "pictures": sorted(plots)}

@@ -1,11 +1,14 @@
 """``flatqc worker``: a standard rq worker on the queues of :class:`flatqc.queue.JobQueue` in their order (real-time
 QC, pictures, backfill QC: each taken only when none before it has a job waiting), JSON serializer, scheduler for
-retries."""
+retries; beside it, the thread that delivers the alerts' notifications (:mod:`flatqc.notify`)."""
 
 from __future__ import annotations
 
 import logging
 import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from redis.exceptions import RedisError
@@ -13,9 +16,10 @@ from rq import Queue, Worker
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
+from flatqc.db import make_engine
 from flatqc.folders import wait_for_folders
 from flatqc.heartbeat import beat_worker
-from flatqc.notify import Notifier
+from flatqc.notify import POLL_S, Notifier
 from flatqc.queue import JobQueue
 from flatqc.readiness import StoppedWaiting, stop_on_signals
 from flatqc.settings import Settings
@@ -112,4 +116,21 @@ def run_worker(settings: Settings, queue: JobQueue, notifier: Notifier, burst: b
         job_monitoring_interval=settings.job_heartbeat_s,
     )
     level = logging.getLevelName(logging.getLogger().getEffectiveLevel())
-    worker.work(burst=burst, with_scheduler=True, logging_level=level if isinstance(level, str) else "INFO")
+    with delivering(settings, notifier):
+        worker.work(burst=burst, with_scheduler=True, logging_level=level if isinstance(level, str) else "INFO")
+
+
+@contextmanager
+def delivering(settings: Settings, notifier: Notifier) -> Iterator[None]:
+    """The delivery thread of this worker process (:meth:`Notifier.run`, with an engine of its own) while the body
+    runs: alerts are sent beside the jobs, never by them; at the end it finishes its round (at most one deadline)."""
+    stop = threading.Event()
+    engine = make_engine(settings.db_url)
+    thread = threading.Thread(target=notifier.run, args=(engine, stop), name="notifications", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(notifier.deadline_s + POLL_S + 5)
+        engine.dispose()

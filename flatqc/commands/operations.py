@@ -181,7 +181,7 @@ def worker(name: str | None, burst: bool) -> None:
         queue = service_queue(settings, wait_for_redis(need_redis(settings), stop))
     except StoppedWaiting:
         return
-    run_worker(settings, queue, Notifier.from_settings(settings), burst=burst, name=name)
+    run_worker(settings, queue, Notifier.from_settings(settings, queue.connection), burst=burst, name=name)
 
 
 @click.command()
@@ -332,6 +332,7 @@ def alerts(ctx: click.Context, only_open: bool) -> None:
 
     from flatqc import ledger
     from flatqc.db import ALERT, connect, findings_from_json
+    from flatqc.lifecycle.alerts import delivery_outcome
     from flatqc.report import make_console
     from flatqc.settings import Settings
     from qc.certify import sentence
@@ -343,8 +344,11 @@ def alerts(ctx: click.Context, only_open: bool) -> None:
     for column in ("id", "kind", "state", "night", "set", "setting", "reasons", "notified", "by"):
         table.add_column(column)
     with engine.connect() as conn:
-        for row in ledger.alerts_newest_first(conn, "open" if only_open else None):
-            notified = "yes" if row.notified_at else (row.notify_error or "no")
+        rows = ledger.alerts_newest_first(conn, "open" if only_open else None)
+        sent = ledger.deliveries_of(conn, [row.id for row in rows])
+        for row in rows:
+            notified = "\n".join(map(delivery_outcome, sent[row.id])) or row.notify_error or (
+                "yes" if row.notified_at else "no")
             reasons = "; ".join(map(sentence, findings_from_json(row.reasons)))
             table.add_row(str(row.id), row.severity or ALERT, row.state, row.night, row.set_id, row.setting_key,
                           reasons, notified, row.acknowledged_by or "")

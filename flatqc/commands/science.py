@@ -74,10 +74,8 @@ def process(paths: tuple[Path, ...], db_url: str | None, out: Path | None, refer
         )
     from flatqc.notify import Notifier  # apprise: loaded by this verb, not by every one
 
-    notifier = Notifier.from_settings(settings)
-    for raised in report.alerts:
-        if raised.severity == ALERT or settings.notify_warnings:
-            notifier.send(engine, raised.id)
+    Notifier.from_settings(settings).deliver_now(
+        engine, [raised.id for raised in report.alerts if raised.severity == ALERT or settings.notify_warnings])
     if as_json:
         click.echo(json.dumps(report_as_dict(report), indent=2, default=str))
     else:

@@ -26,6 +26,7 @@ from flatqc.db import (
     severity_is,
 )
 from flatqc.files import shown
+from flatqc.lifecycle.alerts import delivery_outcome
 from flatqc.queue import Lane
 from flatqc.status import Backfill, problem_files
 from flatqc.web.svg import mjd_date
@@ -231,10 +232,13 @@ def open_alert_counts(engine: Engine) -> dict[tuple[str | None, str], int]:
 
 
 def alert_list(engine: Engine, state: str | None = None, severity: str | None = None) -> list[dict[str, Any]]:
-    """Alerts and warnings, newest first, optionally of one state and one severity."""
+    """Alerts and warnings, newest first, optionally of one state and one severity, each with the outcome of its
+    delivery on every channel (``deliveries``)."""
     with engine.connect() as conn:
         rows = rows_as_dicts(ledger.alerts_newest_first(conn, state, severity))
-    return [with_findings(row) for row in rows]
+        sent = ledger.deliveries_of(conn, [row["id"] for row in rows])
+    return [with_findings(row) | {"deliveries": [dict(d._mapping) | {"outcome": delivery_outcome(d)}
+                                                 for d in sent[row["id"]]]} for row in rows]
 
 
 JOB_LIST_LIMIT = 50
