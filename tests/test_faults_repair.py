@@ -17,8 +17,10 @@ from click.testing import CliRunner
 from flask.testing import FlaskClient
 from rq import Worker
 from rq.job import JobStatus
+from sqlalchemy import select
 
 from flatqc.cli import main
+from flatqc.db import job_events
 from flatqc.faults import STALL_HOOK
 from flatqc.queue import fetch_job
 from flatqc.readiness import RateLimitedLog
@@ -27,7 +29,6 @@ from tests.service_helpers import chosen, deliver_set, wait_for, watcher_rig
 from tests.test_faults_watcher import (
     child_env,
     flatqc,
-    queued_events,
     rounds,
     set_rows,
     stalled_child,
@@ -61,9 +62,7 @@ def queued_sets(rig: dict, *names: str) -> list:
 
 
 def events(rig: dict, version: str) -> list[tuple[str, str]]:
-    from sqlalchemy import select
-
-    from flatqc.db import job_events
+    """``(event, detail)`` of the set version's job history, oldest first."""
     with rig["engine"].connect() as conn:
         return [(r.event, r.detail or "") for r in conn.execute(
             select(job_events.c.event, job_events.c.detail).where(job_events.c.version == version)
