@@ -89,6 +89,7 @@ sets = Table(
     Column("lane", String(16), nullable=False, server_default="realtime"),  # its QC queue (queue.Lane)
     Column("attempts", Integer, nullable=False, default=0),
     Column("token", Integer, nullable=False, default=0, server_default="0"),  # the attempt that owns the set (fencing)
+    Column("auto_requeues", Integer, nullable=False, default=0, server_default="0"),  # repair pass's, capped
     Column("transient", Boolean),  # the last error was a transient fault (database, disk full...): retried later
     Column("pictures", String(16)),  # pending / done / failed (lifecycle.sets.Pictures)
     Column("pictures_error", Text),

@@ -1,5 +1,6 @@
 """The rq queues: connections, queue names and their order, deterministic job ids, the retry policy, the
-:class:`JobQueue` that puts jobs on them, and the checks the repair pass makes on jobs.
+:class:`JobQueue` that puts jobs on them, the progress a work-horse reports, and the checks the repair pass makes on
+jobs.
 
 Three queues, taken by every worker in this order (rq listens to them in the order given):
 
@@ -14,13 +15,19 @@ pickles: nothing a file controls is ever unpickled.
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 
 from redis import Redis
+from redis.exceptions import RedisError
 from rq import Queue, Retry
+from rq.command import send_stop_job_command
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
@@ -159,9 +166,76 @@ def job_is_stale(job: Job, stale_after_s: float) -> bool:
     beat = job.last_heartbeat or job.started_at
     if beat is None:
         return True
-    if beat.tzinfo is None:
-        beat = beat.replace(tzinfo=UTC)
-    return (datetime.now(UTC) - beat).total_seconds() > stale_after_s
+    return (datetime.now(UTC) - _aware(beat)).total_seconds() > stale_after_s
+
+
+def _aware(moment: datetime) -> datetime:
+    """rq's naive datetimes are UTC."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
+PROGRESS_KEY = "flatqc:progress:{}"
+"""Redis key of a job's progress: when its work-horse last reported it was working (value: epoch seconds)."""
+
+
+@contextmanager
+def reporting_progress(connection: Redis, job_id: str, every_s: float) -> Iterator[None]:
+    """Report, every ``every_s`` while the body runs, that this process works on ``job_id``: a daemon thread of the
+    work-horse writes :data:`PROGRESS_KEY`. The worker's own heartbeat goes on whatever its horse does; this stops
+    with the horse (SIGSTOP, a process frozen whole), which :func:`job_stalled_for` notices."""
+    key = PROGRESS_KEY.format(job_id)
+    done = threading.Event()
+
+    def report() -> None:
+        while True:
+            try:
+                connection.set(key, time.time(), ex=int(24 * 3600))
+            except RedisError:  # Redis away: the heartbeat checks find that; the next report may get through
+                pass
+            if done.wait(every_s):
+                return
+
+    thread = threading.Thread(target=report, name=f"progress {job_id}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
+        with suppress(RedisError):
+            connection.delete(key)
+
+
+def job_stalled_for(job: Job, stalled_after_s: float) -> float | None:
+    """Seconds since the work-horse of started ``job`` last reported progress (or since it started) if more than
+    ``stalled_after_s``, else None. A job that never reported (a plain ``rq worker``) is left to the heartbeat."""
+    if job.get_status() != JobStatus.STARTED:
+        return None
+    reported = job.connection.get(PROGRESS_KEY.format(job.id))
+    if reported is None:
+        return None
+    started = _aware(job.started_at).timestamp() if job.started_at else 0.0
+    silent = time.time() - max(float(reported), started)
+    return silent if silent > stalled_after_s else None
+
+
+def end_work_horse(job: Job) -> None:
+    """Ask the worker running ``job`` to kill its work-horse (rq's stop-job command, over Redis: any host); the
+    worker marks the job stopped. A worker that is itself stopped gets it when it resumes, or never."""
+    if job.worker_name:
+        send_stop_job_command(job.connection, job.id, serializer=JSONSerializer)
+    job.connection.delete(PROGRESS_KEY.format(job.id))
+
+
+def discard_job(job: Job) -> None:
+    """Delete ``job`` from Redis, also when its execution records are half gone (rq raises "Execution ... not
+    found" for an execution listed whose hash was evicted or expired): the list is dropped and the delete done."""
+    try:
+        job.delete()
+    except ValueError:
+        job.connection.delete(job.execution_registry.key)
+        job.delete()
+    job.connection.delete(PROGRESS_KEY.format(job.id))
 
 
 STRANDED_KEY = "flatqc:stranded:{}"

@@ -91,6 +91,12 @@ class Settings(BaseSettings):
     """Workers refresh the heartbeat of a running job this often [s]."""
     stale_job_s: float = 60.0
     """A running job without heartbeat for this long belongs to a dead worker and is queued again [s]."""
+    stalled_job_s: float = Field(default=60.0, gt=0)
+    """A running job whose work-horse reported no progress for this long (stopped, hung) is ended and queued
+    again; the horse reports every ``job_heartbeat_s`` [s]."""
+    max_auto_requeues: int = Field(default=10, ge=0)
+    """The repair pass queues a set version again at most this often on its own; then the set is failed, saying
+    so, and waits for Retry on /queue."""
     truncated_after_s: float = 10.0
     """A file whose size stays the same this long but whose FITS structure is still incomplete is rejected [s]."""
     job_retry_intervals: StrList = ["10", "60", "300"]

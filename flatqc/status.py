@@ -1,10 +1,10 @@
 """What ``flatqc status`` (and the web pages) show: per-night counts from the ledger (backfill progress included),
-queue figures from Redis."""
+what the repair pass ended or gave up on, queue figures from Redis."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from redis import Redis
@@ -14,7 +14,7 @@ from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegis
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
-from flatqc.db import files, sets
+from flatqc.db import files, job_events, sets, utcnow
 from flatqc.ledger import current_versions
 from flatqc.queue import Lane, job_queue, queues_in_order
 from flatqc.readiness import one_line
@@ -144,3 +144,39 @@ def queue_status(settings: Settings, redis: Redis | None) -> QueueStatus:
         )
     except RedisError as exc:
         return QueueStatus(False, f"Redis unreachable: {one_line(exc)}")
+
+
+RECENT_S = 86400.0
+"""How far back :func:`repair_events` lists stalled jobs [s]."""
+
+
+@dataclass
+class RepairEvents:
+    """What the repair pass ended or gave up on."""
+
+    stalled: list[dict[str, Any]] = field(default_factory=list)
+    """Jobs whose work-horse was ended for lack of progress in the last ``RECENT_S``, newest first:
+    ``set_id``, ``version``, ``at``, ``detail``."""
+    gave_up: list[dict[str, Any]] = field(default_factory=list)
+    """Sets failed after too many automatic re-queues, waiting for a Retry: ``set_id``, ``version``, ``lane``,
+    ``reason``, ``at``."""
+
+
+def repair_events(engine: Engine, limit: int = 50) -> RepairEvents:
+    """Stalled jobs of the last day and the sets the repair pass gave up on (failed, their newest event 'gave up')."""
+    newest = select(job_events.c.version, func.max(job_events.c.id).label("id")).group_by(job_events.c.version)
+    newest_event = newest.subquery()
+    with engine.connect() as conn:
+        stalled = conn.execute(
+            select(sets.c.set_id, sets.c.version, job_events.c.at, job_events.c.detail)
+            .join(sets, sets.c.version == job_events.c.version)
+            .where(job_events.c.event == "stalled",
+                   job_events.c.at >= utcnow() - timedelta(seconds=RECENT_S))
+            .order_by(job_events.c.id.desc()).limit(limit))
+        gave_up = conn.execute(
+            select(sets.c.set_id, sets.c.version, sets.c.lane, sets.c.reason, job_events.c.at)
+            .join(newest_event, newest_event.c.version == sets.c.version)
+            .join(job_events, job_events.c.id == newest_event.c.id)
+            .where(sets.c.state == "failed", job_events.c.event == "gave up")
+            .order_by(job_events.c.id.desc()).limit(limit))
+        return RepairEvents([dict(r._mapping) for r in stalled], [dict(r._mapping) for r in gave_up])

@@ -13,6 +13,7 @@ from typing import Any
 
 from redis.exceptions import RedisError
 from rq import Queue, Worker
+from rq.executions import Execution
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
@@ -20,7 +21,7 @@ from flatqc.db import make_engine
 from flatqc.folders import wait_for_folders
 from flatqc.heartbeat import beat_worker
 from flatqc.notify import POLL_S, Notifier
-from flatqc.queue import JobQueue
+from flatqc.queue import JobQueue, reporting_progress
 from flatqc.readiness import StoppedWaiting, stop_on_signals
 from flatqc.settings import Settings
 from worker import jobs
@@ -33,8 +34,8 @@ PUBSUB_WAKE_S = 1
 
 class FlatqcWorker(Worker):
     """rq's worker, stopping within seconds on SIGTERM, with one log line instead of a traceback for an expected
-    retry (:class:`jobs.MemberChanged`), and the service's heartbeat (:mod:`flatqc.heartbeat`: alive, job started,
-    job finished) under the name of its first queue, the QC queue.
+    retry (:class:`jobs.MemberChanged`), the service's heartbeat (:mod:`flatqc.heartbeat`: alive, job started,
+    job finished) under the name of its first queue, the QC queue, and the work-horse's own progress.
 
     rq 3.0 logs the traceback in ``handle_exception`` *before* it calls the ``exception_handlers`` (which can only
     stop later handlers), so a handler cannot keep it out of the log; this override can. Retry and failure
@@ -50,6 +51,11 @@ class FlatqcWorker(Worker):
             super().execute_job(job, queue)
         finally:
             self.beat("job_finished")
+
+    def perform_job(self, job: Job, queue: Queue, execution: Execution) -> bool:
+        """rq's, in the work-horse, which reports its progress meanwhile (:func:`flatqc.queue.reporting_progress`)."""
+        with reporting_progress(self.connection, job.id, self.job_monitoring_interval):
+            return super().perform_job(job, queue, execution)
 
     def beat(self, *events: str) -> None:
         """Publish this worker's heartbeat; a Redis error is logged, never raised into rq's loop."""

@@ -194,6 +194,7 @@ def worker(name: str | None, burst: bool) -> None:
 def status(night: str | None, n_nights: int, as_json: bool, list_files: bool) -> None:
     """Per night: sets done/queued/running/failed/incomplete, rejected and ignored files counted by reason (each
     file with --files); queue and workers."""
+    from rich.markup import escape
     from rich.table import Table
     from sqlalchemy import select
 
@@ -202,7 +203,7 @@ def status(night: str | None, n_nights: int, as_json: bool, list_files: bool) ->
     from flatqc.queue import redis_connection, resolve_redis_url
     from flatqc.report import make_console
     from flatqc.settings import Settings
-    from flatqc.status import SET_COLUMNS, nights, problem_files, queue_status
+    from flatqc.status import SET_COLUMNS, nights, problem_files, queue_status, repair_events
 
     console = make_console()
     settings = Settings()
@@ -210,6 +211,7 @@ def status(night: str | None, n_nights: int, as_json: bool, list_files: bool) ->
     url = resolve_redis_url(settings)
     queue = queue_status(settings, redis_connection(url) if url else None)
     summary = nights(engine, n_nights)
+    repair = repair_events(engine)
     demo_hint(engine, "status")
     night = night or (summary[0].night if summary else None)
     problems = problem_files(engine, night)
@@ -225,6 +227,7 @@ def status(night: str | None, n_nights: int, as_json: bool, list_files: bool) ->
             "file_reasons": reasons,
             **({"files": [dict(r._mapping) for r in problems]} if list_files else {}),
             "open_sets": [{"set_id": r.set_id, "state": r.state, "reason": r.reason} for r in open_sets],
+            "repair": asdict(repair),
         }, indent=2, default=str))
         return
     table = Table(title="nights")
@@ -248,6 +251,13 @@ def status(night: str | None, n_nights: int, as_json: bool, list_files: bool) ->
             console.print(f"[yellow]restarts by flatqc up: {counts}; last {queue.last_restart}[/]", highlight=False)
     else:
         console.print(f"[yellow]queue: {queue.error}[/]")
+    if repair.stalled:
+        newest = repair.stalled[0]
+        console.print(f"[yellow]stalled jobs ended in the last 24 h: {len(repair.stalled)} (newest: set "
+                      f"{newest['set_id']}, {escape(newest['detail'])})[/]", highlight=False)
+    for gave_up in repair.gave_up:
+        console.print(f"[red]set {gave_up['set_id']}: {escape(gave_up['reason'])} (Retry on /queue)[/]",
+                      highlight=False)
     for n in summary:
         if n.backfill.waiting:
             console.print(f"night {n.night} {n.backfill}")

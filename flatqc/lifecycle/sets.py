@@ -3,6 +3,7 @@
     waiting ──timeout──> incomplete            (the row of a set not complete yet, one per set_id)
     queued|running|failed ──start──> running ──> done (verdict) | rejected (bad data) | queued (retry) | failed
     queued|running|failed|done|rejected ──requeue──> queued          (job lost, transient failure over, Reprocess)
+    queued|running|failed ──requeue_automatically, past the cap──> failed  (gave up; waits for Retry)
     any non-final ──newer version of a member──> superseded (its job stores nothing)
 
 **Fencing.** Each attempt at a set holds a token: the ``sets.token`` of the row :func:`start` returns (start
@@ -274,16 +275,43 @@ def fail(conn: Connection, row: Row, job_id: str | None, error: str, transient: 
 
 
 def requeue(conn: Connection, row: Row, why: str, new_job: bool = False, lane: Lane | None = None) -> str:
-    """Queue a set version again (job lost, worker killed, transient failure over, reprocess asked) if it is still
-    as ``row`` shows it, on the QC queue of ``lane`` (None: the one it was on, ``row.lane``); returns the job id to
-    enqueue. The attempt running it, if any, is fenced off. Refused for a
-    set that cannot be queued (superseded, not complete) or that changed since ``row`` was read."""
+    """Queue a set version again as a person asked (Reprocess, Retry, ``backfill --force``) if it is still as
+    ``row`` shows it, on the QC queue of ``lane`` (None: the one it was on, ``row.lane``); returns the job id to
+    enqueue. The attempt running it, if any, is fenced off; the count of automatic re-queues starts again. Refused
+    for a set that cannot be queued (superseded, not complete) or that changed since ``row`` was read."""
+    return _queue_again(conn, row, why, new_job, lane, "requeued" if not new_job else "queued", auto_requeues=0)
+
+
+def requeue_automatically(conn: Connection, row: Row, why: str, limit: int, new_job: bool = False,
+                          event: str = "requeued") -> str | None:
+    """The repair pass queues a set version again (job lost, worker killed or stalled, transient failure over): as
+    :func:`requeue`, counted in ``sets.auto_requeues`` and in the event's detail. Past ``limit`` such re-queues the
+    set is failed instead ("gave up after N automatic re-queues: ``why``"), not transient, so that it waits for a
+    person's Retry; returns None then."""
+    if row.auto_requeues >= limit:
+        _check_requeuable(row)
+        reason = f"gave up after {row.auto_requeues} automatic re-queues: {why}"
+        _move(conn, row, (row.state,), SetState.FAILED, state=SetState.FAILED, reason=safe_text(reason),
+              transient=False, finished_at=utcnow(), token=row.token + 1)
+        _event(conn, row.version, row.job_id, "gave up", reason)
+        return None
+    count = row.auto_requeues + 1
+    return _queue_again(conn, row, f"{why} (automatic re-queue {count} of {limit})", new_job, None, event,
+                        auto_requeues=count)
+
+
+def _check_requeuable(row: Row) -> None:
     if not is_complete_version(row.version) or row.state not in REQUEUABLE:
         raise TransitionRefused(f"set {row.set_id} is {row.state}; not moved to {SetState.QUEUED}", row.state)
+
+
+def _queue_again(conn: Connection, row: Row, why: str, new_job: bool, lane: Lane | None, event: str,
+                 auto_requeues: int) -> str:
+    _check_requeuable(row)
     job_id = job_id_for(row.version, row.attempts + 1) if new_job or not row.job_id else row.job_id
     _move(conn, row, (row.state,), SetState.QUEUED, state=SetState.QUEUED, job_id=job_id, lane=lane or row.lane,
-          queued_at=utcnow(), token=row.token + 1)
-    _event(conn, row.version, job_id, "requeued" if not new_job else "queued", why)
+          queued_at=utcnow(), token=row.token + 1, auto_requeues=auto_requeues)
+    _event(conn, row.version, job_id, event, why)
     return job_id
 
 
