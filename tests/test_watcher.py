@@ -162,3 +162,50 @@ def test_a_member_rewritten_while_read_is_retried_not_rejected(rig: dict, monkey
     master.write_bytes(whole)
     assert jobs.process_set(first)["state"] == "done"
     assert versions(rig, entry.set_id) == [(first, "done")]
+
+
+def test_a_member_deleted_after_queueing_ends_its_set_incomplete_until_the_same_bytes_are_back(rig: dict) -> None:
+    """The watcher records the deletion; the job ends the set as incomplete naming the file, once (no retry); the
+    same bytes delivered again make the same version complete and queued again through the watcher's claim."""
+    entry, first, _ = queue_one_set(rig)
+    raw = rig["tree"] / entry.raws[0]
+    saved = raw.with_name(".saved")
+    raw.rename(saved)  # moved away: deleted as far as the watcher can tell
+    settle(rig)
+    with rig["engine"].connect() as conn:
+        gone = conn.execute(select(files).where(files.c.path == str(raw))).one()
+        assert conn.execute(select(sets).where(sets.c.version.startswith("pending-"))).first() is None
+    assert gone.state == "vanished" and gone.gone_at is not None and "deleted or moved away" in gone.reason
+
+    reason = f"member {raw.name} was deleted after the set was queued"
+    assert jobs.process_set(first) == {"set_id": entry.set_id, "state": "incomplete", "reason": reason}
+    with rig["engine"].connect() as conn:
+        (row,) = conn.execute(select(sets).where(sets.c.set_id == entry.set_id)).all()
+        others = conn.execute(select(files.c.state).where(files.c.path != str(raw))).scalars().all()
+    assert (row.state, row.reason, row.attempts) == ("incomplete", reason, 1) and set(others) == {"waiting"}
+    settle(rig)
+    assert versions(rig, entry.set_id) == [(first, "incomplete")] and rig["queue"].count == 1
+
+    saved.rename(raw)  # the same bytes (and mtime) back
+    settle(rig)
+    assert versions(rig, entry.set_id) == [(first, "queued")] and rig["queue"].count == 2
+    assert jobs.process_set(first)["state"] == "done"
+    with rig["engine"].connect() as conn:
+        events = conn.execute(select(job_events.c.event).where(job_events.c.version == first)
+                              .order_by(job_events.c.id)).scalars().all()
+        assert conn.execute(select(files.c.state).where(files.c.path == str(raw))).scalar() == "done"
+    assert events == ["queued", "started", "incomplete", "queued", "started", "finished"]
+
+
+def test_a_done_set_stays_done_when_a_member_is_deleted_later(rig: dict) -> None:
+    entry, first, master = queue_one_set(rig)
+    assert jobs.process_set(first)["state"] == "done"
+    master.unlink()
+    rig["watcher"].vanished(master)  # as the watchdog event says
+    rig["watcher"].tick()
+    with rig["engine"].connect() as conn:
+        assert conn.execute(select(files.c.state).where(files.c.path == str(master))).scalar() == "vanished"
+    settle(rig)
+    assert versions(rig, entry.set_id) == [(first, "done")]
+    with rig["engine"].connect() as conn:
+        assert conn.execute(select(sets).where(sets.c.version.startswith("pending-"))).first() is None
