@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from collections.abc import Iterator
@@ -9,10 +10,13 @@ from pathlib import Path
 
 import pytest
 from astropy.io import fits
+from click.testing import CliRunner
 from sqlalchemy import select
 
+from flatqc.cli import main
 from flatqc.db import crires_flat, files, job_events, sets
-from flatqc.files import sha256_file
+from flatqc.files import sha256_file, shown
+from flatqc.web.app import create_app
 from qc.synth import SynthSet
 from tests.service_helpers import chosen, deliver_set, watcher_rig
 from worker import jobs
@@ -209,3 +213,25 @@ def test_a_done_set_stays_done_when_a_member_is_deleted_later(rig: dict) -> None
     assert versions(rig, entry.set_id) == [(first, "done")]
     with rig["engine"].connect() as conn:
         assert conn.execute(select(sets).where(sets.c.version.startswith("pending-"))).first() is None
+
+
+def test_a_night_holding_only_a_waiting_raw_is_listed_by_status_and_answers_on_the_dashboard(rig: dict) -> None:
+    """A raw in the next night's folder waits for a product that lists it: its night is listed and has a page."""
+    entry = chosen(rig["night"])
+    target = rig["tree"] / "dfs_raw" / "2010-05-13" / Path(entry.raws[0]).name
+    target.parent.mkdir(parents=True)
+    shutil.copy2(rig["night"] / entry.raws[0], target)
+    settle(rig)
+    summary = json.loads(CliRunner().invoke(main, ["status", "--json", "--files", "--night", "2010-05-13"]).output)
+    (night,) = [n for n in summary["nights"] if n["night"] == "2010-05-13"]
+    assert night["files_waiting"] == 1 and night["sets"] == {}
+    assert [(shown(f["path"]), f["reason"]) for f in summary["waiting_files"]] == [
+        (str(target), "raw flat not listed by any master or BPM (yet)")]
+    assert summary["waiting_reasons"] == {"raw flat not listed by any master or BPM (yet)": 1}
+    text = CliRunner().invoke(main, ["status", "--night", "2010-05-13"]).output
+    assert "2010-05-13" in text and "     1 waiting  raw flat not listed by any master or BPM (yet)" in text
+    client = create_app(rig["settings"], rig["engine"], rig["redis"]).test_client()
+    page = client.get("/nights/2010-05-13")
+    assert page.status_code == 200 and target.name in page.get_data(as_text=True)
+    assert client.get("/api/nights/2010-05-13").get_json()["waiting_files"][0]["state"] == "waiting"
+    assert "/nights/2010-05-13" in client.get("/").get_data(as_text=True)
