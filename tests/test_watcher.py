@@ -230,7 +230,7 @@ def test_a_night_holding_only_a_waiting_raw_is_listed_by_status_and_answers_on_t
     assert summary["waiting_reasons"] == {"raw flat not listed by any master or BPM (yet)": 1}
     text = CliRunner().invoke(main, ["status", "--night", "2010-05-13"]).output
     assert "2010-05-13" in text and "     1 waiting  raw flat not listed by any master or BPM (yet)" in text
-    client = create_app(rig["settings"], rig["engine"], rig["redis"]).test_client()
+    client = create_app(rig["settings"], rig["engine"], rig["jobs"]).test_client()
     page = client.get("/nights/2010-05-13")
     assert page.status_code == 200 and target.name in page.get_data(as_text=True)
     assert client.get("/api/nights/2010-05-13").get_json()["waiting_files"][0]["state"] == "waiting"
