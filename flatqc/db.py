@@ -64,6 +64,8 @@ files = Table(
     Column("first_seen", DateTime, nullable=False, default=utcnow),
     Column("last_seen", DateTime, nullable=False, default=utcnow),
     Column("current_since", DateTime),  # when these bytes last became the path's content (NULL: first_seen)
+    Column("gone_at", DateTime),  # when the watcher (or a job) found the path gone (state vanished)
+    Column("unreadable_since", DateTime),  # first failed read of this version in a row (EACCES/EPERM); NULL: reads
     UniqueConstraint("path", "sha256", name="uq_files_path_sha"),
     Index("ix_files_night", "night"),
     Index("ix_files_set", "set_id"),

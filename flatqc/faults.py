@@ -21,6 +21,9 @@ from flatqc.readiness import one_line
 TRANSIENT_ERRNOS = frozenset({errno.ENOSPC, errno.EIO, errno.EAGAIN, errno.EDQUOT, errno.ESTALE, errno.ENOMEM,
                               errno.EBUSY, errno.ETIMEDOUT, errno.EINTR, errno.ENFILE, errno.EMFILE, errno.EROFS})
 """OS errors that say something about the machine at this moment, not about a file's bytes."""
+UNREADABLE_ERRNOS = frozenset({errno.EACCES, errno.EPERM})
+"""OS errors that say a file may not be read now (its mode, owner or ACL): they pass when an operator fixes them, so
+they are retried, but only for ``unreadable_give_up_s``."""
 
 FAULT_HOOK = "FLATQC_FAULT_KILL_AT"
 """Environment variable of the fault suite: SIGKILL this process when it reaches the named point. Unset: nothing."""
@@ -39,6 +42,11 @@ def is_transient(exc: BaseException) -> bool:
         if isinstance(cause, OSError) and cause.errno in TRANSIENT_ERRNOS:
             return True
     return False
+
+
+def is_unreadable(exc: BaseException) -> bool:
+    """True for a permission error (EACCES, EPERM): transient, up to ``unreadable_give_up_s``."""
+    return any(isinstance(cause, OSError) and cause.errno in UNREADABLE_ERRNOS for cause in _chain(exc))
 
 
 def _chain(exc: BaseException) -> list[BaseException]:

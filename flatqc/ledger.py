@@ -43,8 +43,9 @@ def known_files(conn: Connection) -> dict[str, tuple[int, float, str]]:
 
 
 def current_files(conn: Connection, night: str) -> list[Row]:
-    """The newest version of every classified file of ``night`` (kind master/bpm/raw)."""
-    return list(conn.execute(select(files).where(files.c.id.in_(current_versions(night)), files.c.kind.is_not(None))))
+    """The newest version of every classified file of ``night`` (kind master/bpm/raw) that is still on disk."""
+    return list(conn.execute(select(files).where(files.c.id.in_(current_versions(night)), files.c.kind.is_not(None),
+                                                 files.c.state != "vanished")))
 
 
 def nights_with_open_work(conn: Connection) -> list[str]:

@@ -103,6 +103,8 @@ class Settings(BaseSettings):
     """Back-off between retries of a failed job [s]; the number of entries is the number of retries."""
     transient_retry_s: float = 60.0
     """A set failed by a transient cause (database, disk full) is queued again this long after it failed [s]."""
+    unreadable_give_up_s: float = 3600.0
+    """A file that cannot be read for its permissions (EACCES, EPERM) is retried this long, then rejected [s]."""
     overdue_retry_s: float = 30.0
     """A scheduled retry this late (the workers' scheduler died, e.g. with Redis) is queued by the watcher [s]."""
     watcher_stale_s: float = 300.0

@@ -22,6 +22,8 @@ from flatqc.settings import Settings
 from flatqc.supervision import restart_counts
 
 SET_COLUMNS = ("done", "queued", "running", "failed", "incomplete", "waiting", "rejected")
+WAITING_FILES = ("seen", "waiting")
+"""File states of a current version that waits (for the rest of its set, or a product that lists it)."""
 IN_QUEUE = ("queued", "running")
 """Set states of a set version whose job is not finished yet."""
 
@@ -56,11 +58,13 @@ class NightStatus:
     verdicts: dict[str, int] = field(default_factory=dict)
     files_rejected: int = 0
     files_ignored: int = 0
+    files_waiting: int = 0
+    """Current file versions waiting (a night may hold nothing else yet, e.g. a raw in the next night's folder)."""
     backfill: Backfill = field(default_factory=Backfill)
 
 
 def nights(engine: Engine, limit: int | None = None) -> list[NightStatus]:
-    """Per night, newest first: set states and verdicts, backfill progress, rejected and ignored files."""
+    """Per night, newest first: set states and verdicts, backfill progress, rejected, ignored and waiting files."""
     by_night: dict[str, NightStatus] = {}
     with engine.connect() as conn:
         for night, state, verdict, lane, count in conn.execute(
@@ -76,19 +80,31 @@ def nights(engine: Engine, limit: int | None = None) -> list[NightStatus]:
         newest = current_versions()
         for night, state, count in conn.execute(
                 select(files.c.night, files.c.state, func.count()).where(
-                    files.c.id.in_(newest), files.c.state.in_(("rejected", "ignored")))
+                    files.c.id.in_(newest), files.c.state.in_(("rejected", "ignored", *WAITING_FILES)))
                 .group_by(files.c.night, files.c.state)):
             entry = by_night.setdefault(night or "unknown", NightStatus(night or "unknown"))
-            setattr(entry, f"files_{state}", count)
+            if state in WAITING_FILES:
+                entry.files_waiting += count
+            else:
+                setattr(entry, f"files_{state}", count)
     ordered = sorted(by_night.values(), key=lambda n: n.night, reverse=True)
     return ordered[:limit] if limit else ordered
 
 
 def problem_files(engine: Engine, night: str | None = None) -> list[Any]:
     """Current versions of rejected and ignored files (path, state, reason), optionally of one night."""
+    return _current_files(engine, ("rejected", "ignored"), night)
+
+
+def waiting_files(engine: Engine, night: str | None = None) -> list[Any]:
+    """Current versions of waiting files (path, state, reason), optionally of one night."""
+    return _current_files(engine, WAITING_FILES, night)
+
+
+def _current_files(engine: Engine, states: tuple[str, ...], night: str | None) -> list[Any]:
     newest = current_versions()
     query = (select(files.c.path, files.c.night, files.c.state, files.c.reason)
-             .where(files.c.id.in_(newest), files.c.state.in_(("rejected", "ignored"))).order_by(files.c.path))
+             .where(files.c.id.in_(newest), files.c.state.in_(states)).order_by(files.c.path))
     if night:
         query = query.where(files.c.night == night)
     with engine.connect() as conn:

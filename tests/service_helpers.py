@@ -288,12 +288,13 @@ class Clock:
 def watcher_rig(night: Path, tmp_path: Path, redis_url: str, monkeypatch: pytest.MonkeyPatch,
                 **overrides: object) -> Iterator[dict]:
     """A tree (with the night's references), a watcher on a hand clock, and the job function configured for the
-    same service (environment set, its cached settings cleared)."""
+    same service (environment set, its cached settings cleared); SQLite in ``tmp_path`` unless ``db_url``."""
     from worker import jobs
 
     tree = tmp_path / "tree"
     shutil.copytree(night / "reference", tree / "reference")
-    settings = service_settings(tree, f"sqlite:///{tmp_path / 'flatqc.db'}", redis_url, **overrides)
+    db_url = str(overrides.pop("db_url", f"sqlite:///{tmp_path / 'flatqc.db'}"))
+    settings = service_settings(tree, db_url, redis_url, **overrides)
     engine = connect(settings.db_url)
     redis = redis_connection(redis_url)
     clock = Clock()

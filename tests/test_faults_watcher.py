@@ -7,14 +7,16 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 import signal
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -34,6 +36,7 @@ from flatqc.settings import settings_env
 from flatqc.web.app import create_app
 from qc.synth import SynthSet
 from tests.service_helpers import chosen, deliver_set, wait_for, watcher_rig, work_here
+from tests.test_watcher import queue_one_set
 from watcher.core import Watcher
 from watcher.run import run_watcher
 from worker import jobs
@@ -452,3 +455,117 @@ def test_a_flood_of_small_files_reaches_the_ledger_in_time_and_status_sums_it_up
 def ledger_states(engine: object) -> list[tuple[str, int]]:
     with engine.connect() as conn:  # type: ignore[attr-defined]
         return list(conn.execute(select(files.c.state, func.count()).group_by(files.c.state)))
+
+
+# -- a file that may not be read (EACCES) --------------------------------------------------------------------------
+@pytest.fixture()
+def open_rig(synth_night: Path, redis_url: str, pg_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict]:
+    """A rig on PostgreSQL whose tree uid 65534 can walk (tmp_path is root's alone), for work done as that user."""
+    base = Path(tempfile.mkdtemp(prefix="flatqc-unreadable-"))
+    base.chmod(0o755)
+    try:
+        with watcher_rig(synth_night, base, redis_url, monkeypatch, db_url=pg_url, transient_retry_s=0.0,
+                         unreadable_give_up_s=2.0) as made:
+            yield made
+    finally:
+        shutil.rmtree(base)
+
+
+def as_nobody(rig: dict, work: Callable[[], object]) -> str:
+    """``work()`` in a forked child running as uid 65534 (root reads any file whatever its mode); returns what it
+    returned, or the name of the exception it raised."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its own connections, then nobody; answer through the pipe, skip pytest's clean-up
+        try:
+            rig["engine"].dispose(close=False)
+            jobs.fresh_connections_in_child()
+            os.setgroups([])
+            os.setgid(65534)
+            os.setuid(65534)
+            try:
+                answer = str(work())
+            except Exception as exc:  # noqa: BLE001 - the parent asserts on it
+                answer = type(exc).__name__
+            os.write(write_end, answer.encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end) as answer:
+        said = answer.read()
+    os.waitpid(pid, 0)
+    return said
+
+
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="drops to uid 65534, which needs root")
+
+
+@needs_root
+def test_a_member_unreadable_for_a_while_is_retried_and_never_superseded(open_rig: dict) -> None:
+    """chmod 000 on a queued member: the watcher (as nobody) keeps the known version and notes the moment; the job
+    (as nobody) fails transient, not final; readable again, the repair pass queues it and it is done."""
+    rig = open_rig
+    entry, first, master = queue_one_set(rig)
+    master.chmod(0)
+    watcher = rig["watcher"]
+
+    def watcher_sees_it() -> object:
+        watcher.notice(master)  # the IN_ATTRIB event of the chmod
+        rig["clock"].now += 100
+        watcher.tick()
+        return sorted(watcher.settler.noticed)
+
+    assert as_nobody(rig, watcher_sees_it) == "[]"  # nothing left to retry: the known version stays
+    with rig["engine"].connect() as conn:
+        (row,) = conn.execute(select(files).where(files.c.path == str(master))).all()
+    assert row.state == "queued" and row.unreadable_since is not None
+    assert as_nobody(rig, lambda: jobs.process_set(first)) == "MemberUnreadable"
+    (row,) = set_rows(rig["engine"], entry.set_id)
+    assert (row.state, row.transient) == ("failed", True) and "Permission denied" in row.reason
+
+    master.chmod(0o644)
+    rig["watcher"].repair()
+    assert [r.state for r in set_rows(rig["engine"], entry.set_id)] == ["queued"]
+    assert as_nobody(rig, lambda: jobs.process_set(first)["state"]) == "done"
+    with rig["engine"].connect() as conn:
+        assert conn.execute(select(files.c.unreadable_since).where(files.c.path == str(master))).scalar() is None
+
+
+@needs_root
+def test_a_member_unreadable_past_the_give_up_time_rejects_its_set(open_rig: dict) -> None:
+    rig = open_rig
+    entry, first, master = queue_one_set(rig)
+    master.chmod(0)
+    assert as_nobody(rig, lambda: jobs.process_set(first)) == "MemberUnreadable"
+    time.sleep(2.1)  # FLATQC_UNREADABLE_GIVE_UP_S
+    rig["watcher"].repair()
+    assert as_nobody(rig, lambda: jobs.process_set(first)["state"]) == "rejected"
+    (row,) = set_rows(rig["engine"], entry.set_id)
+    assert row.state == "rejected" and re.fullmatch(
+        rf"member {master.name} cannot be read: Permission denied for \d+ s", row.reason)
+
+
+@needs_root
+def test_a_new_file_unreadable_past_the_give_up_time_is_rejected_by_the_watcher(open_rig: dict) -> None:
+    rig = open_rig
+    entry = chosen(rig["night"])
+    placed = deliver_set(rig["night"], rig["tree"], entry)
+    master = placed[entry.master]
+    master.chmod(0)
+    watcher = rig["watcher"]
+
+    def rounds_as_nobody() -> object:
+        watcher.rescan()
+        states = []
+        for _ in range(4):
+            rig["clock"].now += 100
+            watcher.tick()
+            with rig["engine"].connect() as conn:
+                states.append(conn.execute(select(files.c.state).where(files.c.path == str(master))).scalar())
+        return states
+
+    # not recorded at the first try, rejected at the first try 100 s (> FLATQC_UNREADABLE_GIVE_UP_S) later
+    assert as_nobody(rig, rounds_as_nobody) == "[None, 'rejected', 'rejected', 'rejected']"
+    with rig["engine"].connect() as conn:
+        reason = conn.execute(select(files.c.reason).where(files.c.path == str(master))).scalar()
+    assert reason == "cannot be read: Permission denied for 100 s"

@@ -150,7 +150,7 @@ def test_requeue_refuses_what_cannot_be_queued_and_what_moved_since_it_was_read(
         set_lifecycle.requeue(conn, seen, "job missing from Redis")
     with engine.begin() as conn:
         set_lifecycle.claim_complete(conn, KEYS, NEWER, [], None)  # newer bytes of a member
-        set_lifecycle.note_partial(conn, KEYS, "missing BPM", [])
+        set_lifecycle.note_partial(conn, SetKeys("s2", KEYS.night), "missing BPM", [])  # a set not complete yet
         pending = conn.execute(select(sets).where(sets.c.version.startswith("pending-"))).one()
     with pytest.raises(TransitionRefused, match="is waiting; not moved to queued"), engine.begin() as conn:
         set_lifecycle.requeue(conn, pending, "reprocess requested in the dashboard")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from collections.abc import Iterator
@@ -9,10 +10,13 @@ from pathlib import Path
 
 import pytest
 from astropy.io import fits
+from click.testing import CliRunner
 from sqlalchemy import select
 
+from flatqc.cli import main
 from flatqc.db import crires_flat, files, job_events, sets
-from flatqc.files import sha256_file
+from flatqc.files import sha256_file, shown
+from flatqc.web.app import create_app
 from qc.synth import SynthSet
 from tests.service_helpers import chosen, deliver_set, watcher_rig
 from worker import jobs
@@ -162,3 +166,72 @@ def test_a_member_rewritten_while_read_is_retried_not_rejected(rig: dict, monkey
     master.write_bytes(whole)
     assert jobs.process_set(first)["state"] == "done"
     assert versions(rig, entry.set_id) == [(first, "done")]
+
+
+def test_a_member_deleted_after_queueing_ends_its_set_incomplete_until_the_same_bytes_are_back(rig: dict) -> None:
+    """The watcher records the deletion; the job ends the set as incomplete naming the file, once (no retry); the
+    same bytes delivered again make the same version complete and queued again through the watcher's claim."""
+    entry, first, _ = queue_one_set(rig)
+    raw = rig["tree"] / entry.raws[0]
+    saved = raw.with_name(".saved")
+    raw.rename(saved)  # moved away: deleted as far as the watcher can tell
+    settle(rig)
+    with rig["engine"].connect() as conn:
+        gone = conn.execute(select(files).where(files.c.path == str(raw))).one()
+        assert conn.execute(select(sets).where(sets.c.version.startswith("pending-"))).first() is None
+    assert gone.state == "vanished" and gone.gone_at is not None and "deleted or moved away" in gone.reason
+
+    reason = f"member {raw.name} was deleted after the set was queued"
+    assert jobs.process_set(first) == {"set_id": entry.set_id, "state": "incomplete", "reason": reason}
+    with rig["engine"].connect() as conn:
+        (row,) = conn.execute(select(sets).where(sets.c.set_id == entry.set_id)).all()
+        others = conn.execute(select(files.c.state).where(files.c.path != str(raw))).scalars().all()
+    assert (row.state, row.reason, row.attempts) == ("incomplete", reason, 1) and set(others) == {"waiting"}
+    settle(rig)
+    assert versions(rig, entry.set_id) == [(first, "incomplete")] and rig["queue"].count == 1
+
+    saved.rename(raw)  # the same bytes (and mtime) back
+    settle(rig)
+    assert versions(rig, entry.set_id) == [(first, "queued")] and rig["queue"].count == 2
+    assert jobs.process_set(first)["state"] == "done"
+    with rig["engine"].connect() as conn:
+        events = conn.execute(select(job_events.c.event).where(job_events.c.version == first)
+                              .order_by(job_events.c.id)).scalars().all()
+        assert conn.execute(select(files.c.state).where(files.c.path == str(raw))).scalar() == "done"
+    assert events == ["queued", "started", "incomplete", "queued", "started", "finished"]
+
+
+def test_a_done_set_stays_done_when_a_member_is_deleted_later(rig: dict) -> None:
+    entry, first, master = queue_one_set(rig)
+    assert jobs.process_set(first)["state"] == "done"
+    master.unlink()
+    rig["watcher"].vanished(master)  # as the watchdog event says
+    rig["watcher"].tick()
+    with rig["engine"].connect() as conn:
+        assert conn.execute(select(files.c.state).where(files.c.path == str(master))).scalar() == "vanished"
+    settle(rig)
+    assert versions(rig, entry.set_id) == [(first, "done")]
+    with rig["engine"].connect() as conn:
+        assert conn.execute(select(sets).where(sets.c.version.startswith("pending-"))).first() is None
+
+
+def test_a_night_holding_only_a_waiting_raw_is_listed_by_status_and_answers_on_the_dashboard(rig: dict) -> None:
+    """A raw in the next night's folder waits for a product that lists it: its night is listed and has a page."""
+    entry = chosen(rig["night"])
+    target = rig["tree"] / "dfs_raw" / "2010-05-13" / Path(entry.raws[0]).name
+    target.parent.mkdir(parents=True)
+    shutil.copy2(rig["night"] / entry.raws[0], target)
+    settle(rig)
+    summary = json.loads(CliRunner().invoke(main, ["status", "--json", "--files", "--night", "2010-05-13"]).output)
+    (night,) = [n for n in summary["nights"] if n["night"] == "2010-05-13"]
+    assert night["files_waiting"] == 1 and night["sets"] == {}
+    assert [(shown(f["path"]), f["reason"]) for f in summary["waiting_files"]] == [
+        (str(target), "raw flat not listed by any master or BPM (yet)")]
+    assert summary["waiting_reasons"] == {"raw flat not listed by any master or BPM (yet)": 1}
+    text = CliRunner().invoke(main, ["status", "--night", "2010-05-13"]).output
+    assert "2010-05-13" in text and "     1 waiting  raw flat not listed by any master or BPM (yet)" in text
+    client = create_app(rig["settings"], rig["engine"], rig["jobs"]).test_client()
+    page = client.get("/nights/2010-05-13")
+    assert page.status_code == 200 and target.name in page.get_data(as_text=True)
+    assert client.get("/api/nights/2010-05-13").get_json()["waiting_files"][0]["state"] == "waiting"
+    assert "/nights/2010-05-13" in client.get("/").get_data(as_text=True)

@@ -1,14 +1,16 @@
 """The watcher: small parts (settle, intake, regroup, repair) run in rounds, each isolated from the others' faults.
 
-Every step reads or writes the ledger; events from watchdog only make it look sooner. ``tick()`` takes settled files
-and regroups the nights they changed; ``rescan()`` walks the whole tree against the ledger and finds the nights
-with unfinished work; ``repair()`` makes the queue agree with the ledger. A phase that fails is logged once per
+Every step reads or writes the ledger; events from watchdog only make it look sooner. ``tick()`` records the files
+that vanished, takes settled files and regroups the nights they changed; ``rescan()`` walks the whole tree against
+the ledger (files gone from it are vanished) and finds the nights with unfinished work; ``repair()`` makes the queue
+agree with the ledger. A phase that fails is logged once per
 distinct error (rate-limited) and the other phases still run; what it did not finish is retried next round.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -18,9 +20,12 @@ from redis.exceptions import RedisError
 from sqlalchemy.engine import Engine
 
 from flatqc import ledger
+from flatqc.db import utcnow
 from flatqc.faults import checkpoint, describe
-from flatqc.files import disk_stat, is_candidate_name, path_text, walk_files
+from flatqc.files import disk_stat, is_candidate_name, path_from_text, path_text, walk_files
 from flatqc.heartbeat import beat_watcher
+from flatqc.lifecycle import files as file_lifecycle
+from flatqc.lifecycle.files import FileState
 from flatqc.queue import JobQueue, Lane
 from flatqc.readiness import RateLimitedLog
 from flatqc.settings import Settings
@@ -55,6 +60,10 @@ class Watcher:
         self.settler = Settler(settings.file_settle_s, settings.truncated_after_s, clock)
         self.frames = FrameCache(settings.window_starty_defaults())
         self.dirty_nights: set[str] = set()
+        self.gone: set[Path] = set()
+        self.unreadable_since: dict[Path, float] = {}
+        """When each noticed path that may not be read (EACCES, EPERM) first failed (watcher clock)."""
+        """Paths an event or the rescan found deleted or moved away, to be recorded as vanished."""
         self.errors = RateLimitedLog(log, ERROR_LOG_S)
         self.clock = clock
         self.last_beat: float | None = None
@@ -73,16 +82,24 @@ class Watcher:
         if is_candidate_name(path.name) and self.root_of(path) is not None:
             self.settler.notice(path, finished)
 
+    def vanished(self, path: Path) -> None:
+        """``path`` was deleted or moved away (an event): recorded as vanished at the next round if still gone."""
+        if self.root_of(path) is not None:
+            self.settler.noticed.pop(path, None)
+            self.gone.add(path)
+
     # -- phases --------------------------------------------------------------------------------------------------
     def rescan(self) -> int:
-        """Notice every file whose size or mtime the ledger does not have; mark nights with unfinished work dirty.
-        Returns how many files were noticed."""
+        """Notice every file whose size or mtime the ledger does not have (or that it has as vanished); mark nights
+        with unfinished work dirty; paths of the ledger no longer on disk are recorded as vanished. Returns how
+        many files were noticed."""
         with self.engine.connect() as conn:
             known = ledger.known_files(conn)
             self.dirty_nights |= set(ledger.nights_with_open_work(conn))
-        count = 0
+        count, walked = 0, set()
         for root in self.roots():
             for path in walk_files(root) if root.is_dir() else ():
+                walked.add(path_text(path))
                 if not is_candidate_name(path.name) or path in self.settler.noticed:
                     continue
                 try:
@@ -90,29 +107,53 @@ class Watcher:
                 except OSError:
                     continue  # gone meanwhile
                 entry = known.get(path_text(path))
-                if entry is None or entry[:2] != (stat.st_size, stat.st_mtime):
+                if entry is None or entry[:2] != (stat.st_size, stat.st_mtime) or entry[2] == FileState.VANISHED:
                     self.settler.notice(path)
                     count += 1
+        self.gone |= {path_from_text(text) for text, entry in known.items()
+                      if text not in walked and entry[2] != FileState.VANISHED
+                      and self.root_of(path_from_text(text)) is not None}
+        self.record_gone()
         checkpoint("rescan-done")
         return count
+
+    def record_gone(self) -> None:
+        """Record the paths found gone that are still gone as vanished (one transaction); their nights are
+        regrouped."""
+        gone = sorted(p for p in self.gone if not _on_disk(p))
+        if gone:
+            with self.engine.begin() as conn:
+                at = utcnow()
+                nights = {path: file_lifecycle.vanish(conn, path_text(path), at) for path in gone}
+            for path, night in nights.items():
+                log.info("file %s: vanished (deleted or moved away)", path.name)
+                if night:
+                    self.dirty_nights.add(night)
+        self.gone.clear()
 
     def intake(self, paths: Iterable[Path] | None = None) -> int:
         """Take the settled files (or ``paths`` at once), in batches; returns how many were taken."""
         settled = self.settler.ready() if paths is None else {}
         ready = list(settled) if paths is None else list(paths)
+        now = self.clock()
+        given_up = {path: now - since for path, since in self.unreadable_since.items()
+                    if now - since >= self.settings.unreadable_give_up_s}
         for start in range(0, len(ready), BATCH):
             batch = [(p, self.root_of(p) or p.parent) for p in ready[start:start + BATCH]]
-            result = take(batch, self.settings, self.engine, self.frames, settled)
+            result = take(batch, self.settings, self.engine, self.frames, settled, given_up)
             self.dirty_nights |= result.nights
             for path in result.changing:
                 self.settler.notice(path)  # its clock starts again
             for path, _ in batch:
                 if path in result.retry:
+                    if path in result.unreadable:
+                        self.unreadable_since.setdefault(path, now)
                     delay = self.settler.later(path, RETRY_MAX_S)
                     self.errors.log(f"intake {path}", logging.WARNING, "file %s not recorded (%s); trying again in "
                                     "%.0f s", path, result.retry[path], delay)
                 else:
                     self.settler.taken(path)
+                    self.unreadable_since.pop(path, None)
         return len(ready)
 
     def regroup_nights(self) -> None:
@@ -147,7 +188,9 @@ class Watcher:
 
     # -- rounds --------------------------------------------------------------------------------------------------
     def tick(self) -> None:
-        """One short round: take settled files, regroup the nights they changed."""
+        """One short round: record vanished files, take settled files, regroup the nights they changed."""
+        if self.gone:
+            self._phase("deletions", self.record_gone)
         self._phase("intake", self.intake)
         checkpoint("between-intake-and-regroup")
         self._phase("regroup", self.regroup_nights)
@@ -190,3 +233,14 @@ class Watcher:
     def _trouble(self, name: str, exc: Exception) -> None:
         first = not self.errors.seen(name)
         self.errors.log(name, logging.ERROR, "%s failed: %s", name, describe(exc), exc_info=exc if first else None)
+
+
+def _on_disk(path: Path) -> bool:
+    """False only if ``path`` is certainly not there (a folder we may not search leaves it undecided: True)."""
+    try:
+        os.lstat(path)
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return True
+    return True

@@ -3,8 +3,9 @@
 A small file is read once: its sha256 and its classification come from the same bytes.
 
 Facts about the bytes (not FITS, truncated, not a flat product) are recorded as rejected or ignored with their
-reason; a transient fault (database, disk) leaves the file unrecorded, to be taken again with back-off; nothing a
-single path does can stop the others.
+reason; a transient fault (database, disk) leaves the file unrecorded, to be taken again with back-off; so does a
+permission error (EACCES, EPERM), for ``unreadable_give_up_s`` (then rejected), and it never replaces the version the
+ledger has of an unchanged file; nothing a single path does can stop the others.
 """
 
 from __future__ import annotations
@@ -13,13 +14,15 @@ import hashlib
 import logging
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from flatqc.faults import checkpoint, describe, is_transient
+from flatqc import ledger
+from flatqc.db import utcnow
+from flatqc.faults import checkpoint, describe, is_transient, is_unreadable
 from flatqc.files import disk_stat, path_text, sha256_file, unusable_reason
 from flatqc.lifecycle import files as file_lifecycle
 from flatqc.lifecycle.files import FileRecord, FileState
@@ -65,6 +68,8 @@ class IntakeResult:
     retry: dict[Path, str] = field(default_factory=dict)
     changing: list[Path] = field(default_factory=list)
     """Paths that changed while they were read: back to settling, nothing recorded."""
+    unreadable: set[Path] = field(default_factory=set)
+    """Paths (among ``retry``) that may not be read (EACCES, EPERM)."""
 
 
 def examine(path: Path, root: Path, settings: Settings,
@@ -94,8 +99,11 @@ def examine(path: Path, root: Path, settings: Settings,
     except OSError as exc:
         if exc.errno is not None and is_transient(exc):
             raise
-        return FileRecord(text, 0, 0.0, "unreadable", FileState.REJECTED, f"cannot be read: {exc.strerror or exc}",
-                          night=night_of(path, None)), None
+        unreadable = FileRecord(text, 0, 0.0, "unreadable", FileState.REJECTED,
+                                f"cannot be read: {exc.strerror or exc}", night=night_of(path, None))
+        if is_unreadable(exc):
+            raise Unreadable(unreadable, path) from exc
+        return unreadable, None
     plain: dict[str, Any] = {"path": text, "size": stat.st_size, "mtime": stat.st_mtime, "sha256": sha}
     try:
         frame = inspect_file(path, settings.window_starty_defaults(), data)
@@ -106,6 +114,10 @@ def examine(path: Path, root: Path, settings: Settings,
     except OSError as exc:
         if is_transient(exc):
             raise
+        if is_unreadable(exc):
+            raise Unreadable(FileRecord(text, 0, 0.0, "unreadable", FileState.REJECTED,
+                                        f"cannot be read: {exc.strerror or exc}", night=night_of(path, None)),
+                             path) from exc
         return FileRecord(**plain, state=FileState.REJECTED, reason=f"cannot be read: {describe(exc)}",
                           night=night_of(path, None)), None
     finally:
@@ -116,6 +128,20 @@ def examine(path: Path, root: Path, settings: Settings,
     return FileRecord(**plain, state=FileState.WAITING, kind=frame.kind, profile=frame.profile,
                       arcfile=frame.arcfile, night=night_of(path, frame.mjd_obs) or "unknown",
                       set_id=set_id_for(frame.raw_names) if frame.raw_names else None), frame
+
+
+class Unreadable(Exception):
+    """The file may not be read now (EACCES, EPERM): retried; ``record`` is what is recorded if it never can be."""
+
+    def __init__(self, record: FileRecord, path: Path) -> None:
+        super().__init__(record.reason)
+        self.record = record
+        try:
+            own = path.stat()
+        except OSError:
+            self.stat: tuple[int, float] | None = None
+        else:
+            self.stat = (own.st_size, own.st_mtime)
 
 
 class Changing(Exception):
@@ -141,22 +167,33 @@ def _read_small(path: Path, size: int) -> bytes | None:
 
 
 def take(paths: Iterable[tuple[Path, Path]], settings: Settings, engine: Engine, frames: FrameCache,
-         settled: dict[Path, tuple[int, float]] | None = None) -> IntakeResult:
+         settled: dict[Path, tuple[int, float]] | None = None,
+         given_up: dict[Path, float] | None = None) -> IntakeResult:
     """Examine ``(path, root)`` pairs (``settled``: their size and mtime when they settled) and record them in one
-    transaction; see the module's docstring."""
+    transaction; see the module's docstring. ``given_up``: paths unreadable for this long [s] that are recorded as
+    rejected if they still cannot be read."""
     result = IntakeResult()
     found: list[tuple[Path, FileRecord, FrameInfo | None]] = []
+    locked: dict[Path, Unreadable] = {}
     for path, root in paths:
         try:
             examined = examine(path, root, settings, (settled or {}).get(path))
         except Changing:
             result.changing.append(path)
             continue
+        except Unreadable as exc:
+            locked[path] = exc
+            continue
         except Exception as exc:  # noqa: BLE001 - transient (examine raises nothing else): try again later
             result.retry[path] = describe(exc)
             continue
         if examined is not None:
             found.append((path, *examined))
+    if locked:
+        try:
+            found += _unreadable(engine, locked, given_up or {}, result)
+        except Exception as exc:  # noqa: BLE001 - the database: try them again later
+            result.retry.update({path: describe(exc) for path in locked})
     if not found:
         return result
     try:
@@ -171,6 +208,27 @@ def take(paths: Iterable[tuple[Path, Path]], settings: Settings, engine: Engine,
             except Exception as single:  # noqa: BLE001 - recorded as a retry with its reason, logged by the caller
                 result.retry[one[0]] = describe(single)
     return result
+
+
+def _unreadable(engine: Engine, locked: dict[Path, Unreadable], given_up: dict[Path, float],
+                result: IntakeResult) -> list[tuple[Path, FileRecord, None]]:
+    """Files that may not be read now. A version the ledger has at the same size and mtime stays (the moment is
+    noted on it, never a new version); any other is tried again, and is recorded as rejected only once it has
+    been unreadable for its ``given_up`` time. Returns those to record."""
+    rejected = []
+    with engine.begin() as conn:
+        for path, exc in locked.items():
+            known = ledger.latest_version(conn, exc.record.path)
+            if known is not None and known.state != FileState.VANISHED and (known.size, known.mtime) == exc.stat:
+                file_lifecycle.note_unreadable(conn, known.path, known.sha256, utcnow())
+                log.info("file %s: %s; its known version stays", path.name, exc.record.reason)
+            elif path in given_up:
+                reason = f"{exc.record.reason} for {given_up[path]:.0f} s"
+                rejected.append((path, replace(exc.record, reason=reason), None))
+            else:
+                result.retry[path] = str(exc.record.reason)
+                result.unreadable.add(path)
+    return rejected
 
 
 def _record(engine: Engine, found: list[tuple[Path, FileRecord, FrameInfo | None]], frames: FrameCache,

@@ -1,7 +1,7 @@
 """The running watcher: a watchdog observer feeding :class:`watcher.core.Watcher`, plus the periodic rescan.
 
-watchdog events (close-after-write, create, modify, move into place, new ``<DATE>`` folders) only make the watcher
-look sooner; the rescan at start and every ``rescan_interval_s`` finds whatever the events missed.
+watchdog events (close-after-write, create, modify, move into place, new ``<DATE>`` folders, delete, move away) only
+make the watcher look sooner; the rescan at start and every ``rescan_interval_s`` finds whatever the events missed.
 """
 
 from __future__ import annotations
@@ -37,6 +37,9 @@ class TreeEvents(FileSystemEventHandler):
 
     def on_any_event(self, event: FileSystemEvent) -> None:
         paths = [getattr(event, "dest_path", None) or event.src_path]
+        if not event.is_directory and event.event_type in ("deleted", "moved"):
+            with self.lock:  # deleted, or moved away from its name
+                self.watcher.vanished(Path(str(event.src_path)))
         if isinstance(event, DirCreatedEvent | DirMovedEvent):
             folder = Path(str(paths[0]))
             paths = [str(p) for p in walk_files(folder)] if folder.is_dir() else []

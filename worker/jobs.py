@@ -23,12 +23,13 @@ from rq.job import Job
 from sqlalchemy.engine import Engine, Row
 
 from flatqc import ledger
-from flatqc.db import QC1_TABLES, connect
-from flatqc.faults import checkpoint, describe, is_transient
-from flatqc.files import sha256_file, shown
+from flatqc.db import QC1_TABLES, connect, utcnow
+from flatqc.faults import checkpoint, describe, is_transient, is_unreadable
+from flatqc.files import path_text, sha256_file, shown
 from flatqc.last_good import find_last_good, recorded_last_good
 from flatqc.lifecycle import StaleAttempt, TransitionRefused
 from flatqc.lifecycle import alerts as alert_lifecycle
+from flatqc.lifecycle import files as file_lifecycle
 from flatqc.lifecycle import sets as set_lifecycle
 from flatqc.lifecycle.sets import Members, Pictures, SetState
 from flatqc.notify import Notifier
@@ -99,21 +100,43 @@ class MemberChanged(RuntimeError):
     back-off, never a rejection: the same bytes back make the retry succeed; new bytes make a new set version."""
 
 
+class MemberMissing(Exception):
+    """A member is gone (deleted or moved away) since its set was queued: the set is incomplete until the file is
+    back (then the watcher's claim queues it again), never retried meanwhile."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(f"member {shown(path.name)} was deleted after the set was queued")
+        self.path = path
+
+
+class MemberUnreadable(Exception):
+    """A member may not be read (EACCES, EPERM): retried like a transient fault, for ``unreadable_give_up_s``."""
+
+    def __init__(self, path: Path, error: OSError) -> None:
+        super().__init__(f"member {shown(path.name)} cannot be read: {error.strerror or error}")
+        self.path = path
+
+
 def member_stats(paths: list[str]) -> list[tuple[int, int]]:
     """``(size, mtime_ns)`` of each member: a cheap check that nothing was rewritten while the set was read."""
     try:
         return [(st.st_size, st.st_mtime_ns) for st in (Path(p).stat() for p in paths)]
     except FileNotFoundError as exc:
-        raise MemberChanged(f"{Path(exc.filename).name} disappeared while the set was processed") from None
+        raise MemberMissing(Path(exc.filename)) from None
 
 
 def load_set(members: Members, settings: Settings) -> FlatSet:
-    """Re-read the members' headers and check they still hold the bytes that were queued."""
+    """Re-read the members' headers and check they still hold the bytes that were queued (MemberMissing: one is
+    gone; MemberUnreadable: one may not be read)."""
     for path, sha in zip(members.files, members.sha256, strict=True):
         try:
             held = sha256_file(path)
         except FileNotFoundError:
-            held = None
+            raise MemberMissing(path) from None
+        except OSError as exc:
+            if is_unreadable(exc):
+                raise MemberUnreadable(path, exc) from exc
+            raise
         if held != sha:
             raise MemberChanged(f"{shown(path.name)} does not hold the queued bytes (being re-delivered?)")
     frames = [inspect_file(p, settings.window_starty_defaults()) for p in members.files]
@@ -170,11 +193,18 @@ def _attempt(ctx: Context, version: str, job: Job | None) -> dict[str, Any]:
         flatset, outcome = read_members(members, settings, lambda flatset: compute_qc(
             flatset, settings, members.hashes(), find_last_good(engine, flatset)))
     except FlatQCError as exc:
+        return _ended(engine, row, job_id, SetState.REJECTED, str(exc))
+    except MemberMissing as gone:
+        return _ended(engine, row, job_id, SetState.INCOMPLETE, str(gone), path_text(gone.path))
+    except MemberUnreadable as locked:
         with engine.begin() as conn:
-            if set_lifecycle.supersede_if_overtaken(conn, row, job_id):
-                return {"set_id": row.set_id, "state": "superseded"}
-            set_lifecycle.reject(conn, row, job_id, str(exc))
-        return {"set_id": row.set_id, "state": "rejected", "reason": str(exc)}
+            since = file_lifecycle.note_unreadable(conn, path_text(locked.path), members.hashes()[locked.path],
+                                                   utcnow())
+        unreadable_s = (utcnow() - since).total_seconds()
+        if unreadable_s >= settings.unreadable_give_up_s:
+            return _ended(engine, row, job_id, SetState.REJECTED, f"{locked} for {unreadable_s:.0f} s")
+        _attempt_failed(engine, row, job, locked)
+        raise
     except Exception as exc:
         _attempt_failed(engine, row, job, exc)
         raise
@@ -208,11 +238,25 @@ def _attempt(ctx: Context, version: str, job: Job | None) -> dict[str, Any]:
             "reasons": [sentence(r) for r in result.certification.reasons]}
 
 
+def _ended(engine: Engine, row: Row, job_id: str | None, state: SetState, reason: str,
+           gone: str | None = None) -> dict[str, Any]:
+    """End the attempt without QC1 rows, unless a newer version overtook it: ``rejected`` (bad data, or a member
+    unreadable for too long) or ``incomplete`` (member ``gone`` vanished)."""
+    with engine.begin() as conn:
+        if set_lifecycle.supersede_if_overtaken(conn, row, job_id):
+            return {"set_id": row.set_id, "state": SetState.SUPERSEDED}
+        if gone is None:
+            set_lifecycle.reject(conn, row, job_id, reason)
+        else:
+            set_lifecycle.member_vanished(conn, row, job_id, gone, reason)
+    return {"set_id": row.set_id, "state": state, "reason": reason}
+
+
 def _attempt_failed(engine: Engine, row: Row, job: Job | None, exc: Exception) -> None:
     """Record a failed attempt (retried by rq, or failed for good), unless a newer version overtook it. If even
     this cannot be written (database down), the repair pass finds the job's outcome in Redis later. An attempt
     that lost its set meanwhile raises TransitionRefused instead: its failure is not the set's."""
-    transient = isinstance(exc, MemberChanged) or is_transient(exc)
+    transient = isinstance(exc, MemberChanged) or is_transient(exc) or is_unreadable(exc)
     error = describe(exc)
     try:
         with engine.begin() as conn:

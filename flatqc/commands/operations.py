@@ -188,12 +188,12 @@ def worker(name: str | None, burst: bool) -> None:
 @click.option("--night", default=None, help="Show rejected files and open sets of this night (default: newest).")
 @click.option("--nights", "n_nights", type=int, default=14, show_default=True, help="Nights in the summary.")
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
-@click.option("--files", "list_files", is_flag=True, help="List every rejected and ignored file of the night "
-              "(default: a count per reason).")
+@click.option("--files", "list_files", is_flag=True, help="List every waiting, rejected and ignored file of the "
+              "night (default: a count per reason).")
 @says_when_database_unreachable
 def status(night: str | None, n_nights: int, as_json: bool, list_files: bool) -> None:
     """Per night: sets done/queued/running/failed/incomplete, rejected and ignored files counted by reason (each
-    file with --files); queue and workers."""
+    file with --files), waiting files; queue and workers."""
     from rich.markup import escape
     from rich.table import Table
     from sqlalchemy import select
@@ -203,7 +203,7 @@ def status(night: str | None, n_nights: int, as_json: bool, list_files: bool) ->
     from flatqc.queue import redis_connection, resolve_redis_url
     from flatqc.report import make_console
     from flatqc.settings import Settings
-    from flatqc.status import SET_COLUMNS, nights, problem_files, queue_status, repair_events
+    from flatqc.status import SET_COLUMNS, nights, problem_files, queue_status, repair_events, waiting_files
 
     console = make_console()
     settings = Settings()
@@ -215,6 +215,7 @@ def status(night: str | None, n_nights: int, as_json: bool, list_files: bool) ->
     demo_hint(engine, "status")
     night = night or (summary[0].night if summary else None)
     problems = problem_files(engine, night)
+    waiting = waiting_files(engine, night)
     by_reason = Counter((r.state, r.reason or "") for r in problems)
     reasons = [{"state": state, "reason": reason, "count": count}
                for (state, reason), count in sorted(by_reason.items(), key=lambda item: (-item[1], item[0]))]
@@ -228,16 +229,18 @@ def status(night: str | None, n_nights: int, as_json: bool, list_files: bool) ->
             **({"files": [dict(r._mapping) for r in problems]} if list_files else {}),
             "open_sets": [{"set_id": r.set_id, "state": r.state, "reason": r.reason} for r in open_sets],
             "repair": asdict(repair),
+            "waiting_reasons": dict(Counter(r.reason or "" for r in waiting)),
+            **({"waiting_files": [dict(r._mapping) for r in waiting]} if list_files else {}),
         }, indent=2, default=str))
         return
     table = Table(title="nights")
     for column in ("night", *SET_COLUMNS, "passed", "failed cert.", "n/a", "files rejected", "ignored",
-                   "backfill done"):
+                   "waiting", "backfill done"):
         table.add_column(column, justify="right")
     for n in summary:
         table.add_row(n.night, *(str(n.sets.get(s, 0)) for s in SET_COLUMNS),
                       *(str(n.verdicts.get(v, 0)) for v in ("passed", "failed", "not_assessable")),
-                      str(n.files_rejected), str(n.files_ignored),
+                      str(n.files_rejected), str(n.files_ignored), str(n.files_waiting),
                       f"{n.backfill.done}/{n.backfill.sets}" if n.backfill.sets else "")
     console.print(table)
     if queue.reachable:
@@ -263,10 +266,12 @@ def status(night: str | None, n_nights: int, as_json: bool, list_files: bool) ->
             console.print(f"night {n.night} {n.backfill}")
     for row in open_sets:
         console.print(f"set {row.set_id} [bold]{row.state}[/]: {row.reason or ''}")
+    for reason, count in Counter(r.reason or "not grouped yet" for r in waiting).most_common():
+        console.print(f"{count:6d} waiting  {reason}", markup=False, highlight=False)
     for entry in reasons:
         console.print(f"{entry['count']:6d} {entry['state']:8s} {entry['reason']}", markup=False, highlight=False)
     if list_files:
-        for row in problems:
+        for row in (*waiting, *problems):
             console.print(f"{row.state:8s} {shown(row.path)}: {row.reason}", markup=False, highlight=False)
     elif problems:
         console.print(f"({len(problems)} files; --files lists them)")

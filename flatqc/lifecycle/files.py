@@ -3,9 +3,12 @@
     seen ──classified──> waiting ──set claimed──> queued ──job finished──> done
       │                     └──newer bytes of the path──> superseded (kept for history)
       ├─ not a flat product / hidden / symlink out ──> ignored (reason)
-      └─ bytes bad (not FITS, truncated, bad layout, inconsistent set) ──> rejected (reason)
+      ├─ bytes bad (not FITS, truncated, bad layout, inconsistent set) ──> rejected (reason)
+      └─ (any but superseded) ──path deleted or moved away──> vanished (gone_at) ──same bytes back──> waiting
 
-A transient fault (database, ENOSPC, EIO) is never a state: the file is simply taken again later.
+A transient fault (database, ENOSPC, EIO) is never a state: the file is simply taken again later. Nor is a
+permission error (EACCES, EPERM): the version keeps its state and ``unreadable_since`` says since when it cannot be
+read (cleared when it is read again); past ``unreadable_give_up_s`` its set is rejected.
 
 The moves are of many files at once (a batch, a set's members): each moves the files that are in a state it starts
 from and leaves the others as they are (a raw already claimed by a set is not held back to ``waiting``).
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -35,6 +39,7 @@ class FileState(StrEnum):
     SUPERSEDED = "superseded"
     IGNORED = "ignored"
     REJECTED = "rejected"
+    VANISHED = "vanished"
 
 
 OPEN_FILE_STATES = (FileState.SEEN, FileState.WAITING, FileState.QUEUED)
@@ -120,13 +125,14 @@ def _record_one(conn: Connection, found: FileRecord) -> tuple[int, bool]:
     if row is not None:
         current = latest_version(conn, found.path)
         came_back = current is not None and current.id != row.id
-        fresh = _values(found) if came_back or row.state == FileState.SEEN else {}
+        renewed = came_back or row.state in (FileState.SEEN, FileState.VANISHED)
+        fresh = _values(found) | {"gone_at": None} if renewed else {}
         conn.execute(update(files).where(files.c.id == row.id).values(
-            last_seen=now, size=found.size, mtime=found.mtime, **fresh,
+            last_seen=now, size=found.size, mtime=found.mtime, unreadable_since=None, **fresh,
             **({"current_since": now} if came_back else {})))
         if came_back:
             _supersede_older_files(conn, found.path, row.id)
-        return row.id, came_back or row.state == FileState.SEEN
+        return row.id, renewed
     try:
         with conn.begin_nested():
             file_id = conn.execute(insert(files).values(**_new_row(found, now)).returning(files.c.id)).scalar_one()
@@ -166,8 +172,34 @@ def queue_files(conn: Connection, file_ids: Sequence[int], set_id: str) -> None:
 
 
 def finish_versions(conn: Connection, versions: Sequence[tuple[str, str]]) -> None:
-    """The members (``(path, sha256)`` each) of a set version whose job finished: done."""
-    _move_versions(conn, versions, FileState.DONE, None)
+    """The members (``(path, sha256)`` each) of a set version whose job finished: done (and readable)."""
+    _move_versions(conn, versions, FileState.DONE, None, unreadable_since=None)
+
+
+def vanish(conn: Connection, path: str, at: datetime) -> str | None:
+    """``path`` is gone from disk (deleted, or moved out of the watched tree or to a hidden name) since ``at``: its
+    current version is vanished. Returns that version's night (its grouping changed), None if none or nothing
+    moved."""
+    current = latest_version(conn, path)
+    if current is None or current.state in (FileState.SUPERSEDED, FileState.VANISHED):
+        return None
+    conn.execute(update(files).where(files.c.id == current.id, files.c.state == current.state).values(
+        state=FileState.VANISHED, gone_at=at, reason=f"deleted or moved away (noticed {at:%Y-%m-%d %H:%M:%S} UTC)"))
+    return current.night
+
+
+def wait_for_member(conn: Connection, versions: Sequence[tuple[str, str]], reason: str) -> None:
+    """The members (``(path, sha256)`` each) left of a set version one of whose members vanished: waiting again."""
+    _move_versions(conn, versions, FileState.WAITING, reason)
+
+
+def note_unreadable(conn: Connection, path: str, sha256: str, at: datetime) -> datetime:
+    """Reading this file version failed on permissions at ``at``; returns since when it has been failing."""
+    conn.execute(update(files).where(files.c.path == path, files.c.sha256 == sha256,
+                                     files.c.unreadable_since.is_(None)).values(unreadable_since=at))
+    since = conn.execute(select(files.c.unreadable_since).where(files.c.path == path,
+                                                                files.c.sha256 == sha256)).scalar()
+    return since or at
 
 
 def reject_versions(conn: Connection, versions: Sequence[tuple[str, str]], reason: str) -> None:
@@ -183,7 +215,9 @@ def _move_files(conn: Connection, file_ids: Sequence[int], state: FileState, rea
 
 
 def _move_versions(conn: Connection, versions: Sequence[tuple[str, str]], state: FileState,
-                   reason: str | None) -> None:
+                   reason: str | None, **values: Any) -> None:
+    if not versions:
+        return
     pairs = [and_(files.c.path == path, files.c.sha256 == sha) for path, sha in versions]
     conn.execute(update(files).where(or_(*pairs), files.c.state.in_((*OPEN_FILE_STATES, FileState.DONE)))
-                 .values(state=state, reason=safe_text(reason) if reason else None))
+                 .values(state=state, reason=safe_text(reason) if reason else None, **values))

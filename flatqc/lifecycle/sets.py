@@ -2,6 +2,7 @@
 
     waiting ──timeout──> incomplete            (the row of a set not complete yet, one per set_id)
     queued|running|failed ──start──> running ──> done (verdict) | rejected (bad data) | queued (retry) | failed
+                                             └──> incomplete (a member vanished) ──its bytes back (claim)──> queued
     queued|running|failed|done|rejected ──requeue──> queued          (job lost, transient failure over, Reprocess)
     queued|running|failed ──requeue_automatically, past the cap──> failed  (gave up; waits for Retry)
     any non-final ──newer version of a member──> superseded (its job stores nothing)
@@ -32,7 +33,15 @@ from flatqc.db import job_events, sets, utcnow
 from flatqc.files import path_from_text, safe_text
 from flatqc.ledger import older_than
 from flatqc.lifecycle import StaleAttempt, TransitionRefused
-from flatqc.lifecycle.files import finish_versions, hold, queue_files, reject_files, reject_versions
+from flatqc.lifecycle.files import (
+    finish_versions,
+    hold,
+    queue_files,
+    reject_files,
+    reject_versions,
+    vanish,
+    wait_for_member,
+)
 from flatqc.queue import Lane, job_id_for
 
 
@@ -156,15 +165,15 @@ def claim_complete(conn: Connection, keys: SetKeys, members: Members, member_ids
                 lane=lane, first_arrival=first_arrival, created_at=utcnow(), queued_at=utcnow()))
     except IntegrityError:
         known = conn.execute(select(sets).where(sets.c.version == version)).one()
-        if known.state != SetState.SUPERSEDED:  # queued, running or finished already
+        if known.state not in (SetState.SUPERSEDED, SetState.INCOMPLETE):  # queued, running or finished already
             # complete again after a member was briefly missing or unreadable (A, broken B, A): not waiting
             conn.execute(update(sets).where(sets.c.version == _pending_version(keys.set_id),
                                             sets.c.state.in_((SetState.WAITING, SetState.INCOMPLETE)))
                          .values(state=SetState.SUPERSEDED))
             return None
         job_id, why = job_id_for(version, known.attempts + 1), "files hold this version's bytes again"
-        _move(conn, known, (SetState.SUPERSEDED,), SetState.QUEUED, state=SetState.QUEUED, reason=None,
-              job_id=job_id, lane=lane, queued_at=utcnow(), token=known.token + 1)
+        _move(conn, known, (SetState.SUPERSEDED, SetState.INCOMPLETE), SetState.QUEUED, state=SetState.QUEUED,
+              reason=None, job_id=job_id, lane=lane, queued_at=utcnow(), token=known.token + 1)
     queue_files(conn, member_ids, keys.set_id)
     conn.execute(update(sets).where(sets.c.set_id == keys.set_id, sets.c.version != version,
                                     sets.c.state.not_in((SetState.RUNNING, SetState.SUPERSEDED)))
@@ -174,7 +183,13 @@ def claim_complete(conn: Connection, keys: SetKeys, members: Members, member_ids
 
 
 def note_partial(conn: Connection, keys: SetKeys, missing: str, present_ids: Sequence[int]) -> None:
-    """A set not complete yet: its one waiting row (created, or updated with what is missing now)."""
+    """A set not complete yet: its one waiting row (created, or updated with what is missing now). Not for a set
+    with a complete version that counts (queued ... done, or incomplete since a member vanished): that version's
+    row says what became of it, and the files stay as they are."""
+    claimed = select(sets.c.id).where(sets.c.set_id == keys.set_id, ~sets.c.version.startswith(_PENDING),
+                                      sets.c.state != SetState.SUPERSEDED)
+    if conn.execute(claimed.limit(1)).first() is not None:
+        return
     pending = _pending_version(keys.set_id)
     try:
         with conn.begin_nested():
@@ -256,6 +271,17 @@ def reject(conn: Connection, row: Row, job_id: str | None, reason: str) -> None:
           transient=False, finished_at=utcnow())
     reject_versions(conn, Members.from_json(row.members).file_versions(), f"set {row.set_id}: {reason}")
     _event(conn, row.version, job_id, "rejected", reason)
+
+
+def member_vanished(conn: Connection, row: Row, job_id: str | None, gone: str, reason: str) -> None:
+    """A member (ledger path ``gone``) vanished after the set was queued: the set version is incomplete with
+    ``reason``, that member vanished and the others wait; the same bytes back make a claim queue it again."""
+    _move(conn, row, (SetState.RUNNING,), SetState.INCOMPLETE, state=SetState.INCOMPLETE, reason=safe_text(reason),
+          transient=False, finished_at=utcnow())
+    vanish(conn, gone, utcnow())
+    wait_for_member(conn, [v for v in Members.from_json(row.members).file_versions() if v[0] != gone],
+                    f"set {row.set_id}: {reason}")
+    _event(conn, row.version, job_id, "incomplete", reason)
 
 
 def retry_later(conn: Connection, row: Row, job_id: str | None, error: str, transient: bool) -> None:

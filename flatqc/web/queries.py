@@ -28,7 +28,7 @@ from flatqc.db import (
 from flatqc.files import shown
 from flatqc.lifecycle.alerts import delivery_outcome
 from flatqc.queue import Lane
-from flatqc.status import Backfill, problem_files
+from flatqc.status import Backfill, problem_files, waiting_files
 from flatqc.web.svg import mjd_date
 from qc.certify import sentence
 from qc.profiles import profile_named
@@ -126,8 +126,8 @@ def neighbour_nights(conn: Connection, night: str) -> tuple[str | None, str | No
 
 def night_detail(engine: Engine, night: str) -> dict[str, Any] | None:
     """Sets of a night (newest version per set_id; failed first, see ATTENTION) with QC1 rows, reasons and trend
-    warnings, plus unused files, open alerts and the neighbouring nights; None when the ledger knows nothing of
-    that night."""
+    warnings, plus unused and waiting files, open alerts and the neighbouring nights; None when the ledger knows
+    nothing of that night."""
     with engine.connect() as conn:
         set_rows = rows_as_dicts(conn.execute(
             select(sets).where(sets.c.night == night, sets.c.state != "superseded").order_by(sets.c.id)))
@@ -146,7 +146,8 @@ def night_detail(engine: Engine, night: str) -> dict[str, Any] | None:
     for entry in latest.values():
         _with_qc_summary(entry, qc1.get(entry["set_id"], []), found)
     problems = rows_as_dicts(problem_files(engine, night))
-    if not latest and not qc1 and not problems and not open_alerts:
+    waiting = rows_as_dicts(waiting_files(engine, night))
+    if not latest and not qc1 and not problems and not waiting and not open_alerts:
         return None
     ordered = sorted(latest.values(), key=lambda e: (ATTENTION.index(e["attention"]), e["observed"] or ""))
     for alert in open_alerts:
@@ -156,7 +157,7 @@ def night_detail(engine: Engine, night: str) -> dict[str, Any] | None:
     for entry in ordered:
         if entry["lane"] == Lane.BACKFILL:
             backfill.add(entry["state"])
-    return {"night": night, "sets": ordered, "files": problems, "open_alerts": open_alerts,
+    return {"night": night, "sets": ordered, "files": problems, "waiting_files": waiting, "open_alerts": open_alerts,
             "previous_night": previous_night, "next_night": next_night, "instruments": instruments,
             "backfill": asdict(backfill) | {"progress": str(backfill)}}
 
