@@ -270,7 +270,7 @@ def test_a_worker_killed_at_a_boundary_does_the_set_exactly_once(rig: dict, redi
 # -- a late writer: fencing ---------------------------------------------------------------------------------------
 def press_reprocess(rig: dict, set_id: str) -> None:
     """Press Reprocess on the set's page of a dashboard of this service."""
-    client = create_app(rig["settings"], rig["engine"], rig["redis"]).test_client()
+    client = create_app(rig["settings"], rig["engine"], rig["jobs"]).test_client()
     with client.session_transaction() as session:
         session["csrf"] = "a-token"
     assert client.post(f"/sets/{set_id}/reprocess", data={"csrf_token": "a-token"}).status_code == 302
@@ -424,7 +424,7 @@ def test_a_flood_of_small_files_reaches_the_ledger_in_time_and_status_sums_it_up
     settings = rig["settings"].model_copy(update={"file_settle_s": 1.0, "truncated_after_s": 10.0,
                                                   "rescan_interval_s": 60.0})
     stop, caught_up = threading.Event(), threading.Event()
-    thread = threading.Thread(target=run_watcher, args=(settings, rig["engine"], rig["redis"], stop, caught_up),
+    thread = threading.Thread(target=run_watcher, args=(settings, rig["engine"], rig["jobs"], stop, caught_up),
                               daemon=True)
     thread.start()
     try:  # observing (its folders exist a moment before: files written then would wait for the 60 s rescan)

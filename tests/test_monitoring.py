@@ -13,6 +13,7 @@ import pytest
 from flask.testing import FlaskClient
 from prometheus_client.parser import text_string_to_metric_families
 
+from flatqc.compose import service_queue
 from flatqc.db import connect, make_engine
 from flatqc.queue import job_queue, redis_connection
 from flatqc.settings import Settings, settings_env
@@ -38,12 +39,12 @@ def settings(tmp_path: Path, sqlite_url: str, redis_url: str) -> Settings:
 
 def test_a_watcher_round_is_a_heartbeat_healthz_and_metrics_read(settings: Settings) -> None:
     engine, redis = connect(settings.db_url), redis_connection(str(settings.redis_url))
-    client = create_app(settings, engine, redis).test_client()
+    client = create_app(settings, engine, service_queue(settings, redis)).test_client()
     before = client.get("/healthz")
     assert before.status_code == 503 and before.get_json()["watcher"].startswith("error: no heartbeat")
     assert ("flatqc_watcher_last_round_timestamp_seconds", ()) not in samples(client)
     started = time.time()
-    Watcher(settings, engine, redis).full_round()
+    Watcher(settings, engine, service_queue(settings, redis)).full_round()
     answer = client.get("/healthz")
     assert answer.status_code == 200 and answer.get_json()["watcher"] == "ok"
     ages = answer.get_json()["heartbeat_age_s"]["watcher"]
@@ -52,7 +53,8 @@ def test_a_watcher_round_is_a_heartbeat_healthz_and_metrics_read(settings: Setti
     for name in ("flatqc_watcher_last_round_timestamp_seconds", "flatqc_watcher_last_rescan_timestamp_seconds"):
         assert started <= values[name, ()] <= time.time()
     time.sleep(0.1)
-    strict = create_app(settings.model_copy(update={"watcher_stale_s": 0.05}), engine, redis).test_client()
+    strict = create_app(settings.model_copy(update={"watcher_stale_s": 0.05}), engine,
+                        service_queue(settings, redis)).test_client()
     stale = strict.get("/healthz")
     assert stale.status_code == 503 and stale.get_json()["watcher"].startswith("error: no watcher round for")
     engine.dispose()
@@ -66,7 +68,7 @@ def test_a_worker_job_is_a_heartbeat_healthz_and_metrics_read(settings: Settings
     subprocess.run([sys.executable, "-m", "flatqc", "worker", "--burst", "--name", "w1"], env=env, check=True,
                    timeout=120)
     engine = connect(settings.db_url)
-    client = create_app(settings, engine, redis).test_client()
+    client = create_app(settings, engine, service_queue(settings, redis)).test_client()
     workers = client.get("/healthz").get_json()["heartbeat_age_s"]["workers"]
     assert list(workers) == ["w1"] and set(workers["w1"]) == {"seen", "job_started", "job_finished"}
     values = samples(client)

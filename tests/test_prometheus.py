@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from flatqc.compose import service_queue
 from flatqc.db import connect
 from flatqc.queue import redis_connection
 from flatqc.redis_server import free_port
@@ -110,7 +111,7 @@ def processed_service(night: Path, work: Path, redis_url: str) -> Settings:
     (tree / "qc").mkdir()
     settings = service_settings(tree, f"sqlite:///{work / 'flatqc.db'}", redis_url)
     engine = connect(settings.db_url)
-    watcher = Watcher(settings, engine, redis_connection(redis_url))
+    watcher = Watcher(settings, engine, service_queue(settings, redis_connection(redis_url)))
     watcher.record_paths(sorted(p for p in tree.rglob("*") if p.is_file() and "reference" not in p.parts))
     watcher.full_round()
     engine.dispose()

@@ -34,6 +34,7 @@ from sqlalchemy.engine import Engine, make_url
 
 from flatqc.children import ChildRecords, start_time
 from flatqc.cli import main
+from flatqc.compose import service_queue
 from flatqc.db import crires_flat, metadata
 from flatqc.migrations import alembic_config, head
 from flatqc.readiness import RateLimitedLog, one_line
@@ -458,7 +459,7 @@ def test_a_worker_that_cannot_start_stops_flatqc_up_with_the_reason(tmp_path: Pa
     client = redis.Redis.from_url(redis_url)
     engine = create_engine(db_url)
     try:
-        app = create_app(settings, engine, client).test_client()
+        app = create_app(settings, engine, service_queue(settings, client)).test_client()
         assert app.get("/healthz").get_json()["process_restarts"] == {"worker": 2}
         metrics = app.get("/metrics").get_data(as_text=True)
         assert 'flatqc_process_restarts_total{role="worker"} 2.0' in metrics, metrics
