@@ -14,8 +14,8 @@ from qc.certify import sentence
 from qc.records import QC1_NAMES
 
 if TYPE_CHECKING:  # every command makes its console here: not worth the QC's imports
-    from flatqc.pipeline import SetOutcome
-    from flatqc.process import ProcessReport
+    from flatqc.batch import ProcessReport
+    from flatqc.set_qc import SetOutcome
 
 PIPE_WIDTH = 160
 """Line width when output goes to a pipe or file (rich would otherwise wrap at 80 columns)."""

@@ -78,8 +78,8 @@ def need_redis(settings: Settings) -> str:
 @click.option("--workers", type=int, default=None, help="Worker processes (default FLATQC_WORKERS, 2).")
 def up(workers: int | None) -> None:
     """Run everything here: Redis (own one unless FLATQC_REDIS_URL), the watcher, N workers. Ctrl-C stops."""
+    from flatqc.console import make_console
     from flatqc.readiness import StoppedWaiting
-    from flatqc.report import make_console
     from flatqc.settings import Settings
     from flatqc.supervision import GaveUp, RunFolderTaken
     from flatqc.up import Service
@@ -125,10 +125,10 @@ def web(host: str | None, port: int | None) -> None:
     """Serve the dashboard alone with waitress (reads the database, and Redis when reachable). SIGTERM or Ctrl-C
     stops it."""
     from flatqc.compose import service_queue
+    from flatqc.console import make_console
     from flatqc.folders import folder_problem
     from flatqc.queue import redis_connection, resolve_redis_url
     from flatqc.readiness import StoppedWaiting, stop_on_signals, wait_for_database
-    from flatqc.report import make_console
     from flatqc.settings import Settings
     from flatqc.urls import masked
     from flatqc.web import WebServer
@@ -197,10 +197,10 @@ def status(night: str | None, n_nights: int, as_json: bool, list_files: bool) ->
     from rich.table import Table
     from sqlalchemy import select
 
+    from flatqc.console import make_console
     from flatqc.db import connect, sets
     from flatqc.files import shown
     from flatqc.queue import redis_connection, resolve_redis_url
-    from flatqc.report import make_console
     from flatqc.settings import Settings
     from flatqc.status import SET_COLUMNS, nights, problem_files, queue_status
 
@@ -278,13 +278,13 @@ def backfill(date_from: date, date_to: date, force: bool) -> None:
     from sqlalchemy import select
 
     from flatqc.compose import service_queue
+    from flatqc.console import make_console
     from flatqc.db import connect, sets
     from flatqc.files import walk_files
     from flatqc.lifecycle import TransitionRefused
     from flatqc.lifecycle import sets as set_lifecycle
     from flatqc.lifecycle.sets import SetState
     from flatqc.queue import Lane, redis_connection
-    from flatqc.report import make_console
     from flatqc.settings import Settings
     from watcher.core import BATCH, Watcher
 
@@ -331,8 +331,8 @@ def alerts(ctx: click.Context, only_open: bool) -> None:
     from rich.table import Table
 
     from flatqc import ledger
+    from flatqc.console import make_console
     from flatqc.db import ALERT, connect, findings_from_json
-    from flatqc.report import make_console
     from flatqc.settings import Settings
     from qc.certify import sentence
 
@@ -358,10 +358,10 @@ def alerts(ctx: click.Context, only_open: bool) -> None:
 @says_when_database_unreachable
 def ack(alert_id: int, by: str, comment: str | None) -> None:
     """Acknowledge open alert ALERT_ID."""
+    from flatqc.console import make_console
     from flatqc.db import connect
     from flatqc.lifecycle import TransitionRefused
     from flatqc.lifecycle import alerts as alert_lifecycle
-    from flatqc.report import make_console
     from flatqc.settings import Settings
 
     console = make_console()
