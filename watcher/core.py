@@ -21,8 +21,8 @@ from flatqc import ledger
 from flatqc.faults import checkpoint, describe
 from flatqc.files import disk_stat, is_candidate_name, path_text, walk_files
 from flatqc.heartbeat import beat_watcher
+from flatqc.logs import RateLimitedLog
 from flatqc.queue import JobQueue, Lane
-from flatqc.readiness import RateLimitedLog
 from flatqc.settings import Settings
 from watcher.intake import FrameCache, take
 from watcher.regroup import regroup

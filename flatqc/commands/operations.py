@@ -35,7 +35,8 @@ def says_when_database_unreachable(command: Callable[P, None]) -> Callable[P, No
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> None:
         from sqlalchemy.exc import SQLAlchemyError
 
-        from flatqc.readiness import database_unreachable, one_line
+        from flatqc.logs import one_line
+        from flatqc.readiness import database_unreachable
 
         try:
             command(*args, **kwargs)
