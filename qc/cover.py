@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from PIL import Image
 
 from qc.certify import sentence
+from qc.numbers import QC1_DIGITS, format_number
 from qc.parameters import NO_UNIT, UNITS, units
 from qc.profiles import profile_named
 from qc.raster import BLACK, GREY, RED, WHITE, Canvas, Colour, font
@@ -25,15 +26,6 @@ CLOSE_MARGIN = 0.10
 MUST_EXCEED = {"median_snr": True, "max_flux": False}
 """Per certified parameter: True if the value must be above its limit, False if it must not exceed it."""
 MJD_ZERO = datetime(1858, 11, 17, tzinfo=UTC)
-
-
-def format_cell(value: float | int | None) -> str:
-    """A QC1 value for the table: NULL as an em dash, floats with 5 significant digits."""
-    if value is None:
-        return "—"
-    if isinstance(value, int):
-        return str(value)
-    return f"{value:.5g}"
 
 
 def margin(check: CheckResult) -> tuple[float, float] | None:
@@ -56,9 +48,9 @@ def check_rows(result: SetResult) -> list[tuple[str, str, str, str, str, str]]:
             outcome, room_text = "not assessable", "—"
         else:
             outcome = "FAIL" if not check.passed else "pass (close)" if room[1] < CLOSE_MARGIN else "pass"
-            room_text = f"{room[0]:+.5g}{' ' + unit if unit else ''} ({room[1]:+.1%})"
+            room_text = f"{room[0]:+.{QC1_DIGITS}g}{' ' + unit if unit else ''} ({room[1]:+.1%})"
         limit = f"{relation} {check.limit:g}" + (f" {unit}" if unit else "")
-        rows.append((check.name, str(check.detector), format_cell(check.value), limit, room_text, outcome))
+        rows.append((check.name, str(check.detector), format_number(check.value), limit, room_text, outcome))
     return rows
 
 
@@ -117,7 +109,7 @@ def draw_cover(result: SetResult, thumbnails: Mapping[str, Image.Image]) -> Canv
     dets = [d.detector for d in result.detectors]
     rows = [["QC1", "unit", *(f"det {d}" for d in dets)]]
     unit_of = units(profile_named(result.profile))
-    rows += [[name, unit_of[name] or NO_UNIT, *(format_cell(d.qc1()[name]) for d in result.detectors)]
+    rows += [[name, unit_of[name] or NO_UNIT, *(format_number(d.qc1()[name]) for d in result.detectors)]
              for name in names]
     fills = {(names.index(c.name) + 1, dets.index(c.detector) + 2): (255, 215, 215)
              for c in cert.checks if c.passed is False}

@@ -16,6 +16,7 @@ import numpy as np
 from markupsafe import Markup, escape
 
 from flatqc.trend_data import SetSeries
+from qc.numbers import format_number
 from qc.trends import detector_colour, outside
 
 WIDTH, HEIGHT, PAD_L, PAD_R, PAD_T, PAD_B = 640, 260, 70, 12, 24, 46
@@ -134,14 +135,14 @@ def trend_svg(series: list[SetSeries], limits: tuple[float, float] | None, title
         set_ids = np.asarray(s.set_ids or [""] * len(s.mjd), dtype=object)
         if ok.sum() <= MAX_DOTS:
             for x, y, mjd, value, set_id in zip(px, py, s.mjd[ok], s.values[ok], set_ids[ok], strict=True):
-                tip = f"{s.label} {mjd_date(mjd):%Y-%m-%d %H:%M}: {value:.4g} (set {set_id})"
+                tip = f"{s.label} {mjd_date(mjd):%Y-%m-%d %H:%M}: {format_number(value)} (set {set_id})"
                 parts.append(linked(set_id, f'<circle cx="{x:.0f}" cy="{y:.0f}" r="3" fill="{colour}" class="point">'
                                             f'<title>{escape(tip)}</title></circle>'))
         parts.append(f'<text x="{PAD_L + 6 + 48 * index}" y="{PAD_T - 8}" font-size="11" fill="{colour}">'
                      f'{escape(s.label)}</text>')
         bad = outside(s.values, limits) & ok
         for mjd, value, set_id in zip(s.mjd[bad], s.values[bad], set_ids[bad], strict=True):
-            tip = f"{s.label} {mjd_date(mjd):%Y-%m-%d %H:%M}: {value:.4g} outside limits (set {set_id})"
+            tip = f"{s.label} {mjd_date(mjd):%Y-%m-%d %H:%M}: {format_number(value)} outside limits (set {set_id})"
             parts.append(linked(set_id, f'<circle cx="{float(sx(mjd)):.0f}" cy="{float(sy(value)):.0f}" r="5" '
                                         f'fill="none" stroke="red" class="outlier"><title>{escape(tip)}</title>'
                                         '</circle>'))
