@@ -4,7 +4,6 @@ limit with its margin, the QC1 table with units, the verdict and thumbnails of f
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
 
 from PIL import Image
 
@@ -14,6 +13,7 @@ from qc.parameters import NO_UNIT, UNITS, units
 from qc.profiles import profile_named
 from qc.raster import BLACK, GREY, RED, WHITE, Canvas, Colour, font
 from qc.records import QC1_NAMES, CheckResult, SetResult
+from qc.times import mjd_to_datetime
 
 VERDICT_COLOURS: dict[str, Colour] = {"passed": (26, 127, 55), "failed": (198, 40, 40), "not_assessable": (178, 106, 0)}
 AMBER: Colour = (178, 106, 0)
@@ -25,7 +25,6 @@ CLOSE_MARGIN = 0.10
 """A passed check within this fraction of its limit is flagged "close"."""
 MUST_EXCEED = {"median_snr": True, "max_flux": False}
 """Per certified parameter: True if the value must be above its limit, False if it must not exceed it."""
-MJD_ZERO = datetime(1858, 11, 17, tzinfo=UTC)
 
 
 def margin(check: CheckResult) -> tuple[float, float] | None:
@@ -58,7 +57,7 @@ def observed(mjd: float | None) -> str:
     """MJD-OBS as a UTC calendar time (with the MJD), or "unknown"."""
     if mjd is None:
         return "unknown"
-    return f"{(MJD_ZERO + timedelta(days=mjd)):%Y-%m-%d %H:%M:%S} UTC (MJD {mjd:.5f})"
+    return f"{mjd_to_datetime(mjd):%Y-%m-%d %H:%M:%S} UTC (MJD {mjd:.5f})"
 
 
 def key_lines(result: SetResult) -> list[tuple[str, str]]:
