@@ -1,4 +1,4 @@
-"""Terminal rendering (rich) of a ``flatqc process`` report."""
+"""The rich console every command prints to, and the printed report of ``flatqc process``."""
 
 from __future__ import annotations
 
