@@ -21,7 +21,7 @@ from pathlib import Path
 
 from bench.common import PROCESSABLE, deliver_one_by_one, qc1_times, summary, tree_settings
 from flatqc.db import connect
-from flatqc.pipeline import output_dir
+from flatqc.set_qc import output_dir
 from flatqc.settings import Settings
 from flatqc.up import Service
 from qc.synth import NightManifest, write_night

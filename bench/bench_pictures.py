@@ -5,7 +5,7 @@
 For each profile (both unless ``--profile`` picks one) the ``snr_pass`` set of a synthetic night (4 flats, with
 reference) is written into a temporary folder and analysed once with display views. Then, in this process:
 
-- ``draw_pictures`` (``flatqc.pipeline``, the production code) into one folder;
+- ``draw_pictures`` (``flatqc.set_qc``, the production code) into one folder;
 - the baseline ``bench.pictures_before.draw_pictures_before`` (the matplotlib code before issue 13, kept only in
   ``bench/``) into another, on the same views converted once to the old shape.
 
@@ -20,7 +20,7 @@ from pathlib import Path
 
 from bench.common import first_and_best, main_per_profile, snr_pass_set
 from bench.pictures_before import baseline_result, draw_pictures_before
-from flatqc.pipeline import analyse, draw_pictures
+from flatqc.set_qc import analyse, draw_pictures
 from flatqc.settings import Settings
 from qc.records import SetResult
 

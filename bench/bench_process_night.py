@@ -32,7 +32,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from flatqc.process import inspect_tree
+from flatqc.batch import inspect_tree
 from flatqc.settings import Settings
 from qc.config import QCConfig
 from qc.geometry import reference_rows

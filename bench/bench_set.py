@@ -11,7 +11,7 @@ best of ``--repeat`` (the machine is shared):
   values (:func:`qc.median.median`): what a single one of the exact medians the QC1 definitions take over every raw
   (mean_level), the master, the S/N map and the reference ratio costs, for scale;
 - statistics: ``qc.analysis.analyse_set(..., with_views=False)`` (reading in physical units, validation, QC1);
-- QC path: what the worker's QC job does between taking the set and committing (``worker.jobs.process_set``):
+- QC path: what the worker's QC job does between taking the set and committing (``worker.jobs.run_set_qc``):
   ``compute_qc``, then QC1 rows + set state + alert in one transaction of a SQLite database;
 - pictures: ``draw_pictures`` (flat1..flat5 and the cover) of a result analysed with views;
 - naive: ``bench.naive.naive_set`` (astropy defaults, float64, full-resolution plots).
@@ -43,7 +43,7 @@ from flatqc.files import sha256_file
 from flatqc.lifecycle import alerts as alert_lifecycle
 from flatqc.lifecycle import sets as set_lifecycle
 from flatqc.lifecycle.sets import Members, SetKeys
-from flatqc.pipeline import analyse, compute_qc, compute_set, draw_pictures, store_qc1
+from flatqc.set_qc import analyse, compute_qc, compute_set, draw_pictures, store_qc1
 from flatqc.settings import Settings
 from qc.analysis import analyse_set
 from qc.median import median

@@ -13,10 +13,10 @@ from pathlib import Path
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
+from flatqc.batch import inspect_tree
 from flatqc.db import crires_flat
-from flatqc.delivery import deliver_file
-from flatqc.process import inspect_tree
 from flatqc.settings import Settings
+from flatqc.synthetic_delivery import deliver_file
 from qc.profiles import PROFILES
 from qc.sets import FlatSet, group_sets
 from qc.synth import NightManifest, write_night

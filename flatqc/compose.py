@@ -8,7 +8,7 @@ from redis import Redis
 from flatqc.queue import JobFunctions, JobQueue
 from flatqc.settings import Settings
 
-WORKER_JOBS = JobFunctions(qc="worker.jobs.process_set", pictures="worker.jobs.draw_set_pictures")
+WORKER_JOBS = JobFunctions(qc="worker.jobs.run_set_qc", pictures="worker.jobs.draw_set_pictures")
 """The jobs of :mod:`worker.jobs`, by dotted path (importing them here would load numpy and astropy for
 ``flatqc status``)."""
 

@@ -24,10 +24,10 @@ import click
 from rich.console import Console
 from sqlalchemy import select
 
+from flatqc.console import make_console
 from flatqc.db import WARNING, alerts, connect, crires_flat, findings_from_json, sets
-from flatqc.delivery import deliver_file, delivery_plan
-from flatqc.report import make_console
 from flatqc.settings import DEMO_CONFIG, Settings
+from flatqc.synthetic_delivery import deliver_file, delivery_plan
 from flatqc.up import Service, flatqc_command
 from qc.certify import sentence
 from qc.synth import write_night

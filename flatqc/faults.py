@@ -16,7 +16,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
-from flatqc.readiness import one_line
+from flatqc.logs import one_line
 
 TRANSIENT_ERRNOS = frozenset({errno.ENOSPC, errno.EIO, errno.EAGAIN, errno.EDQUOT, errno.ESTALE, errno.ENOMEM,
                               errno.EBUSY, errno.ETIMEDOUT, errno.EINTR, errno.ENFILE, errno.EMFILE, errno.EROFS})

@@ -16,7 +16,8 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from flatqc.readiness import RateLimitedLog, StoppedWaiting
+from flatqc.logs import RateLimitedLog
+from flatqc.readiness import StoppedWaiting
 
 log = logging.getLogger(__name__)
 

@@ -16,8 +16,8 @@ from sqlalchemy.engine import Engine
 
 from flatqc.db import files, job_events, sets, utcnow
 from flatqc.ledger import current_versions
+from flatqc.logs import one_line
 from flatqc.queue import Lane, job_queue, queues_in_order
-from flatqc.readiness import one_line
 from flatqc.settings import Settings
 from flatqc.supervision import restart_counts
 

@@ -29,8 +29,9 @@ from sqlalchemy.engine import Engine
 
 from flatqc.children import ChildRecords, tied_to_parent
 from flatqc.compose import service_queue
+from flatqc.logs import one_line
 from flatqc.queue import redis_connection, redis_url_file
-from flatqc.readiness import one_line, wait_for_database, wait_for_redis
+from flatqc.readiness import wait_for_database, wait_for_redis
 from flatqc.redis_server import EmbeddedRedis
 from flatqc.settings import Settings, settings_env
 from flatqc.supervision import GaveUp, RunLock, StartFailures, record_restart

@@ -1,7 +1,7 @@
 """Service URLs with passwords: joining a password given apart to a URL, and hiding passwords in anything shown.
 
 Every line that may hold a database or Redis URL (start-up lines, logs, ``flatqc status``, pages, ``/healthz``) goes
-through :func:`masked`; :func:`one_line <flatqc.readiness.one_line>` does it for every error it formats.
+through :func:`masked`; :func:`one_line <flatqc.logs.one_line>` does it for every error it formats.
 """
 
 from __future__ import annotations

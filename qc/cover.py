@@ -5,15 +5,16 @@ thumbnails of flat1..flat6."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
 
 from PIL import Image
 
 from qc.certify import sentence
+from qc.numbers import QC1_DIGITS, format_number
 from qc.parameters import NO_UNIT, UNITS, units
 from qc.profiles import profile_named
 from qc.raster import BLACK, GREY, RED, WHITE, Canvas, Colour, font
 from qc.records import QC1_NAMES, CheckResult, SetResult
+from qc.times import mjd_to_datetime
 
 VERDICT_COLOURS: dict[str, Colour] = {"passed": (26, 127, 55), "failed": (198, 40, 40), "not_assessable": (178, 106, 0)}
 AMBER: Colour = (178, 106, 0)
@@ -25,16 +26,6 @@ CLOSE_MARGIN = 0.10
 """A passed check within this fraction of its limit is flagged "close"."""
 MUST_EXCEED = {"median_snr": True, "max_flux": False}
 """Per certified parameter: True if the value must be above its limit, False if it must not exceed it."""
-MJD_ZERO = datetime(1858, 11, 17, tzinfo=UTC)
-
-
-def format_cell(value: float | int | None) -> str:
-    """A QC1 value for the table: NULL as an em dash, floats with 5 significant digits."""
-    if value is None:
-        return "—"
-    if isinstance(value, int):
-        return str(value)
-    return f"{value:.5g}"
 
 
 def margin(check: CheckResult) -> tuple[float, float] | None:
@@ -57,9 +48,9 @@ def check_rows(result: SetResult) -> list[tuple[str, str, str, str, str, str]]:
             outcome, room_text = "not assessable", "—"
         else:
             outcome = "FAIL" if not check.passed else "pass (close)" if room[1] < CLOSE_MARGIN else "pass"
-            room_text = f"{room[0]:+.5g}{' ' + unit if unit else ''} ({room[1]:+.1%})"
+            room_text = f"{room[0]:+.{QC1_DIGITS}g}{' ' + unit if unit else ''} ({room[1]:+.1%})"
         limit = f"{relation} {check.limit:g}" + (f" {unit}" if unit else "")
-        rows.append((check.name, str(check.detector), format_cell(check.value), limit, room_text, outcome))
+        rows.append((check.name, str(check.detector), format_number(check.value), limit, room_text, outcome))
     return rows
 
 
@@ -67,7 +58,7 @@ def observed(mjd: float | None) -> str:
     """MJD-OBS as a UTC calendar time (with the MJD), or "unknown"."""
     if mjd is None:
         return "unknown"
-    return f"{(MJD_ZERO + timedelta(days=mjd)):%Y-%m-%d %H:%M:%S} UTC (MJD {mjd:.5f})"
+    return f"{mjd_to_datetime(mjd):%Y-%m-%d %H:%M:%S} UTC (MJD {mjd:.5f})"
 
 
 def key_lines(result: SetResult) -> list[tuple[str, str]]:
@@ -112,12 +103,12 @@ def change_rows(result: SetResult) -> list[list[str]]:
     if not compared:
         return []
     rows = [["since last good", *(f"det {c.detector}" for c in compared)],
-            ["prev_ratio_median", *(format_cell(c.ratio_median) for c in compared)],
-            ["prev_ratio_std", *(format_cell(c.ratio_std) for c in compared)]]
+            ["prev_ratio_median", *(format_number(c.ratio_median) for c in compared)],
+            ["prev_ratio_std", *(format_number(c.ratio_std) for c in compared)]]
     for name in compared[0].deltas:
         deltas = [c.deltas.get(name) for c in compared]
         if any(d is not None for d in deltas):
-            rows.append([f"Δ {name}", *("—" if d is None else f"{d:+.5g}" for d in deltas)])
+            rows.append([f"Δ {name}", *("—" if d is None else f"{d:+.{QC1_DIGITS}g}" for d in deltas)])
     return rows
 
 
@@ -136,7 +127,7 @@ def draw_cover(result: SetResult, thumbnails: Mapping[str, Image.Image]) -> Canv
     dets = [d.detector for d in result.detectors]
     rows = [["QC1", "unit", *(f"det {d}" for d in dets)]]
     unit_of = units(profile_named(result.profile))
-    rows += [[name, unit_of[name] or NO_UNIT, *(format_cell(d.qc1()[name]) for d in result.detectors)]
+    rows += [[name, unit_of[name] or NO_UNIT, *(format_number(d.qc1()[name]) for d in result.detectors)]
              for name in names]
     fills = {(names.index(c.name) + 1, dets.index(c.detector) + 2): (255, 215, 215)
              for c in cert.checks if c.passed is False}

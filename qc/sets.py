@@ -8,10 +8,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from astropy.time import Time
-
 from qc.errors import InconsistentSet
 from qc.fitsio import FrameInfo
+from qc.times import mjd_to_datetime
 
 NIGHT_DIR = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
@@ -29,7 +28,7 @@ def night_of(path: Path, mjd_obs: float | None) -> str | None:
             return part
     if mjd_obs is None:
         return None
-    return Time(mjd_obs - 0.5, format="mjd").to_value("iso", subfmt="date")
+    return mjd_to_datetime(mjd_obs - 0.5).date().isoformat()
 
 
 @dataclass(frozen=True)

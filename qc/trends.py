@@ -15,11 +15,10 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator, ScalarFormatter
 
 from qc.display import PNG_OPTIONS
+from qc.times import UNIX_EPOCH_MJD
 
 DETECTOR_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2")
 """Colour of detector n is entry n - 1 in every trend PNG (red is kept for the outlier rings)."""
-MJD_UNIX_EPOCH = 40587.0
-"""MJD of 1970-01-01, matplotlib's date origin: date number = MJD - this [d]."""
 
 
 @dataclass(frozen=True)
@@ -39,7 +38,7 @@ def detector_colour(detector: int) -> str:
 
 def mjd_to_date_number(mjd: np.ndarray) -> np.ndarray:
     """MJD [d] as matplotlib date numbers (days since 1970-01-01 UTC)."""
-    return np.asarray(mjd, dtype=np.float64) - MJD_UNIX_EPOCH
+    return np.asarray(mjd, dtype=np.float64) - UNIX_EPOCH_MJD
 
 
 def outside(values: np.ndarray, limits: tuple[float, float] | None) -> np.ndarray:

@@ -30,10 +30,10 @@ from watchdog.observers import Observer
 
 from flatqc.compose import service_queue
 from flatqc.db import connect, crires_flat, job_events, sets
-from flatqc.delivery import deliver_file, delivery_plan
 from flatqc.queue import job_queue, redis_connection
 from flatqc.redis_server import free_port
 from flatqc.settings import Settings, settings_env
+from flatqc.synthetic_delivery import deliver_file, delivery_plan
 from qc.records import QC1_NAMES
 from qc.synth import SynthSet, load_manifest
 from watcher.core import Watcher
@@ -261,7 +261,7 @@ def assert_same_qc1(rows: dict[tuple[str, int], dict], expected: dict[tuple[str,
 
 
 def deliver(night: Path, tree: Path, set_names: list[str] | None = None, junk: bool = True) -> None:
-    """Deliver the night's files into ``tree`` as archive tools do (:func:`flatqc.delivery.delivery_plan`)."""
+    """Deliver the night's files into ``tree`` as archive tools do (:func:`flatqc.synthetic_delivery.delivery_plan`)."""
     for item in delivery_plan(night, set_names, junk):
         deliver_file(night / item.relative, tree / item.relative, item.mode, chunk_pause_s=0.15)
 

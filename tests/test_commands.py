@@ -13,8 +13,8 @@ import pytest
 from click.testing import CliRunner
 
 from flatqc.cli import main
-from flatqc.delivery import delivery_plan
 from flatqc.settings import Settings, settings_env
+from flatqc.synthetic_delivery import delivery_plan
 from qc.synth import load_manifest
 from tests.service_helpers import finished_events, qc1_count, service_settings, set_states, work_here
 

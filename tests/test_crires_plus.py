@@ -14,7 +14,7 @@ from sqlalchemy import create_engine, select
 
 from flatqc.cli import main
 from flatqc.db import alerts, connect, crires_flat, criresp_flat, sets
-from flatqc.delivery import deliver_file, delivery_plan
+from flatqc.synthetic_delivery import deliver_file, delivery_plan
 from flatqc.up import Service
 from flatqc.web.app import create_app
 from qc.records import QC1_NAMES

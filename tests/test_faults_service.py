@@ -28,9 +28,9 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
 from flatqc.db import alerts, crires_flat, files, job_events, sets
-from flatqc.delivery import deliver_file, delivery_plan
 from flatqc.queue import job_queue
 from flatqc.redis_server import EmbeddedRedis
+from flatqc.synthetic_delivery import deliver_file, delivery_plan
 from flatqc.up import Service
 from qc.records import QC1_NAMES
 from qc.synth import NightManifest, load_manifest, write_night

@@ -26,11 +26,11 @@ from rq.registry import FailedJobRegistry, StartedJobRegistry
 from sqlalchemy import func, select
 
 from bench.bench_flood import ledger_count, write_flood
+from flatqc.batch import process_paths
 from flatqc.cli import main
 from flatqc.db import alerts, crires_flat, files, job_events, make_engine, sets
 from flatqc.faults import STALL_HOOK
 from flatqc.files import path_from_text, shown
-from flatqc.process import process_paths
 from flatqc.queue import job_queue
 from flatqc.settings import settings_env
 from flatqc.web.app import create_app
@@ -121,7 +121,7 @@ def test_odd_entries_are_recorded_with_reasons_and_the_good_set_is_processed(rig
     assert shown(bad.path).endswith("bad\\xff\\xfe.fits") and bad.kind == "master"
     ((version, state),) = [(r.version, r.state) for r in set_rows(rig["engine"], entry.set_id)]
     assert state == "queued" and rig["queue"].count == 1
-    assert jobs.process_set(version)["state"] == "done"
+    assert jobs.run_set_qc(version)["state"] == "done"
     with rig["engine"].connect() as conn:
         assert conn.execute(select(func.count()).select_from(crires_flat)).scalar() == 4
     assert bad.id in {r.id for r in ledger(rig["engine"]) if r.state == "done"}
@@ -304,7 +304,7 @@ def test_reprocess_pressed_while_the_job_runs_commits_nothing_of_that_job(
 
     monkeypatch.setattr(jobs, "compute_qc", reprocess_pressed_meanwhile)
     with caplog.at_level(logging.INFO, logger="worker.jobs"):
-        assert jobs.process_set(version)["state"] == "queued"
+        assert jobs.run_set_qc(version)["state"] == "queued"
     (line,) = [r for r in caplog.records if r.name == "worker.jobs"]
     assert line.levelno == logging.WARNING and "nothing of this attempt was committed" in line.getMessage()
     assert qc1_and_alerts(rig["engine"]) == ([], [])
@@ -335,7 +335,7 @@ def test_pictures_drawn_while_their_set_is_processed_again_are_drawn_again(
     deliver_set(rig["night"], rig["tree"], entry)
     rounds(rig, 2)
     ((version, _),) = [(r.version, r.state) for r in set_rows(rig["engine"], entry.set_id)]
-    assert jobs.process_set(version)["state"] == "done"
+    assert jobs.run_set_qc(version)["state"] == "done"
     draw = jobs.draw_pictures
     drawn_for: list[int] = []
 
@@ -343,7 +343,7 @@ def test_pictures_drawn_while_their_set_is_processed_again_are_drawn_again(
         drawn_for.append(set_rows(rig["engine"], entry.set_id)[0].token)
         if len(drawn_for) == 1:
             press_reprocess(rig, entry.set_id)
-            assert jobs.process_set(version)["state"] == "done"
+            assert jobs.run_set_qc(version)["state"] == "done"
         return draw(*args)
 
     monkeypatch.setattr(jobs, "draw_pictures", processed_again_meanwhile)

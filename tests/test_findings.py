@@ -85,7 +85,7 @@ def run_job(tmp_path: Path, db_url: str, folder: Path, files: list) -> None:
         with engine.begin() as conn:
             claim_complete(conn, SetKeys(set_id_for([f.name for f in files if f.kind == "raw"]), NIGHT, "crires",
                                          KEY, 3), members, [], None)
-        assert jobs.process_set(members.version)["verdict"] == "failed"
+        assert jobs.run_set_qc(members.version)["verdict"] == "failed"
     finally:
         jobs.release()
 

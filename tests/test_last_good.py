@@ -276,7 +276,7 @@ def run_job(db_url: str, tmp_path: Path, root: Path, pictures: bool = False) -> 
         with engine.begin() as conn:
             claim_complete(conn, SetKeys(flatset.set_id, NIGHT, "crires", flatset.setting_key, flatset.n_raw),
                            members, [], None)
-        assert jobs.process_set(members.version)["state"] == "done"
+        assert jobs.run_set_qc(members.version)["state"] == "done"
         if pictures:
             assert "flat6" in jobs.draw_set_pictures(members.version)["pictures"]
     finally:

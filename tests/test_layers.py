@@ -81,7 +81,7 @@ DOTTED = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+")
 
 def named_in_strings(path: Path) -> set[str]:
     """Every project module a string of ``path`` names (docstrings included): a dotted name that is a module, or
-    starts with one (``"worker.jobs.process_set"``)."""
+    starts with one (``"worker.jobs.run_set_qc"``)."""
     known = modules().keys()
     names = set()
     for node in ast.walk(ast.parse(path.read_text())):
@@ -151,7 +151,7 @@ def test_the_layer_rules_see_a_violation(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="in no layer"):
         layer("elsewhere.module")
     source = tmp_path / "library.py"
-    source.write_text('import os\n\nJOB = "worker.jobs.process_set"\n\nos.register_at_fork(after_in_child=print)\n')
+    source.write_text('import os\n\nJOB = "worker.jobs.run_set_qc"\n\nos.register_at_fork(after_in_child=print)\n')
     assert named_in_strings(source) == {"worker", "worker.jobs"}
     assert bare_calls(source) == [5]
 

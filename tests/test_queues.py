@@ -33,7 +33,7 @@ def test_the_composed_job_functions_are_the_workers() -> None:
     """The dotted paths the entry points hand down name the job functions of :mod:`worker.jobs`."""
     from worker import jobs
 
-    for path, function in ((WORKER_JOBS.qc, jobs.process_set), (WORKER_JOBS.pictures, jobs.draw_set_pictures)):
+    for path, function in ((WORKER_JOBS.qc, jobs.run_set_qc), (WORKER_JOBS.pictures, jobs.draw_set_pictures)):
         module, name = path.rsplit(".", 1)
         assert getattr(importlib.import_module(module), name) is function
 

@@ -36,8 +36,8 @@ from flatqc.children import ChildRecords, start_time
 from flatqc.cli import main
 from flatqc.compose import service_queue
 from flatqc.db import crires_flat, metadata
+from flatqc.logs import RateLimitedLog, one_line
 from flatqc.migrations import alembic_config, head
-from flatqc.readiness import RateLimitedLog, one_line
 from flatqc.redis_server import EmbeddedRedis, free_port
 from flatqc.settings import HANDED_DOWN, settings_env
 from flatqc.supervision import RESTART_BACKOFF_S, START_WINDOW_S, StartFailures

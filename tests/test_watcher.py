@@ -91,8 +91,8 @@ def test_same_bytes_twice_change_nothing_and_new_bytes_make_a_new_version(rig: d
     (_, old_state), (second, new_state) = versions(rig, entry.set_id)
     assert (old_state, new_state) == ("superseded", "queued") and rig["queue"].count == 2
 
-    assert jobs.process_set(first)["state"] == "superseded"  # its job runs first and stores nothing
-    assert jobs.process_set(second)["state"] == "done"
+    assert jobs.run_set_qc(first)["state"] == "superseded"  # its job runs first and stores nothing
+    assert jobs.run_set_qc(second)["state"] == "done"
     with rig["engine"].connect() as conn:
         rows = conn.execute(select(crires_flat.c.master_sha256)).scalars().all()
     assert rows == [sha256_file(master)] * 4
@@ -100,7 +100,7 @@ def test_same_bytes_twice_change_nothing_and_new_bytes_make_a_new_version(rig: d
     master.write_bytes(original)  # the first bytes come back: the first version counts again
     settle(rig)
     assert versions(rig, entry.set_id) == [(first, "queued"), (second, "superseded")]
-    assert jobs.process_set(first)["state"] == "done"
+    assert jobs.run_set_qc(first)["state"] == "done"
     with rig["engine"].connect() as conn:
         rows = conn.execute(select(crires_flat.c.master_sha256)).scalars().all()
         ledger_rows = conn.execute(select(files.c.id).where(files.c.path == str(master))).all()
@@ -119,12 +119,12 @@ def test_a_job_overtaken_by_a_newer_version_stores_nothing(rig: dict) -> None:
         hdul.writeto(master, overwrite=True)
     settle(rig)
     (_, _), (second, _) = versions(rig, entry.set_id)
-    assert jobs.process_set(second)["state"] == "done"
+    assert jobs.run_set_qc(second)["state"] == "done"
     new_sha = sha256_file(master)
     master.write_bytes(old_bytes)  # what version 1's job saw when it started
     with rig["engine"].begin() as conn:
         conn.execute(sets.update().where(sets.c.version == first).values(state="running"))
-    assert jobs.process_set(first)["state"] == "superseded"
+    assert jobs.run_set_qc(first)["state"] == "superseded"
     with rig["engine"].connect() as conn:
         rows = conn.execute(select(crires_flat.c.master_sha256)).scalars().all()
         events = conn.execute(select(job_events.c.event).where(job_events.c.version == first)).scalars().all()
@@ -138,9 +138,9 @@ def test_a_member_being_rewritten_is_retried_not_rejected(rig: dict) -> None:
     whole = master.read_bytes()
     master.write_bytes(whole[: len(whole) // 3])  # the copy is under way
     with pytest.raises(jobs.MemberChanged, match="does not hold the queued bytes"):
-        jobs.process_set(first)
+        jobs.run_set_qc(first)
     master.write_bytes(whole)  # the copy has finished: the same bytes again
-    assert jobs.process_set(first)["state"] == "done"
+    assert jobs.run_set_qc(first)["state"] == "done"
     with rig["engine"].connect() as conn:
         events = conn.execute(select(job_events.c.event).where(job_events.c.version == first)
                               .order_by(job_events.c.id)).scalars().all()
@@ -161,10 +161,10 @@ def test_a_member_rewritten_while_read_is_retried_not_rejected(rig: dict, monkey
 
     monkeypatch.setattr(jobs, "compute_qc", copy_starts_while_reading)
     with pytest.raises(jobs.MemberChanged, match="rewritten while the set was read"):
-        jobs.process_set(first)
+        jobs.run_set_qc(first)
     monkeypatch.setattr(jobs, "compute_qc", real_compute)
     master.write_bytes(whole)
-    assert jobs.process_set(first)["state"] == "done"
+    assert jobs.run_set_qc(first)["state"] == "done"
     assert versions(rig, entry.set_id) == [(first, "done")]
 
 
@@ -182,7 +182,7 @@ def test_a_member_deleted_after_queueing_ends_its_set_incomplete_until_the_same_
     assert gone.state == "vanished" and gone.gone_at is not None and "deleted or moved away" in gone.reason
 
     reason = f"member {raw.name} was deleted after the set was queued"
-    assert jobs.process_set(first) == {"set_id": entry.set_id, "state": "incomplete", "reason": reason}
+    assert jobs.run_set_qc(first) == {"set_id": entry.set_id, "state": "incomplete", "reason": reason}
     with rig["engine"].connect() as conn:
         (row,) = conn.execute(select(sets).where(sets.c.set_id == entry.set_id)).all()
         others = conn.execute(select(files.c.state).where(files.c.path != str(raw))).scalars().all()
@@ -193,7 +193,7 @@ def test_a_member_deleted_after_queueing_ends_its_set_incomplete_until_the_same_
     saved.rename(raw)  # the same bytes (and mtime) back
     settle(rig)
     assert versions(rig, entry.set_id) == [(first, "queued")] and rig["queue"].count == 2
-    assert jobs.process_set(first)["state"] == "done"
+    assert jobs.run_set_qc(first)["state"] == "done"
     with rig["engine"].connect() as conn:
         events = conn.execute(select(job_events.c.event).where(job_events.c.version == first)
                               .order_by(job_events.c.id)).scalars().all()
@@ -203,7 +203,7 @@ def test_a_member_deleted_after_queueing_ends_its_set_incomplete_until_the_same_
 
 def test_a_done_set_stays_done_when_a_member_is_deleted_later(rig: dict) -> None:
     entry, first, master = queue_one_set(rig)
-    assert jobs.process_set(first)["state"] == "done"
+    assert jobs.run_set_qc(first)["state"] == "done"
     master.unlink()
     rig["watcher"].vanished(master)  # as the watchdog event says
     rig["watcher"].tick()

@@ -19,6 +19,7 @@ from flatqc.db import alerts, connect, crires_flat
 from flatqc.settings import Settings
 from flatqc.web.app import create_app, same_site_path
 from flatqc.web.secret import SECRET_FILE, web_secret_key
+from qc.numbers import format_number
 from qc.sets import set_id_for
 from tests.tiny_set import NIGHT, healthy_set, write_files
 
@@ -53,6 +54,19 @@ def test_null_and_nan_qc1_values_render_as_a_dash_and_null(processed: dict) -> N
     body = json.loads(answer.get_data(as_text=True), parse_constant=lambda token: pytest.fail(token))
     rows = body["sets"][0]["qc1"]
     assert [(r["rms_master"], r["badpix"], r["mean_flux"]) for r in rows] == [(None, None, None)] * 4
+
+
+def test_pages_write_qc1_values_with_the_one_rule(processed: dict) -> None:
+    """Night and set pages both show a QC1 value as :func:`qc.numbers.format_number` writes it (5 significant
+    digits; the night page had a precision per column before)."""
+    with processed["engine"].begin() as conn:
+        conn.execute(update(crires_flat).values(mean_flux=432.12345, rms_master=0.0123456))
+    client = processed["client"]
+    night = client.get(f"/nights/{NIGHT}").get_data(as_text=True)
+    page = client.get(f"/sets/{processed['set_id']}").get_data(as_text=True)
+    for shown in (format_number(432.12345), format_number(0.0123456)):
+        assert f">{shown}</td>" in night and f">{shown}</td>" in page
+    assert format_number(0.0123456) == "0.012346"
 
 
 def test_what_does_not_exist_is_404_and_json_under_api(processed: dict) -> None:

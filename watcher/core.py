@@ -26,8 +26,8 @@ from flatqc.files import disk_stat, is_candidate_name, path_from_text, path_text
 from flatqc.heartbeat import beat_watcher
 from flatqc.lifecycle import files as file_lifecycle
 from flatqc.lifecycle.files import FileState
+from flatqc.logs import RateLimitedLog
 from flatqc.queue import JobQueue, Lane
-from flatqc.readiness import RateLimitedLog
 from flatqc.settings import Settings
 from watcher.intake import FrameCache, take
 from watcher.regroup import regroup

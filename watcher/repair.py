@@ -33,6 +33,7 @@ from flatqc.faults import checkpoint, describe
 from flatqc.lifecycle import TransitionRefused
 from flatqc.lifecycle import sets as set_lifecycle
 from flatqc.lifecycle.sets import Pictures, SetState
+from flatqc.logs import RateLimitedLog
 from flatqc.queue import (
     JobQueue,
     Lane,
@@ -45,7 +46,6 @@ from flatqc.queue import (
     move_overdue_scheduled,
     pictures_job_id,
 )
-from flatqc.readiness import RateLimitedLog
 from flatqc.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -33,8 +33,8 @@ from flatqc.lifecycle import files as file_lifecycle
 from flatqc.lifecycle import sets as set_lifecycle
 from flatqc.lifecycle.sets import Members, Pictures, SetState
 from flatqc.notify import Notifier
-from flatqc.pipeline import analyse, compute_qc, draw_pictures, store_qc1
 from flatqc.queue import JobQueue
+from flatqc.set_qc import analyse, compute_qc, draw_pictures, store_qc1
 from flatqc.settings import Settings
 from qc.certify import sentence
 from qc.errors import FlatQCError, InconsistentSet
@@ -164,7 +164,7 @@ def read_members(members: Members, settings: Settings, compute: Callable[[FlatSe
     return flatset, computed
 
 
-def process_set(version: str) -> dict[str, Any]:
+def run_set_qc(version: str) -> dict[str, Any]:
     """The QC job of set ``version``: load -> qc -> finish (QC1 rows + state + alert, one transaction) -> wake the
     senders of its notification.
     Pictures are a job of their own, queued after the verdict. Returns a small summary (stored by rq as JSON).

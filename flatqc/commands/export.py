@@ -35,9 +35,9 @@ def export(date_from: date, date_to: date, profile: str, setting: tuple[str, ...
     """
     from rich.progress import Progress
 
+    from flatqc.console import make_console
     from flatqc.db import connect
     from flatqc.qc1_export import BadQuery, Batch, count_rows, export_chunks, parse_query, stream_rows
-    from flatqc.report import make_console
     from flatqc.settings import Settings
 
     args = {"profile": [profile], "from": [f"{date_from:%Y-%m-%d}"], "to": [f"{date_to:%Y-%m-%d}"],

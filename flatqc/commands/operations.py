@@ -35,7 +35,8 @@ def says_when_database_unreachable(command: Callable[P, None]) -> Callable[P, No
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> None:
         from sqlalchemy.exc import SQLAlchemyError
 
-        from flatqc.readiness import database_unreachable, one_line
+        from flatqc.logs import one_line
+        from flatqc.readiness import database_unreachable
 
         try:
             command(*args, **kwargs)
@@ -78,8 +79,8 @@ def need_redis(settings: Settings) -> str:
 @click.option("--workers", type=int, default=None, help="Worker processes (default FLATQC_WORKERS, 2).")
 def up(workers: int | None) -> None:
     """Run everything here: Redis (own one unless FLATQC_REDIS_URL), the watcher, N workers. Ctrl-C stops."""
+    from flatqc.console import make_console
     from flatqc.readiness import StoppedWaiting
-    from flatqc.report import make_console
     from flatqc.settings import Settings
     from flatqc.supervision import GaveUp, RunFolderTaken
     from flatqc.up import Service
@@ -125,10 +126,10 @@ def web(host: str | None, port: int | None) -> None:
     """Serve the dashboard alone with waitress (reads the database, and Redis when reachable). SIGTERM or Ctrl-C
     stops it."""
     from flatqc.compose import service_queue
+    from flatqc.console import make_console
     from flatqc.folders import folder_problem
     from flatqc.queue import redis_connection, resolve_redis_url
     from flatqc.readiness import StoppedWaiting, stop_on_signals, wait_for_database
-    from flatqc.report import make_console
     from flatqc.settings import Settings
     from flatqc.urls import masked
     from flatqc.web import WebServer
@@ -198,10 +199,10 @@ def status(night: str | None, n_nights: int, as_json: bool, list_files: bool) ->
     from rich.table import Table
     from sqlalchemy import select
 
+    from flatqc.console import make_console
     from flatqc.db import connect, sets
     from flatqc.files import shown
     from flatqc.queue import redis_connection, resolve_redis_url
-    from flatqc.report import make_console
     from flatqc.settings import Settings
     from flatqc.status import SET_COLUMNS, nights, problem_files, queue_status, repair_events, waiting_files
 
@@ -293,13 +294,13 @@ def backfill(date_from: date, date_to: date, force: bool) -> None:
     from sqlalchemy import select
 
     from flatqc.compose import service_queue
+    from flatqc.console import make_console
     from flatqc.db import connect, sets
     from flatqc.files import walk_files
     from flatqc.lifecycle import TransitionRefused
     from flatqc.lifecycle import sets as set_lifecycle
     from flatqc.lifecycle.sets import SetState
     from flatqc.queue import Lane, redis_connection
-    from flatqc.report import make_console
     from flatqc.settings import Settings
     from watcher.core import BATCH, Watcher
 
@@ -346,9 +347,9 @@ def alerts(ctx: click.Context, only_open: bool) -> None:
     from rich.table import Table
 
     from flatqc import ledger
+    from flatqc.console import make_console
     from flatqc.db import ALERT, connect, findings_from_json
     from flatqc.lifecycle.alerts import delivery_outcome
-    from flatqc.report import make_console
     from flatqc.settings import Settings
     from qc.certify import sentence
 
@@ -377,10 +378,10 @@ def alerts(ctx: click.Context, only_open: bool) -> None:
 @says_when_database_unreachable
 def ack(alert_id: int, by: str, comment: str | None) -> None:
     """Acknowledge open alert ALERT_ID."""
+    from flatqc.console import make_console
     from flatqc.db import connect
     from flatqc.lifecycle import TransitionRefused
     from flatqc.lifecycle import alerts as alert_lifecycle
-    from flatqc.report import make_console
     from flatqc.settings import Settings
 
     console = make_console()

@@ -10,9 +10,9 @@ from typing import Any
 import click
 from rich.progress import Progress
 
+from flatqc.batch import ProcessReport, process_paths
+from flatqc.console import make_console, print_report
 from flatqc.db import ALERT, connect
-from flatqc.process import ProcessReport, process_paths
-from flatqc.report import make_console, print_report
 from flatqc.settings import Settings
 from qc.certify import sentence
 from qc.profiles import PROFILES

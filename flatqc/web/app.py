@@ -20,7 +20,7 @@ from werkzeug.exceptions import HTTPException, InternalServerError
 
 from flatqc.queue import JobQueue
 from flatqc.settings import Settings
-from flatqc.web.format import finite_or_null, iso_time, number, same_site_path, when
+from flatqc.web.format import finite_or_null, iso_time, same_site_path, when
 from flatqc.web.metrics import registry_for
 from flatqc.web.secret import web_secret_key
 from flatqc.web.views import (
@@ -37,6 +37,7 @@ from flatqc.web.views import (
     trends,
     wants_json,
 )
+from qc.numbers import format_number
 
 __all__ = ["create_app", "same_site_path"]  # same_site_path: still importable from here, where it used to live
 
@@ -64,7 +65,7 @@ def create_app(settings: Settings, engine: Engine, queue: JobQueue | None) -> Fl
     app.config["SECRET_KEY"] = web_secret_key(settings.web_secret_key, settings.run_dir)
     app.extensions[EXTENSION] = Backends(settings, engine, queue, redis, registry_for(settings, engine, redis))
     app.jinja_env.globals["csrf_token"] = csrf_token
-    app.jinja_env.filters["number"] = number
+    app.jinja_env.filters["number"] = format_number
     app.jinja_env.filters["when"] = when
     app.register_error_handler(HTTPException, http_error)
     app.register_error_handler(Exception, unexpected_error)

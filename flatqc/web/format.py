@@ -1,5 +1,5 @@
-"""Values as the dashboard shows them: strict JSON (no NaN or inf), ISO 8601 and page times, QC1 numbers, and the
-same-site check on redirect targets."""
+"""Values as the dashboard shows them: strict JSON (no NaN or inf), ISO 8601 and page times, and the same-site
+check on redirect targets (QC1 numbers: :func:`qc.numbers.format_number`, the ``number`` filter)."""
 
 from __future__ import annotations
 
@@ -40,13 +40,6 @@ def when(value: Any) -> str:
         except ValueError:
             return value
     return value.strftime("%Y-%m-%d %H:%M:%S")
-
-
-def number(value: Any, pattern: str = "%.4g") -> str:
-    """A QC1 value for a page: NULL, NaN and inf as "—", a count as it is, otherwise ``pattern % value``."""
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "—"
-    return str(value) if isinstance(value, int) else pattern % value
 
 
 def same_site_path(target: str | None) -> str | None:

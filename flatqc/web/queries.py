@@ -29,10 +29,10 @@ from flatqc.files import shown
 from flatqc.lifecycle.alerts import delivery_outcome
 from flatqc.queue import Lane
 from flatqc.status import Backfill, problem_files, waiting_files
-from flatqc.web.svg import mjd_date
 from qc.certify import sentence
 from qc.profiles import profile_named
 from qc.records import QC1_NAMES, Finding, FindingKind
+from qc.times import mjd_to_datetime
 
 PATH_KEYS = ("path", "master_file", "bpm_file")
 
@@ -79,7 +79,7 @@ def with_findings(alert: dict[str, Any]) -> dict[str, Any]:
 
 def observed(mjd: float | None) -> str | None:
     """MJD-OBS as a UTC time to the second."""
-    return None if mjd is None else mjd_date(mjd).strftime("%Y-%m-%d %H:%M:%S")
+    return None if mjd is None else mjd_to_datetime(mjd).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def instrument_title(profile: str | None) -> str | None:

@@ -10,18 +10,19 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import numpy as np
 from markupsafe import Markup, escape
 
 from flatqc.trend_data import SetSeries
+from qc.numbers import format_number
+from qc.times import datetime_to_mjd, mjd_to_datetime
 from qc.trends import detector_colour, outside
 
 WIDTH, HEIGHT, PAD_L, PAD_R, PAD_T, PAD_B = 640, 260, 70, 12, 24, 46
 MAX_DOTS = 150
 """A series with at most this many points also gets a dot (a link to its set) per point."""
-MJD_EPOCH = datetime(1858, 11, 17)
 HOUR = 1 / 24
 DATE_STEPS: tuple[tuple[float, str], ...] = (
     (HOUR, "%m-%d %H:%M"), (3 * HOUR, "%m-%d %H:%M"), (6 * HOUR, "%m-%d %H:%M"), (12 * HOUR, "%m-%d %H:%M"),
@@ -32,30 +33,21 @@ MONTH_STEPS = (1, 2, 3, 6, 12, 24, 60, 120)
 """Tick steps in calendar months."""
 
 
-def mjd_date(mjd: float) -> datetime:
-    """UTC date and time of an MJD [d]."""
-    return MJD_EPOCH + timedelta(days=float(mjd))
-
-
-def date_to_mjd(moment: datetime) -> float:
-    return (moment - MJD_EPOCH) / timedelta(days=1)
-
-
 def date_ticks(x0: float, x1: float, most: int = 6) -> list[tuple[float, str]]:
     """Calendar ticks (MJD, label) inside [x0, x1]: whole hours, days, weeks, months or years, at most ``most``."""
     span = x1 - x0
     for step, pattern in DATE_STEPS:
         if span / step <= most:
             first = math.ceil(x0 / step - 1e-9) * step
-            return [(t, mjd_date(t).strftime(pattern)) for t in np.arange(first, x1 + 1e-9, step)]
+            return [(t, mjd_to_datetime(t).strftime(pattern)) for t in np.arange(first, x1 + 1e-9, step)]
     months = next((m for m in MONTH_STEPS if span / (30.44 * m) <= most), MONTH_STEPS[-1])
-    start = mjd_date(x0)
+    start = mjd_to_datetime(x0)
     index = start.year * 12 + start.month - 1
     index += -index % months if start.day == 1 and start.hour == 0 else months - index % months
     ticks: list[tuple[float, str]] = []
     while True:
         moment = datetime(index // 12, index % 12 + 1, 1)
-        mjd = date_to_mjd(moment)
+        mjd = datetime_to_mjd(moment)
         if mjd > x1:
             return ticks
         ticks.append((mjd, moment.strftime("%Y" if months >= 12 else "%Y-%m")))
@@ -134,14 +126,15 @@ def trend_svg(series: list[SetSeries], limits: tuple[float, float] | None, title
         set_ids = np.asarray(s.set_ids or [""] * len(s.mjd), dtype=object)
         if ok.sum() <= MAX_DOTS:
             for x, y, mjd, value, set_id in zip(px, py, s.mjd[ok], s.values[ok], set_ids[ok], strict=True):
-                tip = f"{s.label} {mjd_date(mjd):%Y-%m-%d %H:%M}: {value:.4g} (set {set_id})"
+                tip = f"{s.label} {mjd_to_datetime(mjd):%Y-%m-%d %H:%M}: {format_number(value)} (set {set_id})"
                 parts.append(linked(set_id, f'<circle cx="{x:.0f}" cy="{y:.0f}" r="3" fill="{colour}" class="point">'
                                             f'<title>{escape(tip)}</title></circle>'))
         parts.append(f'<text x="{PAD_L + 6 + 48 * index}" y="{PAD_T - 8}" font-size="11" fill="{colour}">'
                      f'{escape(s.label)}</text>')
         bad = outside(s.values, limits) & ok
         for mjd, value, set_id in zip(s.mjd[bad], s.values[bad], set_ids[bad], strict=True):
-            tip = f"{s.label} {mjd_date(mjd):%Y-%m-%d %H:%M}: {value:.4g} outside limits (set {set_id})"
+            tip = (f"{s.label} {mjd_to_datetime(mjd):%Y-%m-%d %H:%M}: {format_number(value)} outside limits "
+                   f"(set {set_id})")
             parts.append(linked(set_id, f'<circle cx="{float(sx(mjd)):.0f}" cy="{float(sy(value)):.0f}" r="5" '
                                         f'fill="none" stroke="red" class="outlier"><title>{escape(tip)}</title>'
                                         '</circle>'))

@@ -12,7 +12,7 @@ from redis.exceptions import RedisError
 
 from flatqc.folders import folder_problem
 from flatqc.heartbeat import Heartbeats, read_heartbeats
-from flatqc.readiness import one_line
+from flatqc.logs import one_line
 from flatqc.supervision import restart_counts
 from flatqc.web import queries
 from flatqc.web.views import backends

@@ -1,4 +1,4 @@
-"""Terminal rendering (rich) of a ``flatqc process`` report."""
+"""The rich console every command prints to, and the printed report of ``flatqc process``."""
 
 from __future__ import annotations
 
@@ -11,11 +11,12 @@ from rich.table import Table
 
 from flatqc.files import safe_text, shown
 from qc.certify import sentence
+from qc.numbers import format_number
 from qc.records import QC1_NAMES
 
 if TYPE_CHECKING:  # every command makes its console here: not worth the QC's imports
-    from flatqc.pipeline import SetOutcome
-    from flatqc.process import ProcessReport
+    from flatqc.batch import ProcessReport
+    from flatqc.set_qc import SetOutcome
 
 PIPE_WIDTH = 160
 """Line width when output goes to a pipe or file (rich would otherwise wrap at 80 columns)."""
@@ -30,15 +31,6 @@ def make_console(stderr: bool = False) -> Console:
 VERDICT_STYLE = {"passed": "bold green", "failed": "bold red", "not_assessable": "bold yellow"}
 
 
-def format_value(value: float | int | None) -> str:
-    """QC1 value for a table cell: NULL as an em dash, floats with 4 significant digits."""
-    if value is None:
-        return "—"
-    if isinstance(value, int):
-        return str(value)
-    return f"{value:.4g}"
-
-
 def qc1_table(set_id: str, outcome: SetOutcome) -> Table:
     """QC1 values of one set: a row per parameter, a column per detector (fits any terminal)."""
     result = outcome.result
@@ -50,7 +42,7 @@ def qc1_table(set_id: str, outcome: SetOutcome) -> Table:
     failing = {(c.name, c.detector) for c in result.certification.checks if c.passed is False}
     bit_names = list(result.detectors[0].bpm_bits) if result.detectors else []  # CRIRES+ per-bit BPM counts
     for name in (*QC1_NAMES, *bit_names):
-        cells = [format_value(d.qc1()[name]) for d in result.detectors]
+        cells = [format_number(d.qc1()[name]) for d in result.detectors]
         table.add_row(name, *(f"[bold red]{c}[/]" if (name, d.detector) in failing else c
                               for c, d in zip(cells, result.detectors, strict=True)))
     return table

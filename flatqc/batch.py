@@ -16,7 +16,7 @@ from flatqc.last_good import find_last_good
 from flatqc.lifecycle import alerts as alert_lifecycle
 from flatqc.lifecycle import sets as set_lifecycle
 from flatqc.lifecycle.sets import Members, SetKeys, SetState
-from flatqc.pipeline import SetOutcome, compute_set, store_qc1
+from flatqc.set_qc import SetOutcome, compute_set, store_qc1
 from flatqc.settings import Settings
 from qc.errors import FlatQCError, NotAFlatProduct
 from qc.fitsio import FrameInfo, inspect_file
