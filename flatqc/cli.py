@@ -24,7 +24,7 @@ COMMANDS: Mapping[str, tuple[str, str]] = {
     "process": ("flatqc.commands.science:process", "Process every complete flat set found under PATHS now, without a "
                 "queue."),
     "status": ("flatqc.commands.operations:status", "Per night: sets done/queued/running/failed/incomplete, rejected "
-               "and ignored files counted by reason (each file with --files); queue and workers."),
+               "and ignored files counted by reason (each file with --files), waiting files; queue and workers."),
     "synth": ("flatqc.commands.science:synth", "Write a synthetic night (raws, masters, BPMs, references, junk) for "
               "tests and the demo."),
     "up": ("flatqc.commands.operations:up", "Run everything here: Redis (own one unless FLATQC_REDIS_URL), the "

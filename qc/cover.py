@@ -108,7 +108,7 @@ def change_rows(result: SetResult) -> list[list[str]]:
     for name in compared[0].deltas:
         deltas = [c.deltas.get(name) for c in compared]
         if any(d is not None for d in deltas):
-            rows.append([f"Δ {name}", *("—" if d is None else f"{d:+.{QC1_DIGITS}g}" for d in deltas)])
+            rows.append([f"Δ {name}", *(format_number(d, signed=True) for d in deltas)])
     return rows
 
 

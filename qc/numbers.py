@@ -10,11 +10,12 @@ MISSING = "—"
 """A value that is NULL, NaN or infinite."""
 
 
-def format_number(value: float | None) -> str:
+def format_number(value: float | None, signed: bool = False) -> str:
     """``value`` for a person: NULL, NaN and inf as :data:`MISSING`, a count (int) as it is, any other number with
-    :data:`QC1_DIGITS` significant digits."""
+    :data:`QC1_DIGITS` significant digits; ``signed``: a change, with its sign also when positive (``+3``)."""
     if value is None:
         return MISSING
+    sign = "+" if signed else ""
     if isinstance(value, int):
-        return str(value)
-    return f"{value:.{QC1_DIGITS}g}" if math.isfinite(value) else MISSING
+        return f"{value:{sign}d}"
+    return f"{value:{sign}.{QC1_DIGITS}g}" if math.isfinite(value) else MISSING
