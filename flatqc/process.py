@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from itertools import repeat
 from pathlib import Path
 
 from sqlalchemy.engine import Engine
@@ -177,10 +180,13 @@ def _record_set(engine: Engine, flatset: FlatSet, hashes: dict[Path, str], state
 
 
 def process_paths(paths: Iterable[Path], settings: Settings, engine: Engine,
-                  on_set: Callable[[str], None] | None = None, with_alerts: bool = False) -> ProcessReport:
+                  on_set: Callable[[str], None] | None = None, with_alerts: bool = False,
+                  jobs: int = 1) -> ProcessReport:
     """Process every complete set found under ``paths`` (references from :func:`reference_folder`, QC output and
     reference folders skipped); report sets, incomplete sets, unusable files and where the results went. With
-    ``with_alerts`` failing sets open alerts and sets outside their trend limits warnings (not sent here)."""
+    ``with_alerts`` failing sets open alerts and sets outside their trend limits warnings (not sent here). ``jobs``
+    processes compute the sets (:func:`computed_sets`); this one writes their rows, one transaction per set, in the
+    sets' order, so the database and the report are those of a serial run."""
     paths = list(paths)
     settings = settings.model_copy(update={"qc_reference": reference_folder(paths, settings)})
     report = ProcessReport(database=engine.url.render_as_string(), pictures=settings.qc_output,
@@ -203,19 +209,53 @@ def process_paths(paths: Iterable[Path], settings: Settings, engine: Engine,
         with engine.begin() as conn:
             set_lifecycle.record_processed(conn, keys, _members([m.path for m in members]), SetState.REJECTED,
                                            reason, None, None)
-    for flatset in grouping.complete:
+    complete = grouping.complete
+    for flatset, done in zip(complete, computed_sets(complete, settings, jobs), strict=True):
         if on_set:
             on_set(flatset.set_id)
-        hashes = {f.path: sha256_file(f.path) for f in (flatset.master, flatset.bpm, *flatset.raws)}
-        try:
-            outcome = compute_set(flatset, settings, hashes)
-        except FlatQCError as exc:
-            report.failed_sets.append((flatset.set_id, str(exc)))
-            _record_set(engine, flatset, hashes, SetState.REJECTED, str(exc), None, settings)
+        if done.outcome is None:
+            report.failed_sets.append((flatset.set_id, done.problem))
+            if done.rejected:
+                _record_set(engine, flatset, done.hashes, SetState.REJECTED, done.problem, None, settings)
             continue
-        except Exception as exc:  # noqa: BLE001 - disk full, I/O error...: this set is not done, the others go on
-            report.failed_sets.append((flatset.set_id, f"not processed: {describe(exc)}"))
-            continue
-        report.alerts += _record_set(engine, flatset, hashes, SetState.DONE, None, outcome, settings, with_alerts)
-        report.done.append((flatset, outcome))
+        report.alerts += _record_set(engine, flatset, done.hashes, SetState.DONE, None, done.outcome, settings,
+                                     with_alerts)
+        report.done.append((flatset, done.outcome))
     return report
+
+
+@dataclass
+class Computed:
+    """A set computed by :func:`compute_one`: its members' hashes, and its outcome or why there is none."""
+
+    hashes: dict[Path, str]
+    outcome: SetOutcome | None = None
+    problem: str = ""
+    rejected: bool = False
+    """The problem is a fact about the set's bytes (recorded as rejected), not one of this moment (disk full)."""
+
+
+def compute_one(flatset: FlatSet, settings: Settings) -> Computed:
+    """Hash, analyse and draw one set; touches no database (runs in a pool's process)."""
+    hashes = {f.path: sha256_file(f.path) for f in (flatset.master, flatset.bpm, *flatset.raws)}
+    try:
+        return Computed(hashes, compute_set(flatset, settings, hashes))
+    except FlatQCError as exc:
+        return Computed(hashes, problem=str(exc), rejected=True)
+    except Exception as exc:  # noqa: BLE001 - disk full, I/O error...: this set is not done, the others go on
+        return Computed(hashes, problem=f"not processed: {describe(exc)}")
+
+
+def computed_sets(flatsets: list[FlatSet], settings: Settings, jobs: int) -> Iterator[Computed]:
+    """:func:`compute_one` of each set, in their order: here for ``jobs`` 1 or a single set, else in a pool of
+    ``jobs`` processes, forked so that they start with what this one imported (numpy, astropy, the QC code)."""
+    if jobs <= 1 or len(flatsets) <= 1:
+        yield from (compute_one(flatset, settings) for flatset in flatsets)
+        return
+    with ProcessPoolExecutor(min(jobs, len(flatsets)), mp_context=multiprocessing.get_context("fork")) as pool:
+        yield from pool.map(compute_one, flatsets, repeat(settings))
+
+
+def cores() -> int:
+    """The cores this process may run on: ``flatqc process``'s default number of jobs."""
+    return len(os.sched_getaffinity(0))
