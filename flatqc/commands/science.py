@@ -74,12 +74,13 @@ def process(paths: tuple[Path, ...], db_url: str | None, out: Path | None, refer
             paths, settings, engine, on_set=lambda sid: progress.update(task, advance=1, description=f"set {sid}"),
             with_alerts=with_alerts, jobs=jobs or cores(),
         )
-    from flatqc.notify import Notifier  # apprise: loaded by this verb, not by every one
+    to_send = [raised.id for raised in report.alerts if raised.severity == ALERT or settings.notify_warnings]
+    if to_send:
+        from flatqc.notify import Notifier  # apprise: loaded when there is something to send
 
-    notifier = Notifier.from_settings(settings)
-    for raised in report.alerts:
-        if raised.severity == ALERT or settings.notify_warnings:
-            notifier.send(engine, raised.id)
+        notifier = Notifier.from_settings(settings)
+        for alert_id in to_send:
+            notifier.send(engine, alert_id)
     if as_json:
         click.echo(json.dumps(report_as_dict(report), indent=2, default=str))
     else:
