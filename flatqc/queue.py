@@ -5,10 +5,8 @@ Three queues, taken by every worker in this order (rq listens to them in the ord
 real time, ``flatqc worker --realtime-only``, listens to the first two only):
 
 1. ``<queue_name>``: QC jobs of sets as they arrive (the night's verdicts and alerts);
-2. ``<queue_name>-pictures``: picture jobs of those sets once done (one per QC job, so it stays short);
-3. ``<queue_name>-backfill``: QC jobs of ``flatqc backfill``, ``--force`` and the Reprocess button, and at its front
-   the picture jobs of those sets once done (so a reserved worker never draws them: it would be busy when tonight's
-   next set arrives).
+2. ``<queue_name>-pictures``: picture jobs of done sets (one per QC job, so it stays short);
+3. ``<queue_name>-backfill``: QC jobs of ``flatqc backfill``, ``--force`` and the Reprocess button.
 
 The job functions are named by dotted path in :class:`JobFunctions`, handed in by the entry points that compose a
 process: nothing here knows which package holds them. Payloads are plain JSON (the set version string), never
@@ -117,19 +115,15 @@ class JobQueue:
             description=f"flat QC of set version {version[:16]}" + (f" ({lane})" if lane != Lane.REALTIME else ""),
         )
 
-    def pictures_queue(self, lane: Lane) -> Queue:
-        """Where the picture jobs of ``lane``'s sets go: the pictures queue, or the front of the backfill queue."""
-        return self.pictures if lane == Lane.REALTIME else self.backfill
-
-    def enqueue_pictures(self, version: str, lane: Lane = Lane.REALTIME) -> Job:
-        """Queue the picture job of a done set version on :meth:`pictures_queue` (one job id per version; one
-        already waiting, scheduled or running is kept rather than queued twice)."""
+    def enqueue_pictures(self, version: str) -> Job:
+        """Queue the picture job of a done set version (one job id per version; one already waiting, scheduled or
+        running is kept rather than queued twice)."""
         existing = fetch_job(self.connection, pictures_job_id(version))
         if existing is not None and existing.get_status() in (JobStatus.QUEUED, JobStatus.SCHEDULED,
                                                               JobStatus.STARTED):
             return existing
-        return self.pictures_queue(lane).enqueue(
-            self.functions.pictures, version, at_front=lane != Lane.REALTIME,
+        return self.pictures.enqueue(
+            self.functions.pictures, version,
             job_id=pictures_job_id(version),
             job_timeout=self.settings.job_timeout_s,
             result_ttl=86400,

@@ -58,7 +58,7 @@ def repair_queue(engine: Engine, settings: Settings, queue: JobQueue) -> list[st
         unpictured = list(conn.execute(select(sets).where(sets.c.state == SetState.DONE,
                                                           sets.c.pictures.in_((Pictures.PENDING, Pictures.FAILED)))))
     waiting = set(queue.realtime.get_job_ids()) | set(queue.backfill.get_job_ids())
-    waiting_pictures = set(queue.pictures.get_job_ids()) | waiting  # a backfill set's are on the backfill queue
+    waiting_pictures = set(queue.pictures.get_job_ids())
     for row in active:
         job = fetch_job(redis, row.job_id)
         if job is None:
@@ -86,7 +86,7 @@ def repair_queue(engine: Engine, settings: Settings, queue: JobQueue) -> list[st
             except TransitionRefused as refused:  # processed again since it was read: the next pass looks again
                 log.info("repair: %s", refused)
                 continue
-            queue.enqueue_pictures(row.version, Lane(row.lane))
+            queue.enqueue_pictures(row.version)
             done.append(f"set {row.set_id}: picture job queued again")
     checkpoint("repair-done")
     return done

@@ -31,7 +31,7 @@ from flatqc.lifecycle import sets as set_lifecycle
 from flatqc.lifecycle.sets import Members, Pictures, SetState
 from flatqc.notify import Notifier
 from flatqc.pipeline import analyse, compute_qc, draw_pictures, store_qc1
-from flatqc.queue import JobQueue, Lane
+from flatqc.queue import JobQueue
 from flatqc.settings import Settings
 from qc.certify import sentence
 from qc.errors import FlatQCError, InconsistentSet
@@ -196,7 +196,7 @@ def _attempt(ctx: Context, version: str, job: Job | None) -> dict[str, Any]:
             ctx.notifier.send(engine, to_send)
     try:
         if ctx.queue is not None:
-            ctx.queue.enqueue_pictures(version, Lane(row.lane))
+            ctx.queue.enqueue_pictures(version)
     except RedisError as exc:  # the repair pass queues it when Redis is back
         log.warning("pictures of %s not queued: %s", row.set_id, describe(exc))
     return {"set_id": flatset.set_id, "state": "done", "verdict": result.certification.verdict,
