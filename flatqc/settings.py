@@ -74,8 +74,8 @@ class Settings(BaseSettings):
     """The dashboard's address as readers of a notification reach it (links to set pages and cover sheets)."""
     workers: int = 2
     realtime_workers: int = Field(default=1, ge=0)
-    """Workers of ``flatqc up`` that take only real-time QC and picture jobs, never backfill, so a set of tonight never
-    waits for a backfill job to end; at most all workers but one (:meth:`reserved_workers`)."""
+    """Workers of ``flatqc up`` that take only real-time QC jobs, no picture or backfill job, so a set of tonight never
+    waits for such a job to end; at most all workers but one (:meth:`reserved_workers`)."""
     max_start_failures: int = Field(default=5, ge=1)
     """``flatqc up`` stops, saying why, when a worker fails at start this many times in a row (restarts back off)."""
     instrument: str = "auto"

@@ -1,5 +1,5 @@
 """``flatqc up``: Redis (its own unless FLATQC_REDIS_URL is set), the watcher and N rq worker processes, the first
-``FLATQC_REALTIME_WORKERS`` of them kept off the backfill queue.
+``FLATQC_REALTIME_WORKERS`` of them on the real-time QC queue only.
 
 Workers are separate processes (``python -P -m flatqc worker``) exactly as in a real deployment; the watcher runs in
 a thread of this process. ``stop()`` (Ctrl-C / SIGTERM) stops the watcher, asks workers to finish their current job
@@ -177,7 +177,7 @@ class Service:
         return process
 
     def realtime_only(self, index: int) -> bool:
-        """Whether worker ``index`` is one of the first ``FLATQC_REALTIME_WORKERS``, kept off the backfill queue."""
+        """Whether worker ``index`` is one of the first ``FLATQC_REALTIME_WORKERS``, on the real-time QC queue only."""
         return index < self.settings.reserved_workers(self.n_workers)
 
     def record_children(self) -> None:

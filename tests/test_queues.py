@@ -62,8 +62,8 @@ def test_a_worker_takes_real_time_qc_then_pictures_then_backfill(redis_url: str,
 def test_a_reserved_worker_takes_tonights_set_while_the_other_works_on_backfill(
         redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """``flatqc up`` with 2 workers (``FLATQC_REALTIME_WORKERS`` 1): one backfill job holds the other worker, more
-    wait; a real-time job is started by the reserved worker before that backfill job ends, and the reserved worker,
-    idle, never takes a backfill job."""
+    wait, and a picture job; a real-time job is started by the reserved worker before that backfill job ends, and the
+    reserved worker, idle, takes neither the picture job nor a backfill job (the other worker does, in their order)."""
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[1]),
                                                                    os.environ.get("PYTHONPATH")])))
     settings = service_settings(tmp_path, f"sqlite:///{tmp_path / 'flatqc.db'}", redis_url)
@@ -73,22 +73,25 @@ def test_a_reserved_worker_takes_tonights_set_while_the_other_works_on_backfill(
     try:
         wait_for(lambda: len(Worker.all(connection=connection)) == 2, 60, "both workers")
         queues = {w.name: w.queue_names() for w in Worker.all(connection=connection)}
-        (reserved,) = [name for name, names in queues.items() if names == ["flatqc", "flatqc-pictures"]]
+        (reserved,) = [name for name, names in queues.items() if names == ["flatqc"]]
         (other,) = [name for name, names in queues.items() if names == ["flatqc", "flatqc-pictures", "flatqc-backfill"]]
         backfill = JobQueue(settings, connection, HOLDERS)
         held = [backfill.enqueue_set(f"backfill{i}", f"job-backfill{i}", Lane.BACKFILL) for i in range(3)]
         wait_for(lambda: connection.llen(ORDER_KEY) == 1, 60, "the first backfill job to start")
+        held.append(backfill.enqueue_pictures("pictures0"))
         tonight = JobQueue(settings, connection, RECORDERS).enqueue_set("realtime0", "job-realtime0")
         wait_for(lambda: tonight.get_status() == JobStatus.FINISHED, 60, "tonight's job, taken by a free worker")
         assert [v.decode() for v in connection.lrange(ORDER_KEY, 0, -1)] == ["backfill0", "realtime0"]
-        assert held[0].get_status() == JobStatus.STARTED and backfill.backfill.count == 2
+        assert held[0].get_status() == JobStatus.STARTED
+        assert (backfill.pictures.count, backfill.backfill.count) == (1, 2)  # the reserved worker, idle, left them
         tonight.refresh()
         assert tonight.worker_name == reserved
-        connection.rpush(RELEASE_KEY, *range(3))
+        connection.rpush(RELEASE_KEY, *range(3))  # one per held backfill job
         wait_for(lambda: all(j.get_status() == JobStatus.FINISHED for j in held), 60, "the backfill")
         for job in held:
             job.refresh()
         assert {job.worker_name for job in held} == {other}
+        assert [v.decode() for v in connection.lrange(ORDER_KEY, 2, -1)] == ["pictures0", "backfill1", "backfill2"]
         assert tonight.started_at is not None and held[0].ended_at is not None
         assert tonight.started_at < held[0].ended_at
     finally:

@@ -1,6 +1,6 @@
 """``flatqc worker``: a standard rq worker on the queues of :class:`flatqc.queue.JobQueue` in their order (real-time
 QC, pictures, backfill QC: each taken only when none before it has a job waiting; a worker reserved for real time
-leaves out the backfill queue), JSON serializer, scheduler for retries."""
+listens to the first only), JSON serializer, scheduler for retries."""
 
 from __future__ import annotations
 
@@ -96,7 +96,7 @@ died, e.g. across a Redis restart with AOF, counted as alive for minutes) [s].""
 
 def run_worker(settings: Settings, queue: JobQueue, notifier: Notifier, burst: bool = False,
                name: str | None = None, realtime_only: bool = False) -> None:
-    """Work the jobs of ``queue``'s queues (``realtime_only``: all but the backfill queue) until stopped (SIGTERM:
+    """Work the jobs of ``queue``'s queues (``realtime_only``: the real-time QC queue only) until stopped (SIGTERM:
     finish the current job, then exit), with ``notifier`` for the jobs' alerts. The caller waited for the database
     (schema created) and Redis; this waits for a writable QC output folder first, and SIGTERM or SIGINT meanwhile
     ends it."""

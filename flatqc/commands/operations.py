@@ -164,8 +164,8 @@ def web(host: str | None, port: int | None) -> None:
 @click.command()
 @click.option("--name", default=None, help="Worker name (unique per host).")
 @click.option("--burst", is_flag=True, help="Exit when the queue is empty.")
-@click.option("--realtime-only", is_flag=True, help="Leave out the backfill queue: a worker kept free for tonight's "
-              "sets and their pictures (what FLATQC_REALTIME_WORKERS of `flatqc up`'s workers do).")
+@click.option("--realtime-only", is_flag=True, help="Take real-time QC jobs only (no pictures, no backfill): a worker "
+              "kept free for tonight's verdicts (what FLATQC_REALTIME_WORKERS of `flatqc up`'s workers do).")
 def worker(name: str | None, burst: bool, realtime_only: bool) -> None:
     """Run one rq worker on the service's queues: real-time QC, then pictures, then backfill (FLATQC_REDIS_URL
     required)."""
