@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +23,7 @@ from flatqc.set_qc import SetOutcome, compute_set, store_qc1
 from flatqc.settings import Settings
 from qc.errors import FlatQCError, NotAFlatProduct
 from qc.fitsio import FrameInfo, inspect_file
+from qc.last_good import LastGoodSet
 from qc.sets import FlatSet, Grouping, group_sets, night_of
 
 
@@ -184,10 +188,13 @@ def observed_first(flatset: FlatSet) -> tuple[bool, float, str]:
 
 
 def process_paths(paths: Iterable[Path], settings: Settings, engine: Engine,
-                  on_set: Callable[[str], None] | None = None, with_alerts: bool = False) -> ProcessReport:
+                  on_set: Callable[[str], None] | None = None, with_alerts: bool = False,
+                  jobs: int = 1) -> ProcessReport:
     """Process every complete set found under ``paths`` (references from :func:`reference_folder`, QC output and
     reference folders skipped); report sets, incomplete sets, unusable files and where the results went. With
-    ``with_alerts`` failing sets open alerts and sets outside their trend limits warnings (not sent here)."""
+    ``with_alerts`` failing sets open alerts and sets outside their trend limits warnings (not sent here). ``jobs``
+    processes compute the sets (:func:`computed_sets`); this one writes their rows, one transaction per set, in the
+    sets' order, so the database and the report are those of a serial run."""
     paths = list(paths)
     settings = settings.model_copy(update={"qc_reference": reference_folder(paths, settings)})
     report = ProcessReport(database=engine.url.render_as_string(), pictures=settings.qc_output,
@@ -210,19 +217,71 @@ def process_paths(paths: Iterable[Path], settings: Settings, engine: Engine,
         with engine.begin() as conn:
             set_lifecycle.record_processed(conn, keys, _members([m.path for m in members]), SetState.REJECTED,
                                            reason, None, None)
-    for flatset in sorted(grouping.complete, key=observed_first):  # a set's last good set is stored before it
+    complete = sorted(grouping.complete, key=observed_first)  # a set's last good set is stored before it
+    for flatset, done in zip(complete, computed_sets(complete, settings, engine, jobs), strict=True):
         if on_set:
             on_set(flatset.set_id)
-        hashes = {f.path: sha256_file(f.path) for f in (flatset.master, flatset.bpm, *flatset.raws)}
-        try:
-            outcome = compute_set(flatset, settings, hashes, find_last_good(engine, flatset))
-        except FlatQCError as exc:
-            report.failed_sets.append((flatset.set_id, str(exc)))
-            _record_set(engine, flatset, hashes, SetState.REJECTED, str(exc), None, settings)
+        if done.outcome is None:
+            report.failed_sets.append((flatset.set_id, done.problem))
+            if done.rejected:
+                _record_set(engine, flatset, done.hashes, SetState.REJECTED, done.problem, None, settings)
             continue
-        except Exception as exc:  # noqa: BLE001 - disk full, I/O error...: this set is not done, the others go on
-            report.failed_sets.append((flatset.set_id, f"not processed: {describe(exc)}"))
-            continue
-        report.alerts += _record_set(engine, flatset, hashes, SetState.DONE, None, outcome, settings, with_alerts)
-        report.done.append((flatset, outcome))
+        report.alerts += _record_set(engine, flatset, done.hashes, SetState.DONE, None, done.outcome, settings,
+                                     with_alerts)
+        report.done.append((flatset, done.outcome))
     return report
+
+
+@dataclass
+class Computed:
+    """A set computed by :func:`compute_one`: its members' hashes, and its outcome or why there is none."""
+
+    hashes: dict[Path, str]
+    outcome: SetOutcome | None = None
+    problem: str = ""
+    rejected: bool = False
+    """The problem is a fact about the set's bytes (recorded as rejected), not one of this moment (disk full)."""
+
+
+def compute_one(flatset: FlatSet, settings: Settings, last_good: LastGoodSet | None) -> Computed:
+    """Hash, analyse (against ``last_good``) and draw one set; touches no database (runs in a pool's process)."""
+    hashes = {f.path: sha256_file(f.path) for f in (flatset.master, flatset.bpm, *flatset.raws)}
+    try:
+        return Computed(hashes, compute_set(flatset, settings, hashes, last_good))
+    except FlatQCError as exc:
+        return Computed(hashes, problem=str(exc), rejected=True)
+    except Exception as exc:  # noqa: BLE001 - disk full, I/O error...: this set is not done, the others go on
+        return Computed(hashes, problem=f"not processed: {describe(exc)}")
+
+
+def computed_sets(flatsets: list[FlatSet], settings: Settings, engine: Engine, jobs: int) -> Iterator[Computed]:
+    """:func:`compute_one` of each set, in their order (observed first). The caller stores each result before it
+    asks for the next, and a set is computed only once the sets before it of its setting are stored, so that its
+    last good set may be one of them (:func:`find_last_good`). Here for ``jobs`` 1 or a single set, else in a pool
+    of ``jobs`` processes (forked: they start with what this one imported), the settings side by side."""
+    if jobs <= 1 or len(flatsets) <= 1:
+        for flatset in flatsets:
+            yield compute_one(flatset, settings, find_last_good(engine, flatset))
+        return
+    waiting: dict[tuple[str, str], deque[int]] = {}
+    for index, flatset in enumerate(flatsets):
+        waiting.setdefault((flatset.profile, flatset.setting_key), deque()).append(index)
+    with ProcessPoolExecutor(min(jobs, len(flatsets)), mp_context=multiprocessing.get_context("fork")) as pool:
+        running: dict[int, Future[Computed]] = {}
+
+        def start_next(setting: tuple[str, str]) -> None:
+            if waiting[setting]:
+                index = waiting[setting].popleft()
+                flatset = flatsets[index]
+                running[index] = pool.submit(compute_one, flatset, settings, find_last_good(engine, flatset))
+
+        for setting in waiting:
+            start_next(setting)
+        for index, flatset in enumerate(flatsets):
+            yield running.pop(index).result()
+            start_next((flatset.profile, flatset.setting_key))  # the caller has stored this one
+
+
+def cores() -> int:
+    """The cores this process may run on: ``flatqc process``'s default number of jobs."""
+    return len(os.sched_getaffinity(0))

@@ -2,7 +2,8 @@
 :class:`JobQueue` that puts jobs on them, the progress a work-horse reports, and the checks the repair pass makes on
 jobs.
 
-Three queues, taken by every worker in this order (rq listens to them in the order given):
+Three queues, taken by every worker in this order (rq listens to them in the order given; a worker reserved for
+real time, ``flatqc worker --realtime-only``, listens to the first only):
 
 1. ``<queue_name>``: QC jobs of sets as they arrive (the night's verdicts and alerts);
 2. ``<queue_name>-pictures``: picture jobs of done sets (one per QC job, so it stays short);
@@ -101,9 +102,11 @@ class JobQueue:
         self.functions = functions
         self.realtime, self.pictures, self.backfill = queues_in_order(settings, connection)
 
-    def in_order(self) -> list[Queue]:
-        """The queues a worker listens to, in the order it takes jobs from them."""
-        return [self.realtime, self.pictures, self.backfill]
+    def in_order(self, realtime_only: bool = False) -> list[Queue]:
+        """The queues a worker listens to, in the order it takes jobs from them; ``realtime_only``: the real-time QC
+        queue alone (a worker kept free for tonight's verdicts, not busy with a picture or backfill job when they
+        come)."""
+        return [self.realtime] if realtime_only else [self.realtime, self.pictures, self.backfill]
 
     def qc_queue(self, lane: Lane) -> Queue:
         return self.realtime if lane == Lane.REALTIME else self.backfill

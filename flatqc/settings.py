@@ -76,6 +76,9 @@ class Settings(BaseSettings):
     public_url: str = "http://127.0.0.1:8080"
     """The dashboard's address as readers of a notification reach it (links to set pages and cover sheets)."""
     workers: int = 2
+    realtime_workers: int = Field(default=1, ge=0)
+    """Workers of ``flatqc up`` that take only real-time QC jobs, no picture or backfill job, so a set of tonight never
+    waits for such a job to end; at most all workers but one (:meth:`reserved_workers`)."""
     max_start_failures: int = Field(default=5, ge=1)
     """``flatqc up`` stops, saying why, when a worker fails at start this many times in a row (restarts back off)."""
     instrument: str = "auto"
@@ -156,6 +159,10 @@ class Settings(BaseSettings):
     def window_starty_defaults(self) -> dict[str, int]:
         """First window row (1-based) assumed when ``DET WINDOW STARTY`` is absent, per profile name."""
         return {name: self.qc_config(name).default_window_starty for name in PROFILES}
+
+    def reserved_workers(self, workers: int) -> int:
+        """How many of ``workers`` are reserved for real time: ``realtime_workers``, leaving one for backfill."""
+        return max(0, min(self.realtime_workers, workers - 1))
 
     @property
     def retry_intervals(self) -> list[int]:

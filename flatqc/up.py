@@ -1,4 +1,5 @@
-"""``flatqc up``: Redis (its own unless FLATQC_REDIS_URL is set), the watcher and N rq worker processes.
+"""``flatqc up``: Redis (its own unless FLATQC_REDIS_URL is set), the watcher and N rq worker processes, the first
+``FLATQC_REALTIME_WORKERS`` of them on the real-time QC queue only.
 
 Workers are separate processes (``python -P -m flatqc worker``) exactly as in a real deployment; the watcher runs in
 a thread of this process. ``stop()`` (Ctrl-C / SIGTERM) stops the watcher, asks workers to finish their current job
@@ -159,7 +160,8 @@ class Service:
         name = f"flatqc-{socket.gethostname()}-{os.getpid()}-{index}-{secrets.token_hex(3)}"
         # its own process group: a Ctrl-C on the terminal reaches `flatqc up` alone, which asks each worker once
         # to finish its job (a second signal would make rq kill the job) and stops Redis after them
-        process = subprocess.Popen(tied_to_parent(flatqc_command("worker", "--name", name)), env=env,
+        args = ("worker", "--name", name, *(["--realtime-only"] if self.realtime_only(index) else []))
+        process = subprocess.Popen(tied_to_parent(flatqc_command(*args)), env=env,
                                    stderr=subprocess.PIPE, process_group=0)
         if index < len(self.slots):
             slot = self.slots[index]
@@ -174,6 +176,10 @@ class Service:
         slot.reader.start()
         self.record_children()
         return process
+
+    def realtime_only(self, index: int) -> bool:
+        """Whether worker ``index`` is one of the first ``FLATQC_REALTIME_WORKERS``, on the real-time QC queue only."""
+        return index < self.settings.reserved_workers(self.n_workers)
 
     def record_children(self) -> None:
         """Write down the children now running, for the next ``flatqc up`` should they outlive this one."""

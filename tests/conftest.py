@@ -129,8 +129,9 @@ class ProcessedNight:
         return f"sqlite:///{self.db_path}"
 
 
-def run_process(night: Path, db_url: str, out: Path, *paths: Path) -> dict:
-    """``flatqc process --json`` of ``paths`` (default: the night's dfs_product), raws and references of the night."""
+def run_process(night: Path, db_url: str, out: Path, *paths: Path, jobs: int | None = None) -> dict:
+    """``flatqc process --json`` of ``paths`` (default: the night's dfs_product), raws and references of the night
+    (``jobs``: ``--jobs``)."""
     from click.testing import CliRunner
 
     from flatqc.cli import main
@@ -138,6 +139,7 @@ def run_process(night: Path, db_url: str, out: Path, *paths: Path) -> dict:
     result = CliRunner().invoke(main, [
         "process", *(str(p) for p in paths or (night / "dfs_product",)), "--db", db_url, "--out", str(out),
         "--raw", str(night / "dfs_raw"), "--reference", str(night / "reference"), "--json",
+        *(["--jobs", str(jobs)] if jobs else []),
     ])
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout)
@@ -145,10 +147,10 @@ def run_process(night: Path, db_url: str, out: Path, *paths: Path) -> dict:
 
 @pytest.fixture(scope="session")
 def processed_night(synth_night: Path, tmp_path_factory: pytest.TempPathFactory) -> ProcessedNight:
-    """The synthetic night through ``flatqc process`` once per session, for the tests that only read the result;
-    read-only: a test that changes it works on a copy (:func:`copy_processed`)."""
+    """The synthetic night through ``flatqc process --jobs 2`` once per session, for the tests that only read the
+    result; read-only: a test that changes it works on a copy (:func:`copy_processed`)."""
     work = tmp_path_factory.mktemp("processed-night")
-    report = run_process(synth_night, f"sqlite:///{work / 'qc1.db'}", work / "qc")
+    report = run_process(synth_night, f"sqlite:///{work / 'qc1.db'}", work / "qc", jobs=2)
     return ProcessedNight(report, work / "qc1.db", work / "qc")
 
 

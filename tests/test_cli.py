@@ -40,7 +40,7 @@ def imported_by(args: list[str], cwd: Path, env: dict[str, str] | None = None) -
     return {name.split(".")[0] for name in json.loads(done.stdout.splitlines()[-1])}
 
 
-@pytest.mark.parametrize("args", [["--help"], ["status", "--help"]])
+@pytest.mark.parametrize("args", [["--help"], ["status", "--help"], ["db", "--help"], ["db", "upgrade", "--help"]])
 def test_help_imports_no_heavy_package(args: list[str], tmp_path: Path) -> None:
     assert sorted(imported_by(args, tmp_path) & set(HEAVY)) == []
 

@@ -121,6 +121,18 @@ def test_reprocessing_replaces_rows(processed_night: ProcessedNight, synth_night
             assert row[name] == pytest.approx(before[key][name]), (key, name)
 
 
+def test_sets_computed_in_two_processes_give_what_one_gives(processed_night: ProcessedNight, synth_night: Path,
+                                                            tmp_path: Path) -> None:
+    """``--jobs 2`` (the session's night) and ``--jobs 1``: the same QC1 rows, ids included (written in the same
+    order), but for when they were written, and the same report."""
+    serial = run_process(synth_night, f"sqlite:///{tmp_path / 'qc1.db'}", processed_night.out, jobs=1)
+    assert len(serial["sets"]) > 1
+    assert serial | {"database": ""} == processed_night.report | {"database": ""}
+    unstamped = [{key: {k: v for k, v in row.items() if k != "processed_at"} for key, row in qc1_rows(url).items()}
+                 for url in (processed_night.db_url, f"sqlite:///{tmp_path / 'qc1.db'}")]
+    assert unstamped[0] == unstamped[1]
+
+
 def test_usage_error_exits_non_zero(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["process", str(tmp_path / "does-not-exist")])
     assert result.exit_code == 2

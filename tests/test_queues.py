@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 from redis import Redis
-from rq.job import Job
+from rq import Worker
+from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
@@ -21,10 +22,11 @@ from flatqc.db import job_events, sets
 from flatqc.queue import JobQueue, Lane, pictures_job_id
 from flatqc.settings import settings_env
 from flatqc.status import nights
+from flatqc.up import Service
 from flatqc.web.app import create_app
 from qc.synth import load_manifest
-from tests.job_recorder import ORDER_KEY, RECORDERS
-from tests.service_helpers import chosen, deliver_set, service_settings, watcher_rig, work_here
+from tests.job_recorder import HOLDERS, ORDER_KEY, RECORDERS, RELEASE_KEY
+from tests.service_helpers import chosen, deliver_set, service_settings, wait_for, watcher_rig, work_here
 from watcher.core import Watcher
 from watcher.repair import repair_queue
 
@@ -54,6 +56,47 @@ def test_a_worker_takes_real_time_qc_then_pictures_then_backfill(redis_url: str,
     subprocess.run([sys.executable, "-m", "flatqc", "worker", "--burst"], env=env, check=True, timeout=120)
     taken = [v.decode() for v in connection.lrange(ORDER_KEY, 0, -1)]
     assert taken == ["realtime0", "pictures0", "backfill0", "backfill1", "backfill2"]
+
+
+@pytest.mark.service
+def test_a_reserved_worker_takes_tonights_set_while_the_other_works_on_backfill(
+        redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``flatqc up`` with 2 workers (``FLATQC_REALTIME_WORKERS`` 1): one backfill job holds the other worker, more
+    wait, and a picture job; a real-time job is started by the reserved worker before that backfill job ends, and the
+    reserved worker, idle, takes neither the picture job nor a backfill job (the other worker does, in their order)."""
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[1]),
+                                                                   os.environ.get("PYTHONPATH")])))
+    settings = service_settings(tmp_path, f"sqlite:///{tmp_path / 'flatqc.db'}", redis_url)
+    connection = Redis.from_url(redis_url)
+    service = Service(settings, workers=2)
+    service.start()
+    try:
+        wait_for(lambda: len(Worker.all(connection=connection)) == 2, 60, "both workers")
+        queues = {w.name: w.queue_names() for w in Worker.all(connection=connection)}
+        (reserved,) = [name for name, names in queues.items() if names == ["flatqc"]]
+        (other,) = [name for name, names in queues.items() if names == ["flatqc", "flatqc-pictures", "flatqc-backfill"]]
+        backfill = JobQueue(settings, connection, HOLDERS)
+        held = [backfill.enqueue_set(f"backfill{i}", f"job-backfill{i}", Lane.BACKFILL) for i in range(3)]
+        wait_for(lambda: connection.llen(ORDER_KEY) == 1, 60, "the first backfill job to start")
+        held.append(backfill.enqueue_pictures("pictures0"))
+        tonight = JobQueue(settings, connection, RECORDERS).enqueue_set("realtime0", "job-realtime0")
+        wait_for(lambda: tonight.get_status() == JobStatus.FINISHED, 60, "tonight's job, taken by a free worker")
+        assert [v.decode() for v in connection.lrange(ORDER_KEY, 0, -1)] == ["backfill0", "realtime0"]
+        assert held[0].get_status() == JobStatus.STARTED
+        assert (backfill.pictures.count, backfill.backfill.count) == (1, 2)  # the reserved worker, idle, left them
+        tonight.refresh()
+        assert tonight.worker_name == reserved
+        connection.rpush(RELEASE_KEY, *range(3))  # one per held backfill job
+        wait_for(lambda: all(j.get_status() == JobStatus.FINISHED for j in held), 60, "the backfill")
+        for job in held:
+            job.refresh()
+        assert {job.worker_name for job in held} == {other}
+        assert [v.decode() for v in connection.lrange(ORDER_KEY, 2, -1)] == ["pictures0", "backfill1", "backfill2"]
+        assert tonight.started_at is not None and held[0].ended_at is not None
+        assert tonight.started_at < held[0].ended_at
+    finally:
+        service.stop()
+        connection.close()
 
 
 def started_order(engine: Engine, versions: dict[str, str]) -> list[str]:

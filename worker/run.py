@@ -1,6 +1,7 @@
 """``flatqc worker``: a standard rq worker on the queues of :class:`flatqc.queue.JobQueue` in their order (real-time
-QC, pictures, backfill QC: each taken only when none before it has a job waiting), JSON serializer, scheduler for
-retries; beside it, the thread that delivers the alerts' notifications (:mod:`flatqc.notify`)."""
+QC, pictures, backfill QC: each taken only when none before it has a job waiting; a worker reserved for real time
+listens to the first only), JSON serializer, scheduler for retries; beside it, the thread that delivers the alerts'
+notifications (:mod:`flatqc.notify`)."""
 
 from __future__ import annotations
 
@@ -105,10 +106,11 @@ died, e.g. across a Redis restart with AOF, counted as alive for minutes) [s].""
 
 
 def run_worker(settings: Settings, queue: JobQueue, notifier: Notifier, burst: bool = False,
-               name: str | None = None) -> None:
-    """Work the jobs of ``queue``'s queues until stopped (SIGTERM: finish the current job, then exit), with
-    ``notifier`` for the jobs' alerts. The caller waited for the database (schema created) and Redis; this waits
-    for a writable QC output folder first, and SIGTERM or SIGINT meanwhile ends it."""
+               name: str | None = None, realtime_only: bool = False) -> None:
+    """Work the jobs of ``queue``'s queues (``realtime_only``: the real-time QC queue only) until stopped (SIGTERM:
+    finish the current job, then exit), with ``notifier`` for the jobs' alerts. The caller waited for the database
+    (schema created) and Redis; this waits for a writable QC output folder first, and SIGTERM or SIGINT meanwhile
+    ends it."""
     stop = stop_on_signals()  # until rq's worker installs its own handlers
     try:
         wait_for_folders([settings.qc_output], write=True, stop=stop)
@@ -117,7 +119,7 @@ def run_worker(settings: Settings, queue: JobQueue, notifier: Notifier, burst: b
     jobs.prepare(settings, queue, notifier)  # numpy, astropy, PIL and the engine, once, before rq forks a horse per job
     os.register_at_fork(after_in_child=jobs.fresh_connections_in_child)
     worker = FlatqcWorker(
-        queue.in_order(), connection=queue.connection,
+        queue.in_order(realtime_only), connection=queue.connection,
         serializer=JSONSerializer, name=name, worker_ttl=WORKER_TTL_S,
         job_monitoring_interval=settings.job_heartbeat_s,
     )

@@ -1,18 +1,22 @@
-"""``flatqc db upgrade | current``: the database's schema revision (Alembic migrations, :mod:`flatqc.migrations`)."""
+"""``flatqc db upgrade | current``: the database's schema revision (Alembic migrations, :mod:`flatqc.migrations`).
+
+Each verb imports what it uses when it runs, so that ``flatqc db --help`` costs no more than click."""
 
 from __future__ import annotations
 
-import click
-from sqlalchemy.engine import Engine
+from typing import TYPE_CHECKING
 
-from flatqc import migrations
+import click
+
 from flatqc.commands.operations import says_when_database_unreachable
-from flatqc.db import create_schema, make_engine
-from flatqc.settings import Settings
-from flatqc.up import ensure_sqlite_folder
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
 
 
 def revision_of(engine: Engine) -> str | None:
+    from flatqc import migrations
+
     with engine.connect() as conn:
         return migrations.current(conn)
 
@@ -26,6 +30,10 @@ def db() -> None:
 @says_when_database_unreachable
 def upgrade() -> None:
     """Bring the database to the newest schema revision (every service also does this at start)."""
+    from flatqc.db import create_schema, make_engine
+    from flatqc.settings import Settings
+    from flatqc.up import ensure_sqlite_folder
+
     settings = Settings()
     ensure_sqlite_folder(settings.db_url)
     engine = make_engine(settings.db_url)
@@ -41,6 +49,10 @@ def upgrade() -> None:
 @says_when_database_unreachable
 def current() -> None:
     """Show the database's schema revision and the newest one."""
+    from flatqc import migrations
+    from flatqc.db import make_engine
+    from flatqc.settings import Settings
+
     engine = make_engine(Settings().db_url)
     revision, head = revision_of(engine), migrations.head()
     if revision == head:

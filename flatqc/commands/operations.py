@@ -90,9 +90,10 @@ def up(workers: int | None) -> None:
     service.catch_stop_signals()
     try:
         service.start()
+        reserved = service.settings.reserved_workers(service.n_workers)
         console.print(f"flatqc up: watching {service.settings.dfs_product} and {service.settings.dfs_raw}, "
-                      f"{service.n_workers} workers, dashboard http://{service.settings.web_host}:"
-                      f"{service.settings.web_port}/; Ctrl-C to stop")
+                      f"{service.n_workers} workers ({reserved} for real time only), dashboard "
+                      f"http://{service.settings.web_host}:{service.settings.web_port}/; Ctrl-C to stop")
         service.wait()
     except StoppedWaiting:
         service.stop()
@@ -164,7 +165,9 @@ def web(host: str | None, port: int | None) -> None:
 @click.command()
 @click.option("--name", default=None, help="Worker name (unique per host).")
 @click.option("--burst", is_flag=True, help="Exit when the queue is empty.")
-def worker(name: str | None, burst: bool) -> None:
+@click.option("--realtime-only", is_flag=True, help="Take real-time QC jobs only (no pictures, no backfill): a worker "
+              "kept free for tonight's verdicts (what FLATQC_REALTIME_WORKERS of `flatqc up`'s workers do).")
+def worker(name: str | None, burst: bool, realtime_only: bool) -> None:
     """Run one rq worker on the service's queues: real-time QC, then pictures, then backfill (FLATQC_REDIS_URL
     required)."""
     from flatqc.compose import service_queue
@@ -182,7 +185,8 @@ def worker(name: str | None, burst: bool) -> None:
         queue = service_queue(settings, wait_for_redis(need_redis(settings), stop))
     except StoppedWaiting:
         return
-    run_worker(settings, queue, Notifier.from_settings(settings, queue.connection), burst=burst, name=name)
+    run_worker(settings, queue, Notifier.from_settings(settings, queue.connection), burst=burst, name=name,
+               realtime_only=realtime_only)
 
 
 @click.command()

@@ -10,7 +10,7 @@ from typing import Any
 import click
 from rich.progress import Progress
 
-from flatqc.batch import ProcessReport, process_paths
+from flatqc.batch import ProcessReport, cores, process_paths
 from flatqc.console import make_console, print_report
 from flatqc.db import ALERT, connect
 from flatqc.settings import Settings
@@ -50,8 +50,10 @@ def synth(out: Path, seed: int, night: str | None, profile: str, sets: tuple[str
               help="Record alerts of failing sets and warnings of sets outside their trend limits, as the service "
                    "does, and notify them (FLATQC_ALERT_URLS; warnings only with FLATQC_NOTIFY_WARNINGS).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON instead of tables.")
+@click.option("--jobs", type=click.IntRange(min=1), default=None,
+              help="Sets computed at once, each in a process of its own (default: the cores; 1: all here).")
 def process(paths: tuple[Path, ...], db_url: str | None, out: Path | None, reference: Path | None,
-            raw_dir: Path | None, with_alerts: bool, as_json: bool) -> None:
+            raw_dir: Path | None, with_alerts: bool, as_json: bool, jobs: int | None) -> None:
     """Process every complete flat set found under PATHS now, without a queue.
 
     Writes QC1 rows (replacing earlier ones of the same set), PNGs and cover sheets, and prints
@@ -70,12 +72,13 @@ def process(paths: tuple[Path, ...], db_url: str | None, out: Path | None, refer
         task = progress.add_task("processing sets", total=None)
         report: ProcessReport = process_paths(
             paths, settings, engine, on_set=lambda sid: progress.update(task, advance=1, description=f"set {sid}"),
-            with_alerts=with_alerts,
+            with_alerts=with_alerts, jobs=jobs or cores(),
         )
-    from flatqc.notify import Notifier  # apprise: loaded by this verb, not by every one
+    to_send = [raised.id for raised in report.alerts if raised.severity == ALERT or settings.notify_warnings]
+    if to_send:
+        from flatqc.notify import Notifier  # apprise: loaded when there is something to send
 
-    Notifier.from_settings(settings).deliver_now(
-        engine, [raised.id for raised in report.alerts if raised.severity == ALERT or settings.notify_warnings])
+        Notifier.from_settings(settings).deliver_now(engine, to_send)
     if as_json:
         click.echo(json.dumps(report_as_dict(report), indent=2, default=str))
     else:
