@@ -29,7 +29,7 @@ from qc.errors import (
     NotFits,
 )
 from qc.profiles import InstrumentProfile, detect_profile
-from qc.validation import in_range, real_value, require, text_value, whole_value
+from qc.validation import in_range, mjd_value, real_value, require, text_value, whole_value
 
 FITS_BLOCK = 2880
 """FITS files are made of 2880-byte blocks (FITS standard 3.1)."""
@@ -319,7 +319,7 @@ def classify(path: str | os.PathLike[str], header: Mapping[str, Any],
         ndit=ndit,
         window_ny=window_ny,
         window_starty=starty,
-        mjd_obs=real_value(header, "MJD-OBS", where) if "MJD-OBS" in header else None,
+        mjd_obs=mjd_value(header, "MJD-OBS", where) if "MJD-OBS" in header else None,
         date_obs=text_value(header, "DATE-OBS", where) if "DATE-OBS" in header else None,
         lamp=str(header[profile.lamp_keyword]).strip()
         if profile.lamp_keyword and profile.lamp_keyword in header else None,

@@ -19,3 +19,8 @@ def mjd_to_datetime(mjd: float) -> datetime:
 def datetime_to_mjd(moment: datetime) -> float:
     """MJD [d] of a UTC date and time."""
     return (moment - MJD_EPOCH) / timedelta(days=1)
+
+
+MJD_RANGE = (datetime_to_mjd(datetime(1, 1, 2)), datetime_to_mjd(datetime(9999, 12, 30)))
+"""The MJDs [d] that have a calendar date (years 1 to 9999; a night is 12 h before): beyond, a header value is
+not a time."""

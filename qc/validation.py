@@ -18,6 +18,7 @@ from qc.errors import BadData, BadHeader, MissingKeyword
 from qc.profiles import InstrumentProfile
 from qc.records import DetectorQC
 from qc.stats import master_level
+from qc.times import MJD_RANGE
 
 
 def require(header: Mapping[str, Any], key: str, where: str) -> Any:
@@ -33,6 +34,15 @@ def real_value(header: Mapping[str, Any], key: str, where: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise BadHeader(f"{where}: {key} = {value!r} is not a number")
     return float(value)
+
+
+def mjd_value(header: Mapping[str, Any], key: str, where: str) -> float:
+    """``key`` as an MJD [d] with a calendar date (:data:`qc.times.MJD_RANGE`); raises otherwise."""
+    value = real_value(header, key, where)
+    low, high = MJD_RANGE
+    if not low <= value <= high:
+        raise BadHeader(f"{where}: {key} = {value:g} d is not a date of the years 1 to 9999")
+    return value
 
 
 def whole_value(header: Mapping[str, Any], key: str, where: str) -> int:

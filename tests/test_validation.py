@@ -50,6 +50,7 @@ def classify_raw(**changes: object) -> FrameInfo:
     ({"ESO INS BAFFLE POS": None}, MissingKeyword, f"{RAW}: missing keyword 'ESO INS BAFFLE POS'"),
     ({"ARCFILE": 12}, BadHeader, f"{RAW}: ARCFILE = 12 is not a non-empty string"),
     ({"MJD-OBS": "yesterday"}, BadHeader, f"{RAW}: MJD-OBS = 'yesterday' is not a number"),
+    ({"MJD-OBS": 1e9}, BadHeader, f"{RAW}: MJD-OBS = 1e+09 d is not a date of the years 1 to 9999"),
 ])
 def test_header_values_of_the_wrong_type_or_range_are_named(changes: dict, error: type, message: str) -> None:
     with pytest.raises(error) as caught:
