@@ -519,14 +519,14 @@ def test_a_member_unreadable_for_a_while_is_retried_and_never_superseded(open_ri
     with rig["engine"].connect() as conn:
         (row,) = conn.execute(select(files).where(files.c.path == str(master))).all()
     assert row.state == "queued" and row.unreadable_since is not None
-    assert as_nobody(rig, lambda: jobs.process_set(first)) == "MemberUnreadable"
+    assert as_nobody(rig, lambda: jobs.run_set_qc(first)) == "MemberUnreadable"
     (row,) = set_rows(rig["engine"], entry.set_id)
     assert (row.state, row.transient) == ("failed", True) and "Permission denied" in row.reason
 
     master.chmod(0o644)
     rig["watcher"].repair()
     assert [r.state for r in set_rows(rig["engine"], entry.set_id)] == ["queued"]
-    assert as_nobody(rig, lambda: jobs.process_set(first)["state"]) == "done"
+    assert as_nobody(rig, lambda: jobs.run_set_qc(first)["state"]) == "done"
     with rig["engine"].connect() as conn:
         assert conn.execute(select(files.c.unreadable_since).where(files.c.path == str(master))).scalar() is None
 
@@ -536,10 +536,10 @@ def test_a_member_unreadable_past_the_give_up_time_rejects_its_set(open_rig: dic
     rig = open_rig
     entry, first, master = queue_one_set(rig)
     master.chmod(0)
-    assert as_nobody(rig, lambda: jobs.process_set(first)) == "MemberUnreadable"
+    assert as_nobody(rig, lambda: jobs.run_set_qc(first)) == "MemberUnreadable"
     time.sleep(2.1)  # FLATQC_UNREADABLE_GIVE_UP_S
     rig["watcher"].repair()
-    assert as_nobody(rig, lambda: jobs.process_set(first)["state"]) == "rejected"
+    assert as_nobody(rig, lambda: jobs.run_set_qc(first)["state"]) == "rejected"
     (row,) = set_rows(rig["engine"], entry.set_id)
     assert row.state == "rejected" and re.fullmatch(
         rf"member {master.name} cannot be read: Permission denied for \d+ s", row.reason)
