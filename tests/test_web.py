@@ -244,11 +244,11 @@ def test_years_of_trends_in_chromium(history_page) -> None:  # noqa: ANN001
 
 
 def test_failed_job_is_listed_and_retried(site: dict) -> None:
-    from rq import SimpleWorker
+    from tests.service_helpers import InProcessWorker
 
     queue = job_queue(site["settings"], site["redis"])
     job = queue.enqueue("json.loads", "{not json", job_id="broken-job")  # fails in a real worker
-    SimpleWorker([queue], connection=site["redis"], serializer=queue.serializer).work(burst=True)
+    InProcessWorker([queue], connection=site["redis"], serializer=queue.serializer).work(burst=True)
     client = site["client"]
     failed = client.get("/api/queue").get_json()["failed_jobs"]
     assert [(j["id"], j["function"]) for j in failed] == [("broken-job", "json.loads")]
