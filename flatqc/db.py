@@ -177,6 +177,43 @@ findings = Table(
 """What the verdict of a set version found, as data (``qc.records.Finding``): failed checks, notes, trend-limit
 warnings; in the order made (``id``)."""
 
+scores = Table(
+    "scores", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("qc1_table", String(32), nullable=False),
+    Column("set_id", String(32), nullable=False),
+    Column("detector", Integer, nullable=False),
+    Column("parameter", String(32), nullable=False),
+    Column("kind", String(16), nullable=False),  # qc.thresholds.ThresholdKind
+    Column("score", String(8)),  # qc.scores.Score; NULL: too little history, or no value
+    Column("value", Float),
+    Column("low", Float),
+    Column("high", Float),
+    Column("centre", Float),
+    Column("spread", Float),
+    Column("n_points", Integer),
+    Index("ix_scores_set", "set_id"),
+)
+"""What each score of a QC1 row was scored against (``qc.scores.ParameterScore``): the fixed bounds, or the centre,
+spread and warning band of the earlier rows; replaced with the set's QC1 rows and by ``flatqc rescore``."""
+
+reviews = Table(
+    "reviews", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("set_id", String(32), nullable=False),
+    Column("version", String(64)),  # the set version looked at (the QC1 rows' version then)
+    Column("night", String(10)),
+    Column("decision", String(16), nullable=False),  # flatqc.lifecycle.reviews.Decision
+    Column("reviewer", Text, nullable=False),
+    Column("comment", Text),
+    Column("decided_at", DateTime, nullable=False, default=utcnow),
+    Column("replaced_by", Integer),  # the later decision on the set that replaced this one; NULL: in force
+    Index("ix_reviews_set", "set_id", "replaced_by"),
+    Index("ix_reviews_night", "night"),
+)
+"""Every review decision on a set (contract 9, ESO certifyProducts): who, when, what, why, and the one that
+replaced it; written only by :mod:`flatqc.lifecycle.reviews`."""
+
 FINDING_FIELDS = tuple(f.name for f in fields(Finding))
 """The columns of ``findings`` that make a :class:`Finding`."""
 
@@ -233,10 +270,18 @@ def qc1_table(profile: InstrumentProfile) -> Table:
         Column("thresholds_version", String(64)),
         Column("software_version", String(32)),
         Column("processed_at", DateTime, nullable=False, default=utcnow),
+        *score_columns(qc1_names),
         UniqueConstraint("set_id", "detector", name=f"uq_{name}_set_det"),
         Index(f"ix_{name}_night", "night"),
         Index(f"ix_{name}_key_mjd", "setting_key", "mjd_obs"),
     )
+
+
+def score_columns(parameters: Sequence[str]) -> list[Column[Any]]:
+    """The scores of a QC1 row (contract 9): ``score_<parameter>`` of each of ``parameters`` (``ok``, ``warn``,
+    ``fail`` or NULL), ``score`` (the row's worst) and the threshold file they used (name, content hash)."""
+    return [*(Column(f"score_{name}", String(8)) for name in parameters), Column("score", String(8)),
+            Column("thresholds_file", Text), Column("thresholds_sha256", String(64))]
 
 
 QC1_TABLES: dict[str, Table] = {profile.table: qc1_table(profile) for profile in PROFILES.values()}

@@ -2,7 +2,7 @@
 job and ``flatqc process`` alike) and again, by the set's recorded ``prev_set_id``, when its pictures are drawn.
 
 The last good set of a set S: the most recent earlier set (by ``MJD-OBS``, strictly before S's) of the same profile
-(the same QC1 table) and setting key that :func:`eligible_as_last_good` admits. Only the current rows of a set count
+(the same QC1 table) and setting key that :func:`good_set_rows` admits. Only the current rows of a set count
 (QC1 rows are replaced per set id), and a set version superseded by a newer one of its files is not a candidate.
 """
 
@@ -15,6 +15,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from flatqc.db import QC1_TABLES, sets
 from flatqc.files import path_from_text, sha256_file
+from flatqc.lifecycle.reviews import rejected_in_review
 from flatqc.lifecycle.sets import SetState
 from qc.last_good import LastGoodSet
 from qc.profiles import InstrumentProfile, profile_named
@@ -25,15 +26,15 @@ GOOD_VERDICTS = ("passed", "not_assessable")
 """Verdicts of a set that did not fail certification (contract 5)."""
 
 
-def eligible_as_last_good(table: Table) -> ColumnElement[bool]:
-    """SQL condition on the rows of a QC1 table: their set may be the last good set of a later one.
+def good_set_rows(table: Table) -> ColumnElement[bool]:
+    """SQL condition on the rows of a QC1 table: rows of a good set, which may be the last good set of a later one
+    and counts in the statistical thresholds of later rows (contract 9).
 
-    It did not fail certification, and its version was not superseded by a newer one of the same set. Review
-    (contract 9) goes here: a set whose latest review decision is a rejection will be left out by one more condition
-    on ``table.c.set_id`` (NOT EXISTS that decision in the review table).
+    Its set did not fail certification and was not rejected in review (the decision in force), and its version was
+    not superseded by a newer one of the same set.
     """
     superseded = select(sets.c.id).where(sets.c.version == table.c.version, sets.c.state == SetState.SUPERSEDED)
-    return and_(table.c.verdict.in_(GOOD_VERDICTS), ~superseded.exists())
+    return and_(table.c.verdict.in_(GOOD_VERDICTS), ~superseded.exists(), ~rejected_in_review(table.c.set_id))
 
 
 def find_last_good(engine: Engine, flatset: FlatSet) -> LastGoodSet | None:
@@ -48,7 +49,7 @@ def find_last_good(engine: Engine, flatset: FlatSet) -> LastGoodSet | None:
         last = conn.execute(
             select(table.c.set_id)
             .where(table.c.setting_key == flatset.setting_key, table.c.mjd_obs < mjd,
-                   table.c.set_id != flatset.set_id, eligible_as_last_good(table))
+                   table.c.set_id != flatset.set_id, good_set_rows(table))
             .order_by(table.c.mjd_obs.desc(), table.c.set_id.desc()).limit(1)).scalar()
         return _load(conn, profile, last) if last is not None else None
 

@@ -14,6 +14,7 @@ from sqlalchemy.engine import Connection
 from flatqc import __version__
 from flatqc.db import QC1_TABLES, qc1_rows, replace_findings, replace_qc1_rows
 from flatqc.files import path_text, sha256_file, shown
+from flatqc.scoring import scored_rows, thresholds_of
 from flatqc.settings import Settings
 from qc.analysis import analyse_set
 from qc.cover import draw_cover
@@ -98,8 +99,9 @@ def compute_set(flatset: FlatSet, settings: Settings, hashes: dict[Path, str] | 
 
 def store_qc1(conn: Connection, flatset: FlatSet, outcome: SetOutcome, settings: Settings,
               version: str | None = None) -> int:
-    """Replace the set's QC1 rows and store its findings (reasons, notes, trend-limit warnings) in the caller's
-    transaction; returns the number of rows written."""
+    """Replace the set's QC1 rows, scored against the threshold file in force for its night and the earlier good
+    rows (contract 9), and store its findings (reasons, notes, trend-limit warnings) in the caller's transaction;
+    returns the number of rows written."""
     profile = profile_named(flatset.profile)
     rows = qc1_rows(
         outcome.result,
@@ -108,6 +110,7 @@ def store_qc1(conn: Connection, flatset: FlatSet, outcome: SetOutcome, settings:
         thresholds_version=settings.qc_config(profile.name).thresholds_version,
         setting_columns=profile.setting_row(dict(flatset.raws[0].setting_values)),
     )
+    rows = scored_rows(conn, profile, rows, thresholds_of(settings).for_night(flatset.night))
     replace_qc1_rows(conn, QC1_TABLES[profile.table], flatset.set_id, rows)
     replace_findings(conn, flatset.set_id, version, outcome.result.findings)
     return len(rows)

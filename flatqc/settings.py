@@ -55,6 +55,8 @@ class Settings(BaseSettings):
     qc_output: Path = _eso_path("QC_OUTPUT", "./var/qc")
     watched_raw_types: StrList = ["DARK", "FLAT", "FLT_WIN"]
     """RAW_TYPE folders under DFS_PRODUCT that are watched (contract 1)."""
+    thresholds_dir: Path | None = None
+    """Folder of dated threshold files ``*.toml`` (contract 9); unset: the built-in thresholds."""
     run_dir: Path = Path("./var/run")
     """Working folder of ``flatqc up``: its own Redis data and the URL file other commands read."""
     db_password: SecretStr | None = None

@@ -169,6 +169,22 @@ def last_good_columns(parameters: Iterable[Column]) -> tuple[Column, ...]:
     )
 
 
+def score_columns(parameters: Iterable[Column]) -> tuple[Column, ...]:
+    """The scores of a row against the thresholds in force (contract 9), one per parameter, their worst, and the
+    threshold file used."""
+    return (
+        *(Column(f"score_{c.name}", "", f"score of {c.name}: ok, warn, fail or empty (not scored)",
+                 "worst of the fixed and the statistical threshold in force for the parameter", "9", "score")
+          for c in parameters),
+        Column("score", "", "the row's worst score (fail > warn > ok; empty: nothing scored)",
+               "worst of the score_<parameter> columns", "9", "score"),
+        Column("thresholds_file", "", "the threshold file the scores used, or built-in",
+               "the newest file of FLATQC_THRESHOLDS_DIR whose valid_from <= the night", "9", "score"),
+        Column("thresholds_sha256", "", "content hash of that file (empty: built-in)", "sha256 of the file", "9",
+               "score"),
+    )
+
+
 def table_columns(profile: InstrumentProfile) -> tuple[Column, ...]:
     """Every column of ``profile``'s QC1 table (but its surrogate key ``id``), in table order."""
     settings = tuple(_key(c.name, *SETTING_COLUMNS[c.name], f"{c.keyword} of the first raw (all raws agree)", "3")
@@ -176,7 +192,7 @@ def table_columns(profile: InstrumentProfile) -> tuple[Column, ...]:
     bits = tuple(bpm_bit_column(name, bit) for name, bit in (profile.bpm_bits or {}).items())
     measured = (*QC1_PARAMETERS.values(), *bits)
     return (*KEYS_BEFORE_SETTING, *settings, *KEYS_AFTER_SETTING, *measured, VIGNETTED, *last_good_columns(measured),
-            *RESULTS, *PROVENANCE)
+            *RESULTS, *PROVENANCE, *score_columns(measured))
 
 
 def units(profile: InstrumentProfile) -> dict[str, str]:

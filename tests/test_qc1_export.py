@@ -174,7 +174,6 @@ def test_the_cli_refuses_unusable_filters(filled: dict[str, Any]) -> None:
     ("from=2010-05-02&to=2010-05-01", "from (2010-05-02) is after to (2010-05-01)"),
     ("detector=three", "detector must be a number, not 'three'"),
     ("profile=harps", "profile must be one of crires, crires+ (or a table: crires_flat, criresp_flat), not 'harps'"),
-    ("score=fail", "crires_flat has no column score to filter on with score"),
     ("sort=master_file", "sort must be a column of crires_flat shown on the page, not 'master_file'"),
     ("sort=mean_flux;drop table sets", "sort must be a column of crires_flat shown on the page, "
                                        "not 'mean_flux;drop table sets'"),
