@@ -102,7 +102,7 @@ def waiting_files(engine: Engine, night: str | None = None) -> list[Any]:
 
 
 def _current_files(engine: Engine, states: tuple[str, ...], night: str | None) -> list[Any]:
-    newest = current_versions()
+    newest = current_versions(night or None)  # one night's: ranked within it (ix_files_night), not over every file
     query = (select(files.c.path, files.c.night, files.c.state, files.c.reason)
              .where(files.c.id.in_(newest), files.c.state.in_(states)).order_by(files.c.path))
     if night:

@@ -98,8 +98,16 @@ def in_force(conn: Connection, set_ids: Iterable[str]) -> dict[str, Review]:
 
 def history(conn: Connection, set_id: str) -> list[Review]:
     """Every decision on ``set_id``, newest first."""
-    query = select(reviews).where(reviews.c.set_id == set_id).order_by(reviews.c.id.desc())
-    return [_review(row) for row in conn.execute(query)]
+    return histories(conn, [set_id]).get(set_id, [])
+
+
+def histories(conn: Connection, set_ids: Iterable[str]) -> dict[str, list[Review]]:
+    """Every decision on each of ``set_ids`` that has one, newest first (one query)."""
+    query = select(reviews).where(reviews.c.set_id.in_(list(set_ids))).order_by(reviews.c.id.desc())
+    found: dict[str, list[Review]] = {}
+    for row in conn.execute(query):
+        found.setdefault(row.set_id, []).append(_review(row))
+    return found
 
 
 def rejected_in_review(set_id: Any) -> ColumnElement[bool]:

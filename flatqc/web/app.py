@@ -33,6 +33,7 @@ from flatqc.web.views import (
     nights,
     qc1,
     queue,
+    reviews,
     sets,
     trends,
     wants_json,
@@ -42,7 +43,7 @@ from qc.numbers import format_number
 __all__ = ["create_app", "same_site_path"]  # same_site_path: still importable from here, where it used to live
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
-AREAS = (nights, sets, trends, alerts, queue, health, docs, qc1)
+AREAS = (nights, sets, reviews, trends, alerts, queue, health, docs, qc1)
 """The view modules, each with its ``blueprint``."""
 
 
@@ -65,6 +66,7 @@ def create_app(settings: Settings, engine: Engine, queue: JobQueue | None) -> Fl
     app.config["SECRET_KEY"] = web_secret_key(settings.web_secret_key, settings.run_dir)
     app.extensions[EXTENSION] = Backends(settings, engine, queue, redis, registry_for(settings, engine, redis))
     app.jinja_env.globals["csrf_token"] = csrf_token
+    app.jinja_env.globals["needs_token"] = needs_token
     app.jinja_env.filters["number"] = format_number
     app.jinja_env.filters["when"] = when
     app.register_error_handler(HTTPException, http_error)
@@ -83,18 +85,32 @@ def csrf_token() -> str:
 
 
 def protect_actions() -> None:
-    """Refuse a POST without this session's CSRF token, and off loopback one without ``FLATQC_WEB_TOKEN``."""
+    """Refuse a POST without this session's CSRF token, and off loopback one without ``FLATQC_WEB_TOKEN``. A POST
+    with the right token in the header ``X-Flatqc-Token`` (a script's) needs no CSRF token: a page of another site
+    cannot send a custom header without CORS, which the dashboard does not allow."""
     if request.method != "POST":
+        return
+    settings = backends().settings
+    if settings.web_token and same_secret(request.headers.get("X-Flatqc-Token", ""), settings.web_token):
         return
     sent = request.form.get("csrf_token") or request.headers.get("X-CSRF-Token", "")
     expected = session.get("csrf", "")
-    if not expected or not hmac.compare_digest(sent, expected):
+    if not expected or not same_secret(sent, expected):
         abort(400, "missing or wrong CSRF token: reload the page and try again")
-    settings = backends().settings
     if settings.web_host not in LOOPBACK:
         given = request.form.get("token") or request.headers.get("X-Flatqc-Token", "")
-        if not settings.web_token or not hmac.compare_digest(given, settings.web_token):
+        if not settings.web_token or not same_secret(given, settings.web_token):
             abort(403, "this action needs FLATQC_WEB_TOKEN")
+
+
+def needs_token() -> bool:
+    """Whether actions need ``FLATQC_WEB_TOKEN`` (the server is bound off loopback): forms then ask for it."""
+    return backends().settings.web_host not in LOOPBACK
+
+
+def same_secret(given: str, expected: str) -> bool:
+    """``given == expected`` in constant time, for any text (``hmac.compare_digest`` refuses non-ASCII strings)."""
+    return hmac.compare_digest(given.encode(), expected.encode())
 
 
 def http_error(error: HTTPException) -> Any:

@@ -29,6 +29,7 @@ from flatqc.files import shown
 from flatqc.lifecycle.alerts import delivery_outcome
 from flatqc.queue import Lane
 from flatqc.status import Backfill, problem_files, waiting_files
+from flatqc.web import assessment
 from qc.certify import sentence
 from qc.profiles import profile_named
 from qc.records import QC1_NAMES, Finding, FindingKind
@@ -126,8 +127,9 @@ def neighbour_nights(conn: Connection, night: str) -> tuple[str | None, str | No
 
 def night_detail(engine: Engine, night: str) -> dict[str, Any] | None:
     """Sets of a night (newest version per set_id; failed first, see ATTENTION) with QC1 rows, reasons and trend
-    warnings, plus unused and waiting files, open alerts and the neighbouring nights; None when the ledger knows
-    nothing of that night."""
+    warnings, score, warn and fail values and review (:meth:`assessment.Assessments.of`), plus the night's score
+    (worst of its sets') and review counts, unused and waiting files, open alerts and the neighbouring nights; None
+    when the ledger knows nothing of that night."""
     with engine.connect() as conn:
         set_rows = rows_as_dicts(conn.execute(
             select(sets).where(sets.c.night == night, sets.c.state != "superseded").order_by(sets.c.id)))
@@ -143,8 +145,10 @@ def night_detail(engine: Engine, night: str) -> dict[str, Any] | None:
                                                                       alerts.c.state == "open")))
         previous_night, next_night = neighbour_nights(conn, night)
         found = read_findings(conn, list(latest))
+        assessed = assessment.read(conn, list(latest), bad_only=True)
     for entry in latest.values():
         _with_qc_summary(entry, qc1.get(entry["set_id"], []), found)
+        entry |= assessed.of(entry["set_id"], entry["qc1"])
     problems = rows_as_dicts(problem_files(engine, night))
     waiting = rows_as_dicts(waiting_files(engine, night))
     if not latest and not qc1 and not problems and not waiting and not open_alerts:
@@ -157,14 +161,18 @@ def night_detail(engine: Engine, night: str) -> dict[str, Any] | None:
     for entry in ordered:
         if entry["lane"] == Lane.BACKFILL:
             backfill.add(entry["state"])
-    return {"night": night, "sets": ordered, "files": problems, "waiting_files": waiting, "open_alerts": open_alerts,
+    return {"night": night, "sets": ordered, "score": assessment.rolled_up(e["score"] for e in ordered),
+            "review_counts": assessment.review_counts(e["review_state"] for e in ordered if e["qc1"]),
+            "files": problems, "waiting_files": waiting, "open_alerts": open_alerts,
             "previous_night": previous_night, "next_night": next_night, "instruments": instruments,
             "backfill": asdict(backfill) | {"progress": str(backfill)}}
 
 
 def set_detail(engine: Engine, set_id: str) -> dict[str, Any] | None:
     """The newest version of a set with its QC1 rows, reasons and warnings (each with the cell and picture it is
-    about), provenance, versions, job history, alerts, and the previous and next set of its setting."""
+    about), score and review (:meth:`assessment.Assessments.of`, plus every ``scores`` row and the tooltip of each
+    scored cell, ``score_notes``), provenance, versions, job history, alerts, and the previous and next set of its
+    setting."""
     with engine.connect() as conn:
         versions = rows_as_dicts(conn.execute(select(sets).where(sets.c.set_id == set_id,
                                                                  sets.c.state != "superseded").order_by(sets.c.id)))
@@ -182,13 +190,30 @@ def set_detail(engine: Engine, set_id: str) -> dict[str, Any] | None:
         table_name = profile_named(current["profile"]).table if current["profile"] else None
         neighbours = _neighbour_sets(conn, QC1_TABLES[table_name], qc1[0]) if qc1 and table_name else (None, None)
         found = read_findings(conn, [set_id])
+        assessed = assessment.read(conn, [set_id])
     for alert in set_alerts:
         with_findings(alert)
     set_alerts.sort(key=lambda a: a["severity"] == WARNING)  # alerts before the warnings below them, newest first
     _with_qc_summary(current, qc1, found)
+    details = assessed.details.get(set_id, [])
+    current |= assessed.of(set_id, qc1) | {"scores": details, "score_notes": assessment.cell_notes(details)}
     return {"set": current, "versions": versions, "qc1": qc1, "history": history, "alerts": set_alerts,
             "reasons": current["reasons"], "warnings": current["warnings"], "qc1_names": qc1_names(current["profile"]),
             "table": table_name, "previous_set": neighbours[0], "next_set": neighbours[1]}
+
+
+def set_known(engine: Engine, set_id: str) -> bool:
+    """Whether the ledger knows a set of that id (any version)."""
+    with engine.connect() as conn:
+        return conn.execute(select(sets.c.id).where(sets.c.set_id == set_id).limit(1)).first() is not None
+
+
+def processed_sets(engine: Engine, night: str) -> list[str]:
+    """The ids of a night's sets that have QC1 rows (those a review can decide on), sorted."""
+    with engine.connect() as conn:
+        return sorted({set_id for table in QC1_TABLES.values()
+                       for set_id in conn.execute(select(table.c.set_id).where(table.c.night == night).distinct())
+                       .scalars()})
 
 
 def _neighbour_sets(conn: Connection, table: Table, row: dict[str, Any]) -> tuple[str | None, str | None]:

@@ -3,7 +3,7 @@ and ``page_and_api`` (a page and its ``/api`` JSON twin from one view)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,12 +42,14 @@ def wants_json() -> bool:
     return request.path.startswith("/api/")
 
 
-def page_and_api(blueprint: Blueprint, rule: str, api_rule: str | None = None) -> Callable[[View], View]:
-    """Serve a view as a page at ``rule`` (endpoint = its name) and as JSON at ``/api<rule>`` (``api_<name>``)."""
+def page_and_api(blueprint: Blueprint, rule: str, api_rule: str | None = None,
+                 methods: Sequence[str] = ("GET",)) -> Callable[[View], View]:
+    """Serve a view as a page at ``rule`` (endpoint = its name) and as JSON at ``/api<rule>`` (``api_<name>``), for
+    the HTTP ``methods``."""
 
     def register(view: View) -> View:
-        blueprint.add_url_rule(rule, view.__name__, view)
-        blueprint.add_url_rule(api_rule or f"/api{rule}", f"api_{view.__name__}", view)
+        blueprint.add_url_rule(rule, view.__name__, view, methods=list(methods))
+        blueprint.add_url_rule(api_rule or f"/api{rule}", f"api_{view.__name__}", view, methods=list(methods))
         return view
 
     return register

@@ -9,7 +9,7 @@ from flask import Blueprint, abort, jsonify, render_template, request
 
 from flatqc.db import ALERT, WARNING
 from flatqc.status import nights
-from flatqc.web import queries
+from flatqc.web import assessment, queries
 from flatqc.web.views import backends, page_and_api, wants_json
 
 NIGHTS_SHOWN = 100
@@ -39,11 +39,12 @@ def nights_page() -> Any:
 
 @page_and_api(blueprint, "/nights/<night>")
 def night_page(night: str) -> Any:
-    """The sets of one night, failed first, with its rejected and ignored files and open alerts."""
+    """The sets of one night, failed first, with their scores and reviews (a form decides on the ticked sets), its
+    rejected and ignored files and open alerts."""
     web = backends()
     detail = queries.night_detail(web.engine, night)
     if detail is None:
         abort(404, f"no night {night}")
     if wants_json():
         return jsonify(detail)
-    return render_template("night.html", **detail)
+    return render_template("night.html", worst_shown=assessment.WORST_SHOWN, **detail)
