@@ -206,7 +206,8 @@ def panel(parts: list[str], s: SetSeries, frame: Frame, limits: tuple[float, flo
             parts.append(mark(i, "polygon", f'points="{corners}" fill="{SCORE_COLOURS[scores[i]]}" stroke="#333" '
                                             f'stroke-width="0.5" class="alien alien-{where} '
                                             f'score-{score_name(scores[i])}"', f" ({where} the axis)"))
-    parts.append(f'<text x="{left + 5}" y="{top + 13}" font-size="10" class="panel">{escape(s.label)}</text>')
+    parts.append(f'<text x="{left + 5}" y="{top + 13}" font-size="10" class="panel" paint-order="stroke" '
+                 f'stroke="#fafafa" stroke-width="3">{escape(s.label)}</text>')
 
 
 def legend(series: list[SetSeries], limits: tuple[float, float] | None, below: int, above: int) -> tuple[str, int]:
