@@ -3,8 +3,6 @@ pixels, value/limit/margin on the cover; and the pure helpers behind them, on sm
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -28,7 +26,6 @@ from qc.plots import (
 from qc.profiles import CRIRES, CRIRES_PLUS, profile_named
 from qc.raster import BLACK, RED, dilate, fit_max, nice_ticks, outline, tick_label
 from qc.records import CheckResult, DetectorQC, SetResult
-from qc.trends import TrendSeries, detector_colour, mjd_to_date_number, trend_figure, trend_plot
 
 CONFIG = QCConfig()
 
@@ -277,28 +274,6 @@ def test_central_cut_is_the_nan_median_of_the_central_rows() -> None:
     image[4, 0], image[5, 0] = 1.0, 3.0
     image[4, 1] = 7.0
     assert central_cut(image)[:2].tolist() == [2.0, 7.0] and np.isnan(central_cut(image)[2])
-
-
-# --- trend PNGs ----------------------------------------------------------------------------------------------------
-
-def test_trend_colours_are_fixed_per_detector() -> None:
-    assert detector_colour(3) == detector_colour(3) and len({detector_colour(d) for d in (1, 2, 3, 4)}) == 4
-    assert mjd_to_date_number(np.array([40587.0, 55329.5])).tolist() == [0.0, 14742.5]
-
-
-def test_trend_figure_dates_integer_ticks_and_legend_beside_the_limits(tmp_path: Path) -> None:
-    from matplotlib.dates import ConciseDateFormatter
-
-    series = [TrendSeries("det 2", 2, np.array([55329.4, 55330.4, 55331.4]), np.array([12.0, 13.0, 15.0]))]
-    fig = trend_figure("BADPIX", "badpix [pixels]", series, limits=(10.0, 14.0), integer=True)
-    ax = fig.axes[0]
-    assert isinstance(ax.xaxis.get_major_formatter(), ConciseDateFormatter)
-    assert ax.get_lines()[0].get_color() == detector_colour(2)
-    ax.figure.canvas.draw()
-    assert all(float(t).is_integer() for t in ax.get_yticks())
-    legend = ax.get_legend().get_window_extent()
-    assert legend.x0 > ax.get_window_extent().x1  # beside the axes, never over a limit line
-    assert trend_plot(tmp_path / "b.png", "BADPIX", "badpix [pixels]", series, integer=True).exists()
 
 
 def test_crires_plus_pictures_draw() -> None:

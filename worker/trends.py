@@ -26,6 +26,9 @@ from flatqc.trend_data import (
 from qc.config import QCConfig
 from qc.trends import trend_plot
 
+REPORT_DAYS = 365
+"""The report PNGs show the last year before the newest QC1 row of the table (the dashboard shows any range)."""
+
 
 def write_page(path: Path, title: str, sections: list[tuple[str, str, str]]) -> None:
     """A plain HTML page: title, then per section a heading, a line of limits and the image."""
@@ -40,13 +43,14 @@ def write_page(path: Path, title: str, sections: list[tuple[str, str, str]]) -> 
 
 
 def draw_key(engine: Engine, table: Table, config: QCConfig, out_dir: Path, key: str) -> list[Path]:
-    """Redraw the PNGs of one setting ``key`` of ``table`` (every report that applies to it, one PNG per column);
-    returns the files written."""
+    """Redraw the PNGs of one setting ``key`` of ``table`` over the last :data:`REPORT_DAYS` (every report that
+    applies to it, one PNG per column); returns the files written."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    series = load_trends(engine, table, TREND_COLUMNS, key=key).get(key)
+    series = load_trends(engine, table, TREND_COLUMNS, key=key, days=REPORT_DAYS).get(key)
     if series is None:
         return []
-    return [trend_plot(out_dir / report_png(report, key, column), f"{report} {key}: {column}",
+    return [trend_plot(out_dir / report_png(report, key, column),
+                       f"{report} {key}: {column}, last {REPORT_DAYS} days",
                        AXIS_LABELS[column], series[column], config.trend_limit(key, column), integer=column in COUNTS)
             for report, columns in TREND_REPORTS.items() if report_applies(report, key) for column in columns]
 

@@ -13,6 +13,7 @@ from flatqc.trend_data import (
     COUNTS,
     TREND_COLUMNS,
     TREND_REPORTS,
+    SetSeries,
     load_trends,
     report_applies,
     setting_keys,
@@ -44,9 +45,7 @@ def trends_page() -> Any:
               for report, parameters in TREND_REPORTS.items() for k in sorted(trends)
               if report_applies(report, k) for parameter in parameters]
     if wants_json():
-        return jsonify([c | {"series": [{"detector": s.label, "mjd_obs": s.mjd.tolist(),
-                                         "values": [None if np.isnan(v) else v for v in s.values.tolist()]}
-                                        for s in c["series"]]} for c in charts])
+        return jsonify([c | {"series": [series_json(s) for s in c["series"]]} for c in charts])
     for chart in charts:
         chart["svg"] = trend_svg(chart["series"], chart["limits"], f"{chart['parameter']} ({chart['key']})",
                                  AXIS_LABELS[chart["parameter"]], chart["parameter"] in COUNTS,
@@ -55,3 +54,17 @@ def trends_page() -> Any:
     return render_template("trends.html", charts=charts, days=days_arg, table=table_name, key=key,
                            keys=setting_keys(web.engine, table), instruments=instruments, instrument=profile.title,
                            reports=list(TREND_REPORTS))
+
+
+def series_json(series: SetSeries) -> dict[str, Any]:
+    """One detector's trend for the API: times, values, sets and scores of its points, and per point the band and
+    fixed bounds it was scored against (``null`` where none)."""
+    def numbers(values: np.ndarray) -> list[float | None]:
+        return [None if np.isnan(v) else v for v in values.tolist()]
+
+    band, fixed = series.band, series.fixed
+    return {"detector": series.label, "mjd_obs": series.mjd.tolist(), "values": numbers(series.values),
+            "set_ids": list(series.set_ids), "scores": list(series.point_scores()),
+            "band": None if band is None or band.centre is None else {
+                "low": numbers(band.low), "centre": numbers(band.centre), "high": numbers(band.high)},
+            "fixed": None if fixed is None else {"low": numbers(fixed.low), "high": numbers(fixed.high)}}
