@@ -74,7 +74,7 @@ def load_thresholds(folder: Path | None, configs: Mapping[str, QCConfig]) -> Thr
 
 @lru_cache(maxsize=8)
 def _read_files(folder: Path, signature: tuple[tuple[str, int, int], ...]) -> tuple[ThresholdFile, ...]:
-    files = [parse_threshold_file(name, (folder / name).read_text(encoding="utf-8"), ALL_PARAMETERS, PROFILES)
+    files = [parse_threshold_file(name, _text(folder / name), ALL_PARAMETERS, PROFILES)
              for name, _size, _mtime in signature]
     seen: dict[date, str] = {}
     for item in sorted_files(files):
@@ -84,6 +84,13 @@ def _read_files(folder: Path, signature: tuple[tuple[str, int, int], ...]) -> tu
                                      "one file per date")
         seen[item.valid_from] = item.name
     return tuple(sorted_files(files))
+
+
+def _text(path: Path) -> str:
+    """The file's text as its bytes hold it (line ends not translated), so that its content hash is that of the
+    file, as ``sha256sum`` prints it."""
+    with path.open(encoding="utf-8", newline="") as fh:
+        return fh.read()
 
 
 def thresholds_of(settings: Any) -> Thresholds:

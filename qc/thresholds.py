@@ -8,6 +8,7 @@ A :class:`ThresholdFile` is read from text (:func:`parse_threshold_file`); a fil
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 import tomllib
 from collections.abc import Iterable, Mapping, Sequence
@@ -127,7 +128,9 @@ def built_in_thresholds(configs: Mapping[str, QCConfig]) -> ThresholdFile:
     contract 5 as ``fail`` and the HealthCheck trend limits of contract 7 as ``warn``."""
     thresholds: list[Threshold] = []
     for profile, config in configs.items():
-        thresholds.append(Threshold("median_snr", ThresholdKind.FIXED, profile, low=config.snr_limit))
+        # contract 5.1 fails median_snr <= snr_limit: the inclusive low bound is the next double above the limit
+        thresholds.append(Threshold("median_snr", ThresholdKind.FIXED, profile,
+                                    low=math.nextafter(config.snr_limit, math.inf)))
         thresholds.append(Threshold("max_flux", ThresholdKind.FIXED, profile, high=config.max_flux_limit))
         for key, limits in config.trend_limits.items():
             for parameter in ("mean_flux", "rms_master"):

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from sqlalchemy import Engine
 
 from flatqc.redis_server import EmbeddedRedis
 
@@ -81,6 +82,14 @@ def connections_closed_at_end(name: str) -> Iterator[None]:
 @pytest.fixture()
 def pg_url() -> Iterator[str]:
     """A PostgreSQL URL whose search_path is a fresh schema, dropped after the test."""
+    with fresh_pg_schema() as url:
+        yield url
+
+
+@contextmanager
+def fresh_pg_schema() -> Iterator[str]:
+    """A PostgreSQL URL whose search_path is a fresh schema, dropped at the end (:func:`pg_url`; a fixture of a
+    wider scope may use it too)."""
     from sqlalchemy import create_engine, text
 
     schema = f"t_{uuid.uuid4().hex[:12]}"
@@ -96,6 +105,27 @@ def pg_url() -> Iterator[str]:
     with admin.begin() as conn:
         conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
     admin.dispose()
+
+
+@pytest.fixture(scope="module")
+def module_sqlite_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+    """A SQLite file with the schema, shared by the tests of a module (each empties the tables it fills)."""
+    from flatqc.db import connect
+
+    engine = connect(f"sqlite:///{tmp_path_factory.mktemp('module-db') / 'flatqc.db'}")
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def module_pg_engine() -> Iterator[Engine]:
+    """A PostgreSQL schema with the tables, shared by the tests of a module (each empties the tables it fills)."""
+    from flatqc.db import connect
+
+    with fresh_pg_schema() as url:
+        engine = connect(url)
+        yield engine
+        engine.dispose()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -178,7 +208,8 @@ def crires_plus_night(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 MARK_OF_FIXTURE = {"redis_process": "service", "redis_url": "service", "own_redis": "service", "pg_url": "postgres",
-                   "pg_admin": "postgres", "fresh_database": "postgres", "chromium": "browser"}
+                   "pg_admin": "postgres", "fresh_database": "postgres", "module_pg_engine": "postgres",
+                   "chromium": "browser"}
 """A test that uses one of these fixtures gets its marker without having to say so (a forgotten marker would put a
 test that starts redis-server, PostgreSQL schemas or Chromium into ``make test-fast``)."""
 
