@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy import ColumnElement, Table, and_, select
+from sqlalchemy import ColumnElement, Table, and_, func, select
 from sqlalchemy.engine import Connection, Engine
 
 from flatqc.db import QC1_TABLES, sets
@@ -32,9 +32,14 @@ def good_set_rows(table: Table) -> ColumnElement[bool]:
 
     Its set did not fail certification and was not rejected in review (the decision in force), and its version was
     not superseded by a newer one of the same set.
+
+    The version's state is a scalar subquery (versions are unique): PostgreSQL turns a ``NOT EXISTS`` into an anti
+    join and may answer it by reading every ``sets`` row, where this one probes the version's index for each row
+    the caller's own index admits, as SQLite does.
     """
-    superseded = select(sets.c.id).where(sets.c.version == table.c.version, sets.c.state == SetState.SUPERSEDED)
-    return and_(table.c.verdict.in_(GOOD_VERDICTS), ~superseded.exists(), ~rejected_in_review(table.c.set_id))
+    state = select(sets.c.state).where(sets.c.version == table.c.version).scalar_subquery()
+    return and_(table.c.verdict.in_(GOOD_VERDICTS), func.coalesce(state, "") != SetState.SUPERSEDED,
+                ~rejected_in_review(table.c.set_id))
 
 
 def find_last_good(engine: Engine, flatset: FlatSet) -> LastGoodSet | None:

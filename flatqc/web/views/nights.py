@@ -1,4 +1,5 @@
-"""Nights: the list of nights (``/``), and one night with its sets, files and open alerts."""
+"""Nights: the front page (``/``: the board of settings above the list of nights), and one night with its sets,
+files and open alerts."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from flask import Blueprint, abort, jsonify, render_template, request
 from flatqc.db import ALERT, WARNING
 from flatqc.status import nights
 from flatqc.web import assessment, queries
+from flatqc.web.board import board
 from flatqc.web.views import backends, page_and_api, wants_json
 
 NIGHTS_SHOWN = 100
@@ -20,7 +22,8 @@ blueprint = Blueprint("nights", __name__)
 
 @page_and_api(blueprint, "/", "/api/nights")
 def nights_page() -> Any:
-    """Newest nights first with their set counts, verdicts and open alerts and warnings."""
+    """Newest nights first with their set counts, verdicts and open alerts and warnings; the page shows the board
+    (:mod:`flatqc.web.board`) above them."""
     engine = backends().engine
     limit_arg = request.args.get("limit", "all" if wants_json() else str(NIGHTS_SHOWN))
     if limit_arg != "all" and not limit_arg.isdigit():
@@ -34,7 +37,15 @@ def nights_page() -> Any:
     if wants_json():
         return jsonify(summary)
     in_progress = any(n["sets"].get(s) for n in summary[:1] for s in ("queued", "running", "waiting"))
-    return render_template("nights.html", nights=summary, refresh=in_progress, total=len(everything))
+    return render_template("nights.html", nights=summary, refresh=in_progress, total=len(everything),
+                           board=board(engine))
+
+
+@blueprint.route("/api/board")
+def board_api() -> Any:
+    """The front page's board as JSON: per profile, its settings with their latest score and set, the last good set
+    and the latest night's review state."""
+    return jsonify([group.as_json() for group in board(backends().engine)])
 
 
 @page_and_api(blueprint, "/nights/<night>")
