@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, func, or_, select
 from sqlalchemy.engine import Connection, Row
 
 from flatqc.db import alerts, deliveries, files, sets, severity_is, utcnow
@@ -26,12 +26,15 @@ def latest_version(conn: Connection, path: str) -> Row | None:
     return conn.execute(select(files).where(files.c.path == path).order_by(*_newest_first()).limit(1)).first()
 
 
-def current_versions(night: str | None = None) -> Select:
-    """A query of the ids of every path's current version, optionally of one night."""
+def current_versions(night: str | None = None, since: str | None = None) -> Select:
+    """A query of the ids of every path's current version, optionally of one night, or of the nights from ``since``
+    on (and those of no night): a path lies in one night's folder, so its versions share the night."""
     rank = func.row_number().over(partition_by=files.c.path, order_by=_newest_first()).label("rank")
     query = select(files.c.id, rank)
     if night is not None:
         query = query.where(files.c.night == night)
+    if since is not None:
+        query = query.where(or_(files.c.night >= since, files.c.night.is_(None)))
     ranked = query.subquery()
     return select(ranked.c.id).where(ranked.c.rank == 1)
 

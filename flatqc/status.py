@@ -11,8 +11,8 @@ from redis import Redis
 from redis.exceptions import RedisError
 from rq import Worker
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
-from sqlalchemy import func, select
-from sqlalchemy.engine import Engine
+from sqlalchemy import func, or_, select
+from sqlalchemy.engine import Connection, Engine
 
 from flatqc.db import files, job_events, sets, utcnow
 from flatqc.ledger import current_versions
@@ -64,20 +64,26 @@ class NightStatus:
 
 
 def nights(engine: Engine, limit: int | None = None) -> list[NightStatus]:
-    """Per night, newest first: set states and verdicts, backfill progress, rejected, ignored and waiting files."""
+    """Per night, newest first: set states and verdicts, backfill progress, rejected, ignored and waiting files.
+
+    With a ``limit``, only the newest ``limit`` nights are read (through the night indexes), so the time does not
+    grow with the years of history."""
     by_night: dict[str, NightStatus] = {}
     with engine.connect() as conn:
-        for night, state, verdict, lane, count in conn.execute(
-                select(sets.c.night, sets.c.state, sets.c.verdict, sets.c.lane, func.count())
-                .where(sets.c.state != "superseded")
-                .group_by(sets.c.night, sets.c.state, sets.c.verdict, sets.c.lane)):
+        since = oldest_of_newest_nights(conn, limit) if limit else None
+        set_counts = (select(sets.c.night, sets.c.state, sets.c.verdict, sets.c.lane, func.count())
+                      .where(sets.c.state != "superseded")
+                      .group_by(sets.c.night, sets.c.state, sets.c.verdict, sets.c.lane))
+        if since is not None:
+            set_counts = set_counts.where(or_(sets.c.night >= since, sets.c.night.is_(None)))
+        for night, state, verdict, lane, count in conn.execute(set_counts):
             entry = by_night.setdefault(night or "unknown", NightStatus(night or "unknown"))
             entry.sets[state] = entry.sets.get(state, 0) + count
             if verdict:
                 entry.verdicts[verdict] = entry.verdicts.get(verdict, 0) + count
             if lane == Lane.BACKFILL:
                 entry.backfill.add(state, count)
-        newest = current_versions()
+        newest = current_versions(since=since)
         for night, state, count in conn.execute(
                 select(files.c.night, files.c.state, func.count()).where(
                     files.c.id.in_(newest), files.c.state.in_(("rejected", "ignored", *WAITING_FILES)))
@@ -89,6 +95,24 @@ def nights(engine: Engine, limit: int | None = None) -> list[NightStatus]:
                 setattr(entry, f"files_{state}", count)
     ordered = sorted(by_night.values(), key=lambda n: n.night, reverse=True)
     return ordered[:limit] if limit else ordered
+
+
+def oldest_of_newest_nights(conn: Connection, limit: int) -> str | None:
+    """The oldest of the newest ``limit`` nights that have sets or files; None when there are no more than
+    ``limit`` nights (then every night is among them)."""
+    newest: set[str] = set()
+    for table in (sets, files):
+        newest |= set(conn.execute(select(table.c.night).where(table.c.night.is_not(None)).distinct()
+                                   .order_by(table.c.night.desc()).limit(limit)).scalars())
+    ordered = sorted(newest, reverse=True)
+    return ordered[limit - 1] if len(ordered) >= limit else None
+
+
+def older_nights_exist(engine: Engine, than: str) -> bool:
+    """Whether a set or file of a night before ``than`` exists."""
+    with engine.connect() as conn:
+        return any(conn.execute(select(table.c.id).where(table.c.night < than).limit(1)).first() is not None
+                   for table in (sets, files))
 
 
 def problem_files(engine: Engine, night: str | None = None) -> list[Any]:

@@ -228,7 +228,7 @@ def test_trends_over_a_long_history(history: dict) -> None:
     assert client.get("/trends?days=soon").status_code == 400
     nights = client.get("/").get_data(as_text=True)
     listed = nights[nights.index("<h1>Nights</h1>"):]  # below the board, whose rows link their nights too
-    assert "newest 100 of" in listed and listed.count("/nights/") == 100
+    assert "newest 100 nights" in listed and listed.count("/nights/") == 100
 
 
 @pytest.fixture()

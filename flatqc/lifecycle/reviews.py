@@ -15,7 +15,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, insert, select, update
+from sqlalchemy import ColumnElement, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from flatqc.db import QC1_TABLES, reviews, utcnow
@@ -111,6 +111,10 @@ def histories(conn: Connection, set_ids: Iterable[str]) -> dict[str, list[Review
 
 
 def rejected_in_review(set_id: Any) -> ColumnElement[bool]:
-    """SQL condition: the set named by the column ``set_id`` is rejected by the decision in force."""
-    return select(reviews.c.id).where(and_(reviews.c.set_id == set_id, reviews.c.replaced_by.is_(None),
-                                           reviews.c.decision == Decision.REJECTED)).exists()
+    """SQL condition: the set named by the column ``set_id`` is rejected by the decision in force.
+
+    A scalar subquery (the newest decision in force), so PostgreSQL probes ``ix_reviews_set`` for each row the
+    caller's own index admits, where ``EXISTS`` became an anti join reading every decision ever made."""
+    in_force_now = (select(reviews.c.decision).where(reviews.c.set_id == set_id, reviews.c.replaced_by.is_(None))
+                    .order_by(reviews.c.id.desc()).limit(1).scalar_subquery())
+    return func.coalesce(in_force_now, "") == Decision.REJECTED

@@ -9,7 +9,7 @@ from typing import Any
 from flask import Blueprint, abort, jsonify, render_template, request
 
 from flatqc.db import ALERT, WARNING
-from flatqc.status import nights
+from flatqc.status import nights, older_nights_exist
 from flatqc.web import assessment, queries
 from flatqc.web.board import board
 from flatqc.web.views import backends, page_and_api, wants_json
@@ -28,8 +28,8 @@ def nights_page() -> Any:
     limit_arg = request.args.get("limit", "all" if wants_json() else str(NIGHTS_SHOWN))
     if limit_arg != "all" and not limit_arg.isdigit():
         abort(400, "limit must be a whole number or 'all'")
-    everything = nights(engine)
-    summary = [asdict(n) for n in (everything if limit_arg == "all" else everything[:int(limit_arg)])]
+    listed = nights(engine, None if limit_arg == "all" else int(limit_arg))
+    summary = [asdict(n) for n in listed]
     open_counts = queries.open_alert_counts(engine)
     for entry in summary:
         entry["open_alerts"] = open_counts.get((entry["night"], ALERT), 0)
@@ -37,8 +37,8 @@ def nights_page() -> Any:
     if wants_json():
         return jsonify(summary)
     in_progress = any(n["sets"].get(s) for n in summary[:1] for s in ("queued", "running", "waiting"))
-    return render_template("nights.html", nights=summary, refresh=in_progress, total=len(everything),
-                           board=board(engine))
+    more = limit_arg != "all" and bool(summary) and older_nights_exist(engine, summary[-1]["night"])
+    return render_template("nights.html", nights=summary, refresh=in_progress, more=more, board=board(engine))
 
 
 @blueprint.route("/api/board")
