@@ -1,4 +1,12 @@
-"""``make demo``: run ``flatqc up`` (own Redis, SQLite, local folders) and feed it a synthetic night file by file.
+"""``make demo``: weeks of synthetic history processed at once, then ``flatqc up`` (own Redis, SQLite, local folders)
+fed a synthetic night file by file.
+
+First the history (:mod:`qc.synth_history`: ``--history-days`` nights before tonight in three settings of their own,
+a slow lamp drift and one lamp 20 % weaker from a date on) is written into the watched tree and processed at once by
+the batch path of ``flatqc process`` (:func:`flatqc.batch.process_paths`, several sets at a time, in MJD order per
+setting), so trends and statistical scores have weeks of points before tonight. The thresholds the scores use are
+written to ``<root>/thresholds/`` (contract 9; the setting ``thresholds_dir``). Then tonight: the history's settings'
+sets of tonight and the synthetic night (:func:`qc.synth.write_night`) are delivered to the running service.
 
 Some files are written slowly, some renamed into place, one set's products arrive before its raws, one file is
 delivered twice, junk files too. QC1 results and alerts are printed as they happen. When every set of the night has
@@ -13,24 +21,33 @@ later; the commands print that hint themselves when the default database is empt
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import shutil
 import subprocess
 import sys
 import time
+from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
+from itertools import repeat
 from pathlib import Path
 
 import click
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from sqlalchemy import select
 
+from flatqc.batch import cores, process_paths
 from flatqc.console import make_console
 from flatqc.db import WARNING, alerts, connect, crires_flat, findings_from_json, sets
 from flatqc.settings import DEMO_CONFIG, Settings
-from flatqc.synthetic_delivery import deliver_file, delivery_plan
+from flatqc.synthetic_delivery import Delivery, deliver_file, delivery_plan
 from flatqc.up import Service, flatqc_command
 from qc.certify import sentence
+from qc.profiles import PROFILES
 from qc.synth import write_night
+from qc.synth_common import SynthSet
+from qc.synth_history import HISTORY_MANIFEST, history_plan, write_history_manifest, write_planned_set
 
 FINAL_STATES = ("done", "failed", "rejected", "incomplete")
 
@@ -43,6 +60,14 @@ class Reporter:
         self.engine = connect(db_url)
         self.seen_sets: set[str] = set()
         self.seen_alerts: set[int] = set()
+        self.printed = 0
+        """Sets printed (those already there at :meth:`skip_existing` not counted)."""
+
+    def skip_existing(self) -> None:
+        """Take the sets and alerts in the database now (the history's) as seen: only tonight's are printed."""
+        with self.engine.connect() as conn:
+            self.seen_sets.update(conn.execute(select(sets.c.version)).scalars())
+            self.seen_alerts.update(conn.execute(select(alerts.c.id)).scalars())
 
     def __call__(self) -> None:
         with self.engine.connect() as conn:
@@ -50,6 +75,7 @@ class Reporter:
                 if row.version in self.seen_sets:
                     continue
                 self.seen_sets.add(row.version)
+                self.printed += 1
                 colour = {"passed": "green", "failed": "red"}.get(row.verdict or "", "yellow")
                 line = f"set {row.set_id} {row.setting_key or ''} N={row.n_raw}: [bold]{row.state}[/]"
                 if row.verdict:
@@ -71,10 +97,14 @@ class Reporter:
 @click.option("--root", type=click.Path(file_okay=False, path_type=Path), default=DEMO_CONFIG.parent, show_default=True)
 @click.option("--seed", type=int, default=1, show_default=True)
 @click.option("--timeout", type=float, default=300.0, show_default=True)
+@click.option("--history-days", type=click.IntRange(min=0), default=42, show_default=True,
+              help="Nights of synthetic history before tonight (three settings of their own, a lamp drift and a "
+                   "lamp 20 % weaker from a date on), processed at once before the service starts; 0: none.")
 @click.option("--exit", "exit_after", is_flag=True,
               help="Stop the service after the night instead of serving the dashboard until Ctrl-C.")
-def main(root: Path, seed: int, timeout: float, exit_after: bool) -> None:
-    """Feed a synthetic night to a local ``flatqc up`` and print what happens."""
+def main(root: Path, seed: int, timeout: float, history_days: int, exit_after: bool) -> None:
+    """Process weeks of synthetic history at once, then feed a synthetic night to a local ``flatqc up`` and print
+    what happens."""
     console = make_console()
     shutil.rmtree(root, ignore_errors=True)
     staging, tree = root / "staging", root / "tree"
@@ -84,21 +114,25 @@ def main(root: Path, seed: int, timeout: float, exit_after: bool) -> None:
         dfs_product=tree / "dfs_product", dfs_raw=tree / "dfs_raw", qc_reference=tree / "reference",
         qc_output=tree / "qc", run_dir=root / "run", db_url=f"sqlite:///{root / 'flatqc.db'}", redis_url=None,
         incomplete_timeout_s=15, rescan_interval_s=5, file_settle_s=1, truncated_after_s=5,
+        thresholds_dir=root / "thresholds",
     )
+    write_thresholds(settings, root / "thresholds")
     config = write_config(settings, root / DEMO_CONFIG.name)
+    tonight_history = prepare_history(console, settings, root, staging, manifest.night, history_days, seed)
+    report = Reporter(console, settings.db_url)
+    report.skip_existing()
     service = Service(settings, web=True)
     service.start()
     dashboard = f"http://{settings.web_host}:{service.web.server_port}/" if service.web else "not running"
     console.print(f"[bold]flatqc up[/]: own Redis on {service.redis.port if service.redis else '?'}, "
                   f"{service.n_workers} workers, watching {tree}, dashboard {dashboard}")
-    report = Reporter(console, settings.db_url)
     try:
-        for item in delivery_plan(staging):
+        for item in tonight_deliveries(tonight_history) + delivery_plan(staging):
             deliver_file(staging / item.relative, tree / item.relative, item.mode)
             console.print(f"[dim]delivered ({item.mode}) {item.relative}[/]")
             report()
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and len(report.seen_sets) < len(manifest.sets):
+        while time.monotonic() < deadline and report.printed < len(manifest.sets) + len(tonight_history):
             time.sleep(1)
             report()
         time.sleep(2)
@@ -107,7 +141,7 @@ def main(root: Path, seed: int, timeout: float, exit_after: bool) -> None:
         for verb in ("status", "alerts"):
             subprocess.run(flatqc_command(verb), env=env, check=False)
         console.print(f"QC1 rows: {root / 'flatqc.db'} (table crires_flat); pictures and trend reports under "
-                      f"{tree / 'qc'}")
+                      f"{tree / 'qc'}; thresholds in {root / 'thresholds'}")
         console.print(look_again(config, settings.web_port), markup=False, highlight=False)
         if not exit_after:
             console.print(f"[bold]the dashboard stays up: {dashboard}[/] (Ctrl-C stops the service)")
@@ -116,10 +150,100 @@ def main(root: Path, seed: int, timeout: float, exit_after: bool) -> None:
         service.stop()
 
 
+def prepare_history(console: Console, settings: Settings, root: Path, staging: Path, night: str, days: int,
+                    seed: int) -> list[SynthSet]:
+    """Write the ``days`` nights of history before ``night`` into the watched tree and process them at once
+    (``flatqc process``'s batch path: no queue, no watcher; sets in MJD order per setting, so each set's last good
+    set is an earlier one), with progress bars; write tonight's sets of the history's settings to ``staging`` (to be
+    delivered with the night) and return them (paths relative to ``staging``). ``<root>/history.json`` lists every
+    history set with its lamp factors (paths relative to the tree)."""
+    if days == 0:
+        return []
+    started = time.monotonic()
+    plan = history_plan(night, days, seed)
+    earlier = plan.sets_of(plan.nights[:-1])
+    tree = settings.dfs_product.parent
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console) as progress:
+        writing = progress.add_task(f"writing {days} nights of history", total=len(earlier))
+        written = []
+        with ProcessPoolExecutor(cores(), mp_context=multiprocessing.get_context("fork")) as pool:
+            for planned, entry in zip(earlier, pool.map(write_planned_set, repeat(tree), earlier, chunksize=4),
+                                      strict=True):
+                written.append((planned, entry))
+                progress.advance(writing)
+        processing = progress.add_task("processing it (flatqc process)", total=len(earlier))
+        engine = connect(settings.db_url)
+        try:
+            result = process_paths([settings.dfs_product], settings, engine, with_alerts=True, jobs=cores(),
+                                   on_set=lambda _: progress.advance(processing))
+        finally:
+            engine.dispose()
+    tonight = [(planned, write_planned_set(staging, planned)) for planned in plan.sets_of([night])]
+    write_history_manifest(root / HISTORY_MANIFEST, plan, written + tonight)
+    verdicts = Counter(outcome.result.certification.verdict for _, outcome in result.done)
+    step = ""
+    if plan.step_night is not None:
+        key = next(p.setting.setting_key for p in plan.sets if p.setting.name == plan.step_setting)
+        step = f"; the lamp of {key} is {1 - plan.step_factor:.0%} weaker from {plan.step_night} on"
+    unprocessed = f"; {len(result.failed_sets)} not processed" if result.failed_sets else ""
+    console.print(f"[bold]history[/]: {len(result.done)} sets in {len({p.setting.name for p in earlier})} settings, "
+                  f"nights {plan.nights[0]} .. {plan.nights[-2]}, written and processed in "
+                  f"{time.monotonic() - started:.0f} s ({', '.join(f'{n} {v}' for v, n in sorted(verdicts.items()))}"
+                  f"{unprocessed}); the lamps lose {plan.drift_per_night:.2%} a night{step}")
+    return [entry for _, entry in tonight]
+
+
+def tonight_deliveries(entries: list[SynthSet]) -> list[Delivery]:
+    """The files of tonight's sets of the history's settings, raws first (renamed into place)."""
+    return [Delivery(Path(path), "rename") for entry in entries for path in (*entry.raws, entry.master, entry.bpm)]
+
+
+THRESHOLDS_FILE = "demo-2006-01-01.toml"
+"""The demo's threshold file, in ``<root>/thresholds/``."""
+STATISTICAL_PARAMETERS = ("mean_flux", "rms_master", "median_snr")
+"""QC1 parameters the demo scores against their own history (contract 9, kind ``statistical``)."""
+
+
+def write_thresholds(settings: Settings, folder: Path) -> Path:
+    """The demo's threshold file (contract 9) in ``folder``, valid from 2006-01-01 (before the first CRIRES flat):
+    each profile's certification limits (contract 5) as fixed ``fail`` thresholds (median_snr low, max_flux high),
+    its HealthCheck trend limits (contract 7) as fixed ``warn`` thresholds per setting, and statistical thresholds
+    on mean_flux, rms_master and median_snr (90 days; at least 10 earlier rows, so that a few first points do not
+    make the band; warn beyond 3, fail beyond 5 x 1.4826 MAD). Returns the file."""
+    lines = ["# Thresholds of `make demo` (python -m flatqc.demo), data contract section 9; the setting",
+             "# FLATQC_THRESHOLDS_DIR names this folder.", "valid_from = 2006-01-01", ""]
+
+    def threshold(comment: str = "", **fields: str | float | int) -> None:
+        lines.extend([*([f"# {comment}"] if comment else []), "[[threshold]]",
+                      *(f"{key} = {json.dumps(value)}" for key, value in fields.items()), ""])
+
+    for name in sorted(PROFILES):
+        config = settings.qc_config(name)
+        threshold(f"{name}: certification (contract 5)", parameter="median_snr", kind="fixed", profile=name,
+                  low=config.snr_limit, severity="fail")
+        threshold(parameter="max_flux", kind="fixed", profile=name, high=config.max_flux_limit, severity="fail")
+        for key, limits in sorted(config.trend_limits.items()):
+            for parameter in ("mean_flux", "rms_master"):
+                low, high = getattr(limits, parameter)
+                threshold(f"{name}: HealthCheck trend limits (contract 7)" if parameter == "mean_flux" else "",
+                          parameter=parameter, kind="fixed", profile=name, setting=key, low=low, high=high,
+                          severity="warn")
+    for index, parameter in enumerate(STATISTICAL_PARAMETERS):
+        threshold("every profile, setting and detector against its own last 90 days" if index == 0 else "",
+                  parameter=parameter, kind="statistical", window_days=90, min_points=10, k_warn=3.0, k_fail=5.0)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / THRESHOLDS_FILE
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
+
+
 def write_config(settings: Settings, path: Path) -> Path:
     """The demo's settings as a TOML file for ``FLATQC_CONFIG`` (absolute paths: usable from any folder)."""
     values = {name: str(getattr(settings, name).resolve()) for name in ("dfs_product", "dfs_raw", "qc_reference",
                                                                         "qc_output", "run_dir")}
+    if settings.thresholds_dir is not None:
+        values["thresholds_dir"] = str(settings.thresholds_dir.resolve())
     values["db_url"] = f"sqlite:///{Path(settings.db_url.removeprefix('sqlite:///')).resolve()}"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("# written by `make demo` (python -m flatqc.demo): FLATQC_CONFIG=<this file> flatqc status\n"

@@ -14,6 +14,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from astropy.time import Time
@@ -96,7 +97,7 @@ def illumination(profile: InstrumentProfile, det: int, cwlen: float, rows: slice
     return band[:, None] * (blaze * vignetting)[None, :]
 
 
-def _master_and_bpm(raws: list[list[np.ndarray]], models: list[np.ndarray], hot_cold: list[np.ndarray],
+def master_and_bpm(raws: list[list[np.ndarray]], models: list[np.ndarray], hot_cold: list[np.ndarray],
                     rows: slice) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Per detector: normalised master (mean raw / smooth illumination ``models``, median 1: the pixel
     response remains) and 0/1 BPM (int16)."""
@@ -111,6 +112,21 @@ def _master_and_bpm(raws: list[list[np.ndarray]], models: list[np.ndarray], hot_
     return masters, bpms
 
 
+def raw_cards(spec: SetSpec, name: str, mjd: float, dit: float, ny: int, starty: int) -> dict[str, Any]:
+    """Primary header keywords of a raw flat of ``spec`` named ``name``, taken at ``mjd`` (contract 3)."""
+    return {
+        "INSTRUME": "CRIRES", "ARCFILE": name, "DATE-OBS": Time(mjd, format="mjd").isot, "MJD-OBS": mjd,
+        "ESO DET DIT": dit, "ESO DET NDIT": 1, "ESO DET WINDOW NY": ny, "ESO DET WINDOW STARTY": starty,
+        "ESO INS WLEN CWLEN": spec.cwlen, "ESO INS BAFFLE POS": spec.baffle, "ESO INS LAMP1 NAME": spec.lamp,
+        "ESO DPR CATG": "CALIB", "ESO DPR TYPE": "FLAT", "ESO DPR TECH": "SPECTRUM",
+    }
+
+
+def raw_name(mjd: float) -> str:
+    """``CRIRE.<ISO time>.fits``, the raw's ARCFILE and file name."""
+    return f"CRIRE.{Time(mjd, format='mjd').isot}.fits"
+
+
 def write_set(spec: SetSpec, product_dir: Path, raw_dir: Path, night: str, rng: np.random.Generator,
               start_mjd: float, profile: InstrumentProfile = CRIRES) -> tuple[SynthSet, float]:
     """Write raws, master and BPM of one set; return its manifest entry and the MJD after its last raw."""
@@ -123,15 +139,9 @@ def write_set(spec: SetSpec, product_dir: Path, raw_dir: Path, night: str, rng: 
     dit = round(float(np.median(np.concatenate([m[rows].ravel() for m in models]))) / flux, 3)
     names, raw_paths, raws, headers, mjd = [], [], [], [], start_mjd
     for index in range(spec.n_raw):
-        iso = Time(mjd, format="mjd").isot
-        name = f"CRIRE.{iso}.fits"
-        cards = {
-            "INSTRUME": "CRIRES", "ARCFILE": name, "DATE-OBS": iso, "MJD-OBS": mjd,
-            "ESO DET DIT": spec.dit_override[1] if spec.dit_override and spec.dit_override[0] == index else dit,
-            "ESO DET NDIT": 1, "ESO DET WINDOW NY": ny, "ESO DET WINDOW STARTY": starty,
-            "ESO INS WLEN CWLEN": spec.cwlen, "ESO INS BAFFLE POS": spec.baffle, "ESO INS LAMP1 NAME": spec.lamp,
-            "ESO DPR CATG": "CALIB", "ESO DPR TYPE": "FLAT", "ESO DPR TECH": "SPECTRUM",
-        }
+        name = raw_name(mjd)
+        cards = raw_cards(spec, name, mjd, spec.dit_override[1] if spec.dit_override and spec.dit_override[0] == index
+                          else dit, ny, starty)
         headers.append(cards)
         chips = [raw_chip(m, hot, cold, rng)[rows] for m, (hot, cold) in zip(models, spots, strict=True)]
         raws.append(chips)
@@ -139,20 +149,29 @@ def write_set(spec: SetSpec, product_dir: Path, raw_dir: Path, night: str, rng: 
         if index != spec.drop_raw:
             raw_paths.append(write_mef(raw_dir / name, profile, cards, chips))
         mjd += 45.0 / 86400
-    masters, bpms = _master_and_bpm(raws, [spec.peak * i for i in illum], [np.concatenate(s) for s in spots], rows)
+    masters, bpms = master_and_bpm(raws, [spec.peak * i for i in illum], [np.concatenate(s) for s in spots], rows)
+    entry = write_products(spec, product_dir, profile, headers, names, raw_paths, masters, bpms)
+    return entry, mjd + 600.0 / 86400
+
+
+def write_products(spec: SetSpec, product_dir: Path, profile: InstrumentProfile, headers: list[dict[str, Any]],
+                   names: list[str], raw_paths: list[Path], masters: list[np.ndarray],
+                   bpms: list[np.ndarray]) -> SynthSet:
+    """Write the master and BPM of a set whose raws are written (their headers and names in order) and return the
+    set's manifest entry."""
+    ny = int(headers[0]["ESO DET WINDOW NY"])
     stem = f"crires_spec_flat_{spec.name}"
     master = write_mef(product_dir / f"{stem}.fits", profile,
                        product_cards(headers[0], profile.master_catg, names), masters)
     bpm = write_mef(product_dir / f"{stem}_bpm.fits", profile,
                     product_cards(headers[0], profile.bpm_catg, names), bpms)
-    entry = SynthSet(
+    return SynthSet(
         name=spec.name, set_id=set_id_for(names), setting_key=spec.setting_key, n_raw=spec.n_raw,
         raw_type=profile.raw_type(ny), master=str(master), bpm=str(bpm), raws=[str(p) for p in raw_paths],
         expected_verdict=spec.expected_verdict, expected_reason=spec.expected_reason,
         has_reference=spec.setting_key in CRIRES_REFERENCE_KEYS,
         missing=[names[spec.drop_raw]] if spec.drop_raw is not None else [],
     )
-    return entry, mjd + 600.0 / 86400
 
 
 def write_reference(key: str, out: Path, profile: InstrumentProfile = CRIRES, seed: int = 0) -> list[Path]:

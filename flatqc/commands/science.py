@@ -27,13 +27,30 @@ from qc.profiles import PROFILES
 @click.option("--profile", type=click.Choice(sorted(PROFILES)), default="crires", show_default=True,
               help="Instrument: crires+ writes 2048 x 2048 x 3 files (~50 MB per raw, ~200 MB per master).")
 @click.option("--set", "sets", multiple=True, help="Write only the set(s) with this name (repeatable).")
-def synth(out: Path, seed: int, night: str | None, profile: str, sets: tuple[str, ...]) -> None:
-    """Write a synthetic night (raws, masters, BPMs, references, junk) for tests and the demo."""
-    from qc.synth import write_night
+@click.option("--history-days", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Also write a history (crires only): the N nights before NIGHT and NIGHT itself, in three settings "
+                   "of their own (windowed read-outs of 32 rows), one set of 3 raws per setting and night and on "
+                   "some nights a second of 1; the lamps lose 0.15 % of their flux a night and one lamp "
+                   "(1645.000_25.000_Halogen) is 20 % weaker from two thirds of the way on; listed with every "
+                   "set's lamp factors in history.json. 42 days: ~150 sets, ~300 MB.")
+def synth(out: Path, seed: int, night: str | None, profile: str, sets: tuple[str, ...], history_days: int) -> None:
+    """Write a synthetic night (raws, masters, BPMs, references, junk) for tests and the demo.
 
+    With --history-days also weeks of history up to that night, for trends and statistical scores.
+    """
+    from qc.synth import write_night
+    from qc.synth_history import HISTORY_MANIFEST, HISTORY_PROFILE, history_plan, write_history
+
+    if history_days and profile != HISTORY_PROFILE.name:
+        raise click.UsageError(f"--history-days writes {HISTORY_PROFILE.title} nights only "
+                               f"(--profile {HISTORY_PROFILE.name})")
     manifest = write_night(out, seed=seed, night=night, profile=profile, sets=list(sets) or None)
     console = make_console()
     console.print(f"wrote {len(manifest.sets)} sets and {len(manifest.junk)} junk files under {out}")
+    if history_days:
+        history = write_history(out, history_plan(manifest.night, history_days, seed))
+        console.print(f"and a history of {len(history['sets'])} sets, nights {history['nights'][0]} .. "
+                      f"{history['nights'][-1]} ({out / HISTORY_MANIFEST})")
     console.print(f"products: {out / 'dfs_product'}  raws: {out / 'dfs_raw'}  references: {out / 'reference'}")
 
 
