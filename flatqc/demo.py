@@ -2,9 +2,11 @@
 fed a synthetic night file by file.
 
 First the history (:mod:`qc.synth_history`: ``--history-days`` nights before tonight in three settings of their own,
-a slow lamp drift and one lamp 20 % weaker from a date on) is written into the watched tree and processed at once by
+a slow lamp drift and one lamp 20 % weaker from a date on) is written to ``<root>/history/`` and processed at once by
 the batch path of ``flatqc process`` (:func:`flatqc.batch.process_paths`, several sets at a time, in MJD order per
-setting), so trends and statistical scores have weeks of points before tonight. The thresholds the scores use are
+setting), so trends and statistical scores have weeks of points before tonight. It is not under the watched tree:
+the service never sees those files, only their sets and QC1 rows in the database (a watcher that found them would
+record them as files waiting, since their sets are done already). The thresholds the scores use are
 written to ``<root>/thresholds/`` (contract 9; the setting ``thresholds_dir``). Then tonight: the history's settings'
 sets of tonight and the synthetic night (:func:`qc.synth.write_night`) are delivered to the running service.
 
@@ -28,9 +30,11 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Mapping
 from concurrent.futures import ProcessPoolExecutor
 from itertools import repeat
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.console import Console
@@ -45,6 +49,8 @@ from flatqc.synthetic_delivery import Delivery, deliver_file, delivery_plan
 from flatqc.up import Service, flatqc_command
 from qc.certify import sentence
 from qc.profiles import PROFILES
+from qc.records import QC1_NAMES
+from qc.scores import worst
 from qc.synth import write_night
 from qc.synth_common import SynthSet
 from qc.synth_history import HISTORY_MANIFEST, history_plan, write_history_manifest, write_planned_set
@@ -84,13 +90,25 @@ class Reporter:
                 for qc1 in conn.execute(select(crires_flat).where(crires_flat.c.version == row.version)):
                     snr = f"{qc1.median_snr:.0f}" if qc1.median_snr is not None else "n/a"
                     self.console.print(f"    det {qc1.detector}: mean_flux {qc1.mean_flux:7.1f} ADU/s  rms_master "
-                                       f"{qc1.rms_master:.3f}  median_snr {snr:>5}  max_flux {qc1.max_flux:7.0f}")
+                                       f"{qc1.rms_master:.3f}  median_snr {snr:>5}  max_flux {qc1.max_flux:7.0f}"
+                                       f"{flagged(dict(qc1._mapping))}")
             for alert in conn.execute(select(alerts)):
                 if alert.id not in self.seen_alerts:
                     self.seen_alerts.add(alert.id)
                     reasons = "; ".join(map(sentence, findings_from_json(alert.reasons)))
                     kind = "[yellow]WARNING" if alert.severity == WARNING else "[bold red]ALERT"
                     self.console.print(f"{kind} #{alert.id}[/] set {alert.set_id}: {reasons}")
+
+
+SCORE_STYLE = {"warn": "yellow", "fail": "bold red"}
+
+
+def flagged(qc1: Mapping[str, Any]) -> str:
+    """`` score fail: mean_flux fail, rms_master warn`` for a QC1 row scored warn or fail (contract 9), else ``""``."""
+    if qc1.get("score") not in SCORE_STYLE:
+        return ""
+    found = [f"{name} {qc1[f'score_{name}']}" for name in QC1_NAMES if qc1.get(f"score_{name}") in SCORE_STYLE]
+    return f"  [{SCORE_STYLE[qc1['score']]}]score {qc1['score']}: {', '.join(found)}[/]"
 
 
 @click.command()
@@ -152,30 +170,31 @@ def main(root: Path, seed: int, timeout: float, history_days: int, exit_after: b
 
 def prepare_history(console: Console, settings: Settings, root: Path, staging: Path, night: str, days: int,
                     seed: int) -> list[SynthSet]:
-    """Write the ``days`` nights of history before ``night`` into the watched tree and process them at once
-    (``flatqc process``'s batch path: no queue, no watcher; sets in MJD order per setting, so each set's last good
-    set is an earlier one), with progress bars; write tonight's sets of the history's settings to ``staging`` (to be
-    delivered with the night) and return them (paths relative to ``staging``). ``<root>/history.json`` lists every
-    history set with its lamp factors (paths relative to the tree)."""
+    """Write the ``days`` nights of history before ``night`` to ``<root>/history/`` (``dfs_product/``,
+    ``dfs_raw/``) and process them at once into the database of ``settings`` (``flatqc process``'s batch path: no
+    queue, no watcher; sets in MJD order per setting, so each set's last good set is an earlier one), with progress
+    bars; write tonight's sets of the history's settings to ``staging`` (to be delivered with the night) and return
+    them (paths relative to ``staging``). ``<root>/history.json`` lists every history set with its lamp factors
+    (paths relative to ``<root>/history/`` or, tonight's, to the tree they are delivered to)."""
     if days == 0:
         return []
     started = time.monotonic()
     plan = history_plan(night, days, seed)
     earlier = plan.sets_of(plan.nights[:-1])
-    tree = settings.dfs_product.parent
+    history = (root / "history").resolve()  # absolute paths in the database, as the watcher records them
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console) as progress:
         writing = progress.add_task(f"writing {days} nights of history", total=len(earlier))
         written = []
         with ProcessPoolExecutor(cores(), mp_context=multiprocessing.get_context("fork")) as pool:
-            for planned, entry in zip(earlier, pool.map(write_planned_set, repeat(tree), earlier, chunksize=4),
+            for planned, entry in zip(earlier, pool.map(write_planned_set, repeat(history), earlier, chunksize=4),
                                       strict=True):
                 written.append((planned, entry))
                 progress.advance(writing)
         processing = progress.add_task("processing it (flatqc process)", total=len(earlier))
         engine = connect(settings.db_url)
         try:
-            result = process_paths([settings.dfs_product], settings, engine, with_alerts=True, jobs=cores(),
+            result = process_paths([history], settings, engine, with_alerts=True, jobs=cores(),
                                    on_set=lambda _: progress.advance(processing))
         finally:
             engine.dispose()
@@ -187,11 +206,27 @@ def prepare_history(console: Console, settings: Settings, root: Path, staging: P
         key = next(p.setting.setting_key for p in plan.sets if p.setting.name == plan.step_setting)
         step = f"; the lamp of {key} is {1 - plan.step_factor:.0%} weaker from {plan.step_night} on"
     unprocessed = f"; {len(result.failed_sets)} not processed" if result.failed_sets else ""
+    scores = Counter(set_scores(settings.db_url).values())
     console.print(f"[bold]history[/]: {len(result.done)} sets in {len({p.setting.name for p in earlier})} settings, "
                   f"nights {plan.nights[0]} .. {plan.nights[-2]}, written and processed in "
                   f"{time.monotonic() - started:.0f} s ({', '.join(f'{n} {v}' for v, n in sorted(verdicts.items()))}"
-                  f"{unprocessed}); the lamps lose {plan.drift_per_night:.2%} a night{step}")
+                  f"{unprocessed}); the lamps lose {plan.drift_per_night:.2%} a night{step}; set scores: "
+                  + ", ".join(f"{scores[s]} {s or 'none'}" for s in ("ok", "warn", "fail", None) if scores[s]))
     return [entry for _, entry in tonight]
+
+
+def set_scores(db_url: str) -> dict[str, str | None]:
+    """Each set's score (the worst of its QC1 rows, contract 9), by set id."""
+    engine = connect(db_url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(select(crires_flat.c.set_id, crires_flat.c.score)).all()
+    finally:
+        engine.dispose()
+    by_set: dict[str, list[str | None]] = {}
+    for set_id, score in rows:
+        by_set.setdefault(set_id, []).append(score)
+    return {set_id: worst(values) for set_id, values in by_set.items()}
 
 
 def tonight_deliveries(entries: list[SynthSet]) -> list[Delivery]:
@@ -203,14 +238,18 @@ THRESHOLDS_FILE = "demo-2006-01-01.toml"
 """The demo's threshold file, in ``<root>/thresholds/``."""
 STATISTICAL_PARAMETERS = ("mean_flux", "rms_master", "median_snr")
 """QC1 parameters the demo scores against their own history (contract 9, kind ``statistical``)."""
+MIN_POINTS = 14
+"""Earlier rows a statistical score needs in the demo (contract 9's default is 5): the bands of the first 5 to 13
+nights of the history, their MAD from so few values, flagged a few healthy sets as ``fail``; from 14 on only the
+lamp step does (and some values 3 to 5 spreads out, ``warn``, as noise and drift will)."""
 
 
 def write_thresholds(settings: Settings, folder: Path) -> Path:
     """The demo's threshold file (contract 9) in ``folder``, valid from 2006-01-01 (before the first CRIRES flat):
     each profile's certification limits (contract 5) as fixed ``fail`` thresholds (median_snr low, max_flux high),
     its HealthCheck trend limits (contract 7) as fixed ``warn`` thresholds per setting, and statistical thresholds
-    on mean_flux, rms_master and median_snr (90 days; at least 10 earlier rows, so that a few first points do not
-    make the band; warn beyond 3, fail beyond 5 x 1.4826 MAD). Returns the file."""
+    on mean_flux, rms_master and median_snr (90 days; warn beyond 3, fail beyond 5 x 1.4826 MAD; at least
+    :data:`MIN_POINTS` earlier rows: the MAD of fewer is too unsteady). Returns the file."""
     lines = ["# Thresholds of `make demo` (python -m flatqc.demo), data contract section 9; the setting",
              "# FLATQC_THRESHOLDS_DIR names this folder.", "valid_from = 2006-01-01", ""]
 
@@ -231,7 +270,8 @@ def write_thresholds(settings: Settings, folder: Path) -> Path:
                           severity="warn")
     for index, parameter in enumerate(STATISTICAL_PARAMETERS):
         threshold("every profile, setting and detector against its own last 90 days" if index == 0 else "",
-                  parameter=parameter, kind="statistical", window_days=90, min_points=10, k_warn=3.0, k_fail=5.0)
+                  parameter=parameter, kind="statistical", window_days=90, min_points=MIN_POINTS, k_warn=3.0,
+                  k_fail=5.0)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / THRESHOLDS_FILE
     path.write_text("\n".join(lines), encoding="utf-8")

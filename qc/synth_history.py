@@ -1,9 +1,10 @@
 """Synthetic history: weeks of CRIRES flat nights in a few settings of their own, for trends and statistical scores.
 
-Each night has, per setting, one set of 3 raws (so it has a median S/N) and on some nights a second set of 1 raw,
-taken in the afternoon before the night (MJD-OBS on the night ``DATE``, 18 h UT on). The sets are written by
-:func:`qc.synth.write_set`, as the synthetic night's are (raws, master, BPM; same detectors, noise and defects), but
-with a fixed DIT per setting, so that the lamp's brightness shows in ``mean_flux`` (and in ``median_snr``):
+Each night has, per setting, one set of 3 raws (so it has a median S/N) and on some nights a second one, taken in
+the afternoon before the night (MJD-OBS on the night ``DATE``, 18 h UT on). The sets have the physics of
+:func:`qc.synth.write_set` (raws, master, BPM; same illumination, pixel response, defects and noise as the synthetic
+night's), but a fixed DIT per setting, so that the lamp's brightness shows in ``mean_flux`` (and in ``median_snr``,
+and a little in ``rms_master``: saturated hot pixels):
 
 * a slow drift: the lamps lose ``drift_per_night`` (default 0.15 %) of their flux every night;
 * one abrupt change: from ``step_night`` on, the lamp of ``step_setting`` gives ``step_factor`` (default 0.8, 20 %
@@ -12,7 +13,7 @@ with a fixed DIT per setting, so that the lamp's brightness shows in ``mean_flux
 
 A set's lamp factor is ``(1 - drift_per_night) ** k * step * jitter`` with ``k`` the night's index (0 = first night),
 ``step`` = ``step_factor`` from ``step_night`` on in ``step_setting``, else 1. The raws are windowed read-outs
-(64 rows by default, ``FLT_WIN``; ~1 MB a raw) so that weeks of them stay small and quick.
+(32 rows by default, ``FLT_WIN``; 0.5 MB a raw) so that weeks of them stay small and quick.
 
 Deterministic for a seed: :func:`history_plan` draws the plan (sets, factors, start times, a seed per set) from
 the seed alone, and each set is written from its own seed, so any subset of the nights is written to the same bytes
@@ -42,7 +43,10 @@ STEP_FACTOR = 0.8
 JITTER = 0.005
 """Relative standard deviation of a set's flux about the drift (lamp and set-up noise)."""
 SECOND_SET_CHANCE = 0.2
-"""Chance that a setting has a second set (1 raw) on a night."""
+"""Chance that a setting has a second set on a night."""
+RAWS_PER_SET = 3
+"""Raws of every set: S/N needs 3 (contract 4), and sets of one N keep the same noise in their masters (a master of
+1 raw has a larger rms_master, which the tight statistical bands of a steady lamp would flag)."""
 AFTERNOON_UT_H = 18.0
 """The first set of a night starts this many hours after 0 h UT of the night's DATE (before the night)."""
 HISTORY_PROFILE = CRIRES
@@ -164,14 +168,13 @@ def history_plan(last_night: str = "2010-05-12", days: int = 42, seed: int = 0, 
         for setting_index, setting in enumerate(settings):
             n_sets = 2 if rng.random() < second_set_chance else 1
             for k in range(n_sets):
-                n_raw = 3 if k == 0 else 1
                 stepped = step_setting == setting.name and step_night is not None and night >= step_night
                 planned.append(PlannedSet(
                     name=f"{setting.name}_{k + 1}", night=night, night_index=night_index, setting=setting,
-                    n_raw=n_raw, start_mjd=round(mjd, 8), drift=(1 - drift_per_night) ** night_index,
+                    n_raw=RAWS_PER_SET, start_mjd=round(mjd, 8), drift=(1 - drift_per_night) ** night_index,
                     step=step_factor if stepped else 1.0, jitter=1.0 + jitter * float(rng.standard_normal()),
                     seed=int(np.random.SeedSequence([seed, night_index, setting_index, k]).generate_state(1)[0])))
-                mjd += (n_raw * 45.0 + 600.0) / 86400
+                mjd += (RAWS_PER_SET * 45.0 + 600.0) / 86400
     return HistoryPlan(seed=seed, nights=nights, sets=tuple(planned), drift_per_night=drift_per_night,
                        step_setting=step_setting if step_night is not None else None, step_night=step_night,
                        step_factor=step_factor, jitter=jitter)

@@ -13,7 +13,8 @@ from rich.console import Console
 from sqlalchemy import func, select
 
 from flatqc.db import connect, crires_flat, sets
-from flatqc.demo import prepare_history, write_config, write_thresholds
+from flatqc.demo import THRESHOLDS_FILE, prepare_history, write_config, write_thresholds
+from flatqc.scoring import thresholds_of
 from flatqc.settings import Settings
 from qc.synth_history import HISTORY_MANIFEST
 
@@ -23,7 +24,10 @@ ALLOWED = {"parameter", "kind", "profile", "setting", "detector", "low", "high",
 
 
 def test_the_thresholds_folder_parses_as_contract_9_toml(tmp_path: Path) -> None:
-    write_thresholds(Settings(), tmp_path / "thresholds")
+    settings = Settings(thresholds_dir=tmp_path / "thresholds")
+    write_thresholds(settings, tmp_path / "thresholds")
+    in_force = thresholds_of(settings).for_night("2010-05-12")  # the service's own reading of the folder
+    assert in_force.name == THRESHOLDS_FILE and in_force.valid_from == datetime.date(2006, 1, 1)
     files = sorted((tmp_path / "thresholds").glob("*.toml"))
     assert len(files) == 1
     data = tomllib.loads(files[0].read_text(encoding="utf-8"))
@@ -82,6 +86,9 @@ def test_the_history_is_processed_before_tonight(tmp_path: Path) -> None:
     assert rows == 4 * sum(nights.values())
     assert tonight and all((staging / entry.master).is_file() and not (tree / entry.master).exists()
                            for entry in tonight)
+    assert not (tree / "dfs_product").exists() and (tree / "qc").is_dir()  # not in the watched tree: pictures only
     manifest = json.loads((tmp_path / HISTORY_MANIFEST).read_text())
     assert manifest["nights"] == ["2010-05-10", "2010-05-11", "2010-05-12"]
+    assert all((tmp_path / "history" / entry["master"]).is_file() for entry in manifest["sets"]
+               if entry["night"] != "2010-05-12")
     assert "history: " in (tmp_path / "out.txt").read_text()

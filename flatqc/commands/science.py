@@ -29,8 +29,8 @@ from qc.profiles import PROFILES
 @click.option("--set", "sets", multiple=True, help="Write only the set(s) with this name (repeatable).")
 @click.option("--history-days", type=click.IntRange(min=0), default=0, show_default=True,
               help="Also write a history (crires only): the N nights before NIGHT and NIGHT itself, in three settings "
-                   "of their own (windowed read-outs of 32 rows), one set of 3 raws per setting and night and on "
-                   "some nights a second of 1; the lamps lose 0.15 % of their flux a night and one lamp "
+                   "of their own (windowed read-outs of 32 rows), one set of 3 raws per setting and night, on some "
+                   "nights two; the lamps lose 0.15 % of their flux a night and one lamp "
                    "(1645.000_25.000_Halogen) is 20 % weaker from two thirds of the way on; listed with every "
                    "set's lamp factors in history.json. 42 days: ~150 sets, ~300 MB.")
 def synth(out: Path, seed: int, night: str | None, profile: str, sets: tuple[str, ...], history_days: int) -> None:
