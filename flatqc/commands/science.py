@@ -32,7 +32,7 @@ from qc.profiles import PROFILES
                    "of their own (windowed read-outs of 32 rows), one set of 3 raws per setting and night, on some "
                    "nights two; the lamps lose 0.15 % of their flux a night and one lamp "
                    "(1645.000_25.000_Halogen) is 20 % weaker from two thirds of the way on; listed with every "
-                   "set's lamp factors in history.json. 42 days: ~150 sets, ~300 MB.")
+                   "set's lamp factors in history.json. 42 days: ~155 sets, ~360 MB.")
 def synth(out: Path, seed: int, night: str | None, profile: str, sets: tuple[str, ...], history_days: int) -> None:
     """Write a synthetic night (raws, masters, BPMs, references, junk) for tests and the demo.
 
