@@ -97,7 +97,8 @@ class FlatqcWorker(Worker):
             self.log.info("Worker %s: unsubscribing from channel %s", self.name, self.pubsub_channel_name)
             self.pubsub.unsubscribe()
             self.pubsub_thread.stop(timeout=1)
-            self.pubsub.close()
+            if not self.pubsub_thread.is_alive():  # closing under a thread still in get_message: AttributeError there
+                self.pubsub.close()
 
 
 WORKER_TTL_S = 60
