@@ -23,10 +23,16 @@ COMMANDS: Mapping[str, tuple[str, str]] = {
                "column of the profile's table."),
     "process": ("flatqc.commands.science:process", "Process every complete flat set found under PATHS now, without a "
                 "queue."),
+    "rescore": ("flatqc.commands.scores:rescore", "Score every set of the nights FROM..TO again against the threshold "
+                "file in force for its night."),
+    "review": ("flatqc.commands.review:review", "Accept or reject sets (SET_IDs, or every set of --night) after "
+               "looking at them, or show their decisions."),
     "status": ("flatqc.commands.operations:status", "Per night: sets done/queued/running/failed/incomplete, rejected "
                "and ignored files counted by reason (each file with --files), waiting files; queue and workers."),
     "synth": ("flatqc.commands.science:synth", "Write a synthetic night (raws, masters, BPMs, references, junk) for "
               "tests and the demo."),
+    "thresholds": ("flatqc.commands.scores:thresholds", "List the threshold files of FLATQC_THRESHOLDS_DIR and the "
+                   "thresholds in force for a night."),
     "up": ("flatqc.commands.operations:up", "Run everything here: Redis (own one unless FLATQC_REDIS_URL), the "
            "watcher, N workers."),
     "watch": ("flatqc.commands.operations:watch", "Run only the watcher (FLATQC_REDIS_URL required)."),

@@ -28,6 +28,11 @@ def make_console(stderr: bool = False) -> Console:
     return Console(stderr=stderr, width=None if stream.isatty() else PIPE_WIDTH)
 
 
+def plural(count: int, noun: str) -> str:
+    """``1 set``, ``2 sets``."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
 VERDICT_STYLE = {"passed": "bold green", "failed": "bold red", "not_assessable": "bold yellow"}
 
 

@@ -3,7 +3,8 @@
 chunk (memory stays flat however many rows), and the data dictionary of the exported columns.
 
 Columns are read from the profile's SQLAlchemy table, in table order: a column added to the table (last-good deltas,
-scores, review) is exported, shown, sortable and documented without a change here.
+scores) is exported, shown, sortable and documented without a change here. After them comes ``review``, the review
+decision in force on the row's set, joined from the ``reviews`` table in the same statement.
 """
 
 from __future__ import annotations
@@ -18,23 +19,51 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Column, DateTime, Float, Integer, Select, Table, Text, func, select
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    ColumnElement,
+    DateTime,
+    Float,
+    FromClause,
+    Integer,
+    Select,
+    Table,
+    Text,
+    func,
+    or_,
+    select,
+)
 from sqlalchemy.engine import Connection, Engine
 
 from flatqc.db import QC1_TABLES
 from flatqc.files import shown
-from qc.parameters import table_columns
+from flatqc.lifecycle.reviews import Decision, decisions_in_force
+from qc.parameters import REVIEW, table_columns
 from qc.profiles import PROFILES, profile_for_table
+from qc.scores import Score
 
 FILTERS: Mapping[str, str] = {
     "setting": "setting_key",
     "detector": "detector",
     "verdict": "verdict",
-    "score": "score",  # contract 9: the row's worst score, once the table has the column
+    "score": "score",  # contract 9: the row's worst score
+    "review": REVIEW.name,  # contract 9: the decision in force on the set
 }
-"""Query parameter (and ``flatqc export`` option) -> the QC1 column it selects on by equality; a repeated parameter
-selects any of its values. A parameter whose column the profile's table lacks is refused; the page offers only the
-others."""
+"""Query parameter (and ``flatqc export`` option) -> the exported column it selects on by equality; a repeated
+parameter selects any of its values. A parameter whose column the profile's table lacks is refused; the page offers
+only the others."""
+NONE = "none"
+"""The value of a :data:`CHOICES` parameter that selects rows where its column is empty (not scored, not reviewed)."""
+CHOICES: Mapping[str, tuple[str, ...]] = {
+    "verdict": ("passed", "failed", "not_assessable"),
+    "score": (*(s.value for s in Score), NONE),
+    "review": (*(d.value for d in Decision), NONE),
+}
+"""The values a parameter may take (any other is refused); the page offers them in this order."""
+IN_FORCE = decisions_in_force()
+REVIEW_COLUMN = IN_FORCE.c.decision.label(REVIEW.name)
+"""The ``review`` column of every export: the decision in force on the row's set, NULL when none."""
 
 NOT_EXPORTED = frozenset({"id"})
 """Columns left out of exports and pages: the surrogate key, which changes when a set is reprocessed."""
@@ -61,7 +90,7 @@ class Qc1Query:
     night_from: str | None = None
     night_to: str | None = None
     equals: tuple[tuple[str, tuple[Any, ...]], ...] = ()
-    """(column, accepted values) of each :data:`FILTERS` parameter given."""
+    """(column, accepted values) of each :data:`FILTERS` parameter given; None selects an empty column."""
     sort: str | None = None
     descending: bool = False
 
@@ -105,9 +134,9 @@ def parse_query(args: Mapping[str, Sequence[str]]) -> Qc1Query:
         values = [v for v in args.get(parameter, ()) if v != ""]
         if not values:
             continue
-        if name not in table.c:
+        if name not in table.c and name != REVIEW.name:
             raise BadQuery(f"{table.name} has no column {name} to filter on with {parameter}")
-        equals.append((name, tuple(typed(table.c[name], parameter, v) for v in values)))
+        equals.append((name, tuple(typed(column_of(table, name), parameter, v) for v in values)))
     sort = one("sort")
     if sort is not None and sort not in sortable(table):
         raise BadQuery(f"sort must be a column of {table.name} shown on the page, not {sort!r}")
@@ -117,8 +146,14 @@ def parse_query(args: Mapping[str, Sequence[str]]) -> Qc1Query:
     return Qc1Query(table, night_from, night_to, tuple(equals), sort, direction == "desc")
 
 
-def typed(column: Column[Any], parameter: str, value: str) -> Any:
-    """``value`` as the column's type: a whole number for integer columns, a number for real ones, else text."""
+def typed(column: ColumnElement[Any], parameter: str, value: str) -> Any:
+    """``value`` as the column's type: a whole number for integer columns, a number for real ones, else text; one
+    of the parameter's :data:`CHOICES` if it has them (:data:`NONE` as None)."""
+    allowed = CHOICES.get(parameter)
+    if allowed is not None:
+        if value not in allowed:
+            raise BadQuery(f"{parameter} must be one of {', '.join(allowed)}, not {value!r}")
+        return None if value == NONE else value
     try:
         if isinstance(column.type, Integer):
             return int(value)
@@ -141,12 +176,23 @@ def parse_page(args: Mapping[str, Sequence[str]]) -> tuple[int, int]:
     return numbers[0], numbers[1]
 
 
-def export_columns(table: Table) -> list[Column[Any]]:
-    """Every column of the table in table order but :data:`NOT_EXPORTED`."""
-    return [c for c in table.columns if c.name not in NOT_EXPORTED]
+def export_columns(table: Table) -> list[ColumnElement[Any]]:
+    """Every column of the table in table order but :data:`NOT_EXPORTED`, then :data:`REVIEW_COLUMN`."""
+    return [*(c for c in table.columns if c.name not in NOT_EXPORTED), REVIEW_COLUMN]
 
 
-def page_columns(table: Table) -> list[Column[Any]]:
+def column_of(table: Table, name: str) -> ColumnElement[Any]:
+    """The SQL of an exported column named ``name`` (a column of ``table``, or the review decision), to filter and
+    sort on."""
+    return IN_FORCE.c.decision if name == REVIEW.name else table.c[name]
+
+
+def source(table: Table) -> FromClause:
+    """``table`` joined to the review decisions in force (at most one per set: a row stays one row)."""
+    return table.outerjoin(IN_FORCE, IN_FORCE.c.set_id == table.c.set_id)
+
+
+def page_columns(table: Table) -> list[ColumnElement[Any]]:
     """The exported columns but the :data:`PROVENANCE` ones."""
     return [c for c in export_columns(table) if c.name not in PROVENANCE]
 
@@ -164,7 +210,9 @@ def filtered(query: Qc1Query, statement: Select[Any]) -> Select[Any]:
     if query.night_to:
         statement = statement.where(table.c.night <= query.night_to)
     for name, values in query.equals:
-        statement = statement.where(table.c[name].in_(values))
+        column, given = column_of(table, name), [v for v in values if v is not None]
+        statement = statement.where(or_(column.in_(given), column.is_(None)) if None in values
+                                    else column.in_(given))
     return statement
 
 
@@ -173,14 +221,14 @@ def rows_statement(query: Qc1Query) -> Select[Any]:
     table = query.table
     order: list[Any] = []
     if query.sort:
-        column = table.c[query.sort]
+        column = column_of(table, query.sort)
         order.append(column.desc().nulls_last() if query.descending else column.asc().nulls_last())
     order += [table.c[name] for name in DEFAULT_ORDER if name != query.sort]
-    return filtered(query, select(*export_columns(table))).order_by(*order)
+    return filtered(query, select(*export_columns(table)).select_from(source(table))).order_by(*order)
 
 
 def count_rows(conn: Connection, query: Qc1Query) -> int:
-    return conn.execute(filtered(query, select(func.count()).select_from(query.table))).scalar_one()
+    return conn.execute(filtered(query, select(func.count()).select_from(source(query.table)))).scalar_one()
 
 
 def page_rows(engine: Engine, query: Qc1Query, page: int, per_page: int) -> tuple[int, list[dict[str, Any]]]:
@@ -193,11 +241,13 @@ def page_rows(engine: Engine, query: Qc1Query, page: int, per_page: int) -> tupl
 
 
 def choices(engine: Engine, table: Table) -> dict[str, list[Any]]:
-    """The values each :data:`FILTERS` parameter can take in ``table`` (its column's distinct values)."""
+    """The values each :data:`FILTERS` parameter can take in ``table``: its :data:`CHOICES`, else its column's
+    distinct values."""
     with engine.connect() as conn:
-        return {parameter: list(conn.execute(select(table.c[name]).distinct().where(table.c[name].is_not(None))
-                                             .order_by(table.c[name])).scalars())
-                for parameter, name in FILTERS.items() if name in table.c}
+        return {parameter: list(CHOICES[parameter]) if parameter in CHOICES else
+                list(conn.execute(select(table.c[name]).distinct().where(table.c[name].is_not(None))
+                                  .order_by(table.c[name])).scalars())
+                for parameter, name in FILTERS.items() if name in table.c or parameter in CHOICES}
 
 
 Batch = list[list[Any]]
@@ -297,7 +347,7 @@ SQL_KINDS = ((Boolean, "boolean"), (Integer, "integer"), (Float, "number"), (Dat
 
 def data_dictionary(table: Table) -> list[dict[str, str]]:
     """Name, type, unit and description of each exported column, in export order."""
-    described = {c.name: c for c in table_columns(profile_for_table(table.name))}
+    described = {c.name: c for c in (*table_columns(profile_for_table(table.name)), REVIEW)}
     entries = []
     for column in export_columns(table):
         kind = next((k for t, k in SQL_KINDS if isinstance(column.type, t)), "text")

@@ -1,8 +1,8 @@
-"""Scores of QC1 rows in the database (contract 9): the threshold files of ``FLATQC_THRESHOLDS_DIR``, the history
-of earlier good rows, and the score columns and ``scores`` rows written with a set's QC1 rows (QC job and
-``flatqc process`` alike) or again by ``flatqc rescore``.
+"""Scores of QC1 rows in the database (contract 9): the history of earlier good rows, and the score columns and
+``scores`` rows written with a set's QC1 rows (QC job and ``flatqc process`` alike) or again by ``flatqc rescore``.
 
-The science (what a score is) is :mod:`qc.scores` and :mod:`qc.thresholds`; this module reads and writes.
+The science (what a score is) is :mod:`qc.scores` and :mod:`qc.thresholds`; this module reads and writes. The
+threshold files of ``FLATQC_THRESHOLDS_DIR`` are read by :mod:`flatqc.threshold_files`.
 """
 
 from __future__ import annotations
@@ -10,9 +10,6 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from datetime import date
-from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,82 +18,12 @@ from sqlalchemy.engine import Connection, Engine
 
 from flatqc.db import QC1_TABLES, scores
 from flatqc.last_good import good_set_rows
-from qc.config import QCConfig
-from qc.profiles import PROFILES, InstrumentProfile, profile_for_table
-from qc.records import QC1_NAMES
+from flatqc.threshold_files import Thresholds, scored_parameters
+from flatqc.threshold_files import load_thresholds as load_thresholds  # re-exported: read here before
+from flatqc.threshold_files import thresholds_of as thresholds_of  # re-exported: read here before
+from qc.profiles import InstrumentProfile, profile_for_table
 from qc.scores import EMPTY_HISTORY, History, RowScores, score_row, worst
-from qc.thresholds import (
-    ThresholdFile,
-    ThresholdFileError,
-    ThresholdKind,
-    built_in_thresholds,
-    file_in_force,
-    parse_threshold_file,
-    sorted_files,
-)
-
-
-def scored_parameters(profile: InstrumentProfile) -> tuple[str, ...]:
-    """The parameters of ``profile``'s QC1 rows a threshold may score (each has a ``score_<parameter>`` column)."""
-    return (*QC1_NAMES, *profile.bpm_bit_columns)
-
-
-ALL_PARAMETERS = tuple(dict.fromkeys(p for profile in PROFILES.values() for p in scored_parameters(profile)))
-
-
-@dataclass(frozen=True)
-class Thresholds:
-    """The threshold files of the folder (oldest first) and the built-in defaults; which is in force for a night."""
-
-    files: tuple[ThresholdFile, ...]
-    built_in: ThresholdFile
-    folder: Path | None = None
-
-    def for_night(self, night: str | date) -> ThresholdFile:
-        """The file in force for the night ``YYYY-MM-DD``: the newest whose ``valid_from`` <= it, else built-in."""
-        day = night if isinstance(night, date) else date.fromisoformat(night)
-        return file_in_force(self.files, day, self.built_in)
-
-
-def load_thresholds(folder: Path | None, configs: Mapping[str, QCConfig]) -> Thresholds:
-    """Read and check every ``*.toml`` of ``folder`` (None: none, the built-in thresholds only); raises
-    :class:`ThresholdFileError` for the first file that breaks the format, or for two files dated the same day.
-    Re-read only when a file changed (name, size, mtime)."""
-    built_in = built_in_thresholds(configs)
-    if folder is None:
-        return Thresholds((), built_in)
-    if not folder.is_dir():
-        raise ThresholdFileError(str(folder), None, None, "FLATQC_THRESHOLDS_DIR is not a folder")
-    paths = sorted(folder.glob("*.toml"))
-    signature = tuple((p.name, st.st_size, st.st_mtime_ns) for p in paths for st in (p.stat(),))
-    return Thresholds(_read_files(folder, signature), built_in, folder)
-
-
-@lru_cache(maxsize=8)
-def _read_files(folder: Path, signature: tuple[tuple[str, int, int], ...]) -> tuple[ThresholdFile, ...]:
-    files = [parse_threshold_file(name, _text(folder / name), ALL_PARAMETERS, PROFILES)
-             for name, _size, _mtime in signature]
-    seen: dict[date, str] = {}
-    for item in sorted_files(files):
-        if item.valid_from in seen:
-            raise ThresholdFileError(item.name, None, "valid_from",
-                                     f"{item.valid_from} is the valid_from of {seen[item.valid_from]} too: "
-                                     "one file per date")
-        seen[item.valid_from] = item.name
-    return tuple(sorted_files(files))
-
-
-def _text(path: Path) -> str:
-    """The file's text as its bytes hold it (line ends not translated), so that its content hash is that of the
-    file, as ``sha256sum`` prints it."""
-    with path.open(encoding="utf-8", newline="") as fh:
-        return fh.read()
-
-
-def thresholds_of(settings: Any) -> Thresholds:
-    """The thresholds of the service's settings (``thresholds_dir`` and each profile's limits)."""
-    return load_thresholds(settings.thresholds_dir, {name: settings.qc_config(name) for name in PROFILES})
-
+from qc.thresholds import ThresholdFile, ThresholdKind
 
 # History --------------------------------------------------------------------------------------------------------------
 
@@ -168,7 +95,7 @@ def scored_rows(conn: Connection, profile: InstrumentProfile, rows: Sequence[dic
 
 @dataclass(frozen=True)
 class Rescored:
-    """One set scored again: its night, profile, and the row score before and after (worst over its rows)."""
+    """One set scored again: its night, profile, and the set's score before and after (worst over its rows)."""
 
     set_id: str
     night: str
@@ -176,6 +103,8 @@ class Rescored:
     before: str | None
     after: str | None
     thresholds_file: str
+    changed: bool
+    """Whether any score column of its rows changed (a parameter's score, the file used), the set's score or not."""
 
 
 def sets_to_rescore(engine: Engine, night_from: str, night_to: str) -> list[tuple[Table, str]]:
@@ -201,11 +130,12 @@ def rescore_set(engine: Engine, thresholds: Thresholds, table: Table, set_id: st
             return None
         file = thresholds.for_night(rows[0]["night"])
         new = scored_rows(conn, profile, rows, file)
+        columns = score_columns_of(profile)
         for row in new:
-            conn.execute(update(table).where(table.c.id == row["id"])
-                         .values(**{k: row[k] for k in score_columns_of(profile)}))
+            conn.execute(update(table).where(table.c.id == row["id"]).values(**{k: row[k] for k in columns}))
+    changed = any(old[k] != row[k] for old, row in zip(rows, new, strict=True) for k in columns)
     return Rescored(set_id, rows[0]["night"], profile.name, _worst_text(r["score"] for r in rows),
-                    _worst_text(r["score"] for r in new), file.name)
+                    _worst_text(r["score"] for r in new), file.name, changed)
 
 
 def score_columns_of(profile: InstrumentProfile) -> tuple[str, ...]:

@@ -5,6 +5,7 @@ Shared by ``flatqc process`` (no queue) and the rq job, so both produce identica
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,8 +15,9 @@ from sqlalchemy.engine import Connection
 from flatqc import __version__
 from flatqc.db import QC1_TABLES, qc1_rows, replace_findings, replace_qc1_rows
 from flatqc.files import path_text, sha256_file, shown
-from flatqc.scoring import scored_rows, thresholds_of
+from flatqc.scoring import replace_score_details, scored_rows
 from flatqc.settings import Settings
+from flatqc.threshold_files import thresholds_of
 from qc.analysis import analyse_set
 from qc.cover import draw_cover
 from qc.last_good import LastGoodSet
@@ -23,6 +25,9 @@ from qc.plots import draw_plots
 from qc.profiles import profile_named
 from qc.records import SetResult
 from qc.sets import FlatSet
+from qc.thresholds import ThresholdFileError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -101,7 +106,9 @@ def store_qc1(conn: Connection, flatset: FlatSet, outcome: SetOutcome, settings:
               version: str | None = None) -> int:
     """Replace the set's QC1 rows, scored against the threshold file in force for its night and the earlier good
     rows (contract 9), and store its findings (reasons, notes, trend-limit warnings) in the caller's transaction;
-    returns the number of rows written."""
+    returns the number of rows written. A broken threshold file costs the scores, never the rows: they are stored
+    unscored (score columns and ``thresholds_file`` NULL, one log line naming the file's error) for ``flatqc
+    rescore`` to score later."""
     profile = profile_named(flatset.profile)
     rows = qc1_rows(
         outcome.result,
@@ -110,7 +117,14 @@ def store_qc1(conn: Connection, flatset: FlatSet, outcome: SetOutcome, settings:
         thresholds_version=settings.qc_config(profile.name).thresholds_version,
         setting_columns=profile.setting_row(dict(flatset.raws[0].setting_values)),
     )
-    rows = scored_rows(conn, profile, rows, thresholds_of(settings).for_night(flatset.night))
+    try:
+        thresholds = thresholds_of(settings).for_night(flatset.night)
+    except ThresholdFileError as exc:
+        log.warning("set %s stored without scores (flatqc rescore scores it once the file is fixed): %s",
+                    flatset.set_id, exc)
+        replace_score_details(conn, profile, flatset.set_id, [])
+    else:
+        rows = scored_rows(conn, profile, rows, thresholds)
     replace_qc1_rows(conn, QC1_TABLES[profile.table], flatset.set_id, rows)
     replace_findings(conn, flatset.set_id, version, outcome.result.findings)
     return len(rows)

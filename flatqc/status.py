@@ -1,5 +1,5 @@
 """What ``flatqc status`` (and the web pages) show: per-night counts from the ledger (backfill progress included),
-what the repair pass ended or gave up on, queue figures from Redis."""
+what the repair pass ended or gave up on, QC1 rows not scored, queue figures from Redis."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegis
 from sqlalchemy import func, or_, select
 from sqlalchemy.engine import Connection, Engine
 
-from flatqc.db import files, job_events, sets, utcnow
+from flatqc.db import QC1_TABLES, files, job_events, sets, utcnow
 from flatqc.ledger import current_versions
 from flatqc.logs import one_line
 from flatqc.queue import Lane, job_queue, queues_in_order
@@ -220,3 +220,22 @@ def repair_events(engine: Engine, limit: int = 50) -> RepairEvents:
             .where(sets.c.state == "failed", job_events.c.event == "gave up")
             .order_by(job_events.c.id.desc()).limit(limit))
         return RepairEvents([dict(r._mapping) for r in stalled], [dict(r._mapping) for r in gave_up])
+
+
+@dataclass
+class Unscored:
+    """QC1 rows stored without scores (a broken threshold file at the time, or written before scores existed), which
+    ``flatqc rescore`` scores."""
+
+    rows: int = 0
+    first_night: str | None = None
+    last_night: str | None = None
+
+
+def unscored_rows(engine: Engine) -> Unscored:
+    """How many QC1 rows have no ``thresholds_file`` (not scored), and the nights they span."""
+    with engine.connect() as conn:
+        found = [conn.execute(select(func.count(), func.min(table.c.night), func.max(table.c.night))
+                              .where(table.c.thresholds_file.is_(None))).one() for table in QC1_TABLES.values()]
+    nights = [night for _, *span in found for night in span if night]
+    return Unscored(sum(count for count, *_ in found), min(nights, default=None), max(nights, default=None))

@@ -36,6 +36,7 @@ from flatqc.readiness import wait_for_database, wait_for_redis
 from flatqc.redis_server import EmbeddedRedis
 from flatqc.settings import Settings, settings_env
 from flatqc.supervision import GaveUp, RunLock, StartFailures, record_restart
+from flatqc.threshold_files import thresholds_of
 from watcher.run import run_watcher
 
 if TYPE_CHECKING:
@@ -121,8 +122,10 @@ class Service:
         return [slot.process for slot in self.slots]
 
     def start(self) -> None:
-        """Take the run folder (:class:`~flatqc.supervision.RunFolderTaken` if another ``flatqc up`` has it), end
-        what a killed predecessor left running, then start Redis, workers, watcher and web."""
+        """Check the threshold files (:class:`~qc.thresholds.ThresholdFileError` naming a broken one), take the run
+        folder (:class:`~flatqc.supervision.RunFolderTaken` if another ``flatqc up`` has it), end what a killed
+        predecessor left running, then start Redis, workers, watcher and web."""
+        thresholds_of(self.settings)
         self.lock.acquire()
         self.children.end_leftovers()
         redis_url_file(self.settings).unlink(missing_ok=True)  # a killed predecessor's, naming a Redis now gone

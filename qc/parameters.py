@@ -32,8 +32,8 @@ class Column:
     contract: str
     """Section of the data contract (``data-contract.md``) that defines it, or ``design`` (design.md)."""
     group: str
-    """``key``, ``qc1`` (contract 4 parameter), ``bpm bit`` (CRIRES+), ``result``, ``last good`` (contract 9) or
-    ``provenance``."""
+    """``key``, ``qc1`` (contract 4 parameter), ``bpm bit`` (CRIRES+), ``result``, ``last good``, ``score``,
+    ``review`` (contract 9) or ``provenance``."""
     in_order: str = ""
     """What changes when statistics are taken over in-order pixels only (``QCConfig.in_order_only``, CRIRES+)."""
 
@@ -183,6 +183,11 @@ def score_columns(parameters: Iterable[Column]) -> tuple[Column, ...]:
         Column("thresholds_sha256", "", "content hash of that file (empty: built-in)", "sha256 of the file", "9",
                "score"),
     )
+
+
+REVIEW = Column("review", "", "the review decision in force on the set: accepted, rejected or empty (not reviewed)",
+                "the newest decision (flatqc review, set or night page) not replaced by a later one", "9", "review")
+"""Exported with every QC1 row (joined from the ``reviews`` table, not a column of the QC1 tables)."""
 
 
 def table_columns(profile: InstrumentProfile) -> tuple[Column, ...]:

@@ -154,7 +154,7 @@ OPTIONAL: Mapping[str, type | tuple[type, ...]] = {
 }
 FIXED_ONLY = ("low", "high", "severity")
 STATISTICAL_ONLY = ("window_days", "min_points", "k_warn", "k_fail")
-_HEADER = re.compile(r"^\s*\[\[\s*threshold\s*\]\]", re.MULTILINE)
+_HEADER = re.compile(r"^[ \t]*\[\[[ \t]*threshold[ \t]*\]\]", re.MULTILINE)  # [ \t]: not across lines
 _SYNTAX_LINE = re.compile(r"at line (\d+)")
 
 

@@ -23,6 +23,7 @@ from sqlalchemy.engine import Engine
 from bench.history import write_history
 from flatqc.cli import main
 from flatqc.db import connect, crires_flat
+from flatqc.lifecycle.reviews import decide
 from flatqc.settings import Settings
 from flatqc.web.app import create_app
 from qc.parameters import units as units_of
@@ -38,14 +39,22 @@ JSON_COLUMNS = ("raw_files", "raw_sha256")
 @pytest.fixture()
 def filled(db_url: str, tmp_path: Path) -> Iterator[dict[str, Any]]:
     """A ledger of 60 generated sets (240 QC1 rows over 20 nights); the first row of the filter has an odd master
-    name, two raw files and a NaN mean_flux (stored as NULL by SQLite)."""
+    name, two raw files and a NaN mean_flux (stored as NULL by SQLite). Rows are scored ok, warn or fail by turns
+    (every fourth not scored); of the filter's sets the first is accepted (after a rejection), the second rejected
+    (after an acceptance), the third rejected."""
     engine = connect(db_url)
     write_history(engine, 60)
     with engine.begin() as conn:
-        first = conn.execute(text("SELECT set_id FROM crires_flat WHERE night >= :f AND setting_key = :k "
-                                  "ORDER BY night, set_id"), {"f": FROM, "k": SETTING}).scalar()
+        chosen = conn.execute(text("SELECT DISTINCT set_id, night FROM crires_flat WHERE night >= :f AND "
+                                   "setting_key = :k ORDER BY night, set_id"), {"f": FROM, "k": SETTING}).scalars()
+        first, second, third = list(chosen)[:3]
         conn.execute(update(crires_flat).where(crires_flat.c.set_id == first, crires_flat.c.detector == DETECTOR)
                      .values(master_file=ODD_NAME, raw_files=["a.fits", "b é.fits"], mean_flux=float("nan")))
+        conn.execute(text("UPDATE crires_flat SET score = CASE id % 4 WHEN 0 THEN 'ok' WHEN 1 THEN 'warn' "
+                          "WHEN 2 THEN 'fail' END"))
+        for set_ids, decision in (([first, second], "rejected"), ([first], "accepted"), ([second, third],
+                                                                                           "rejected")):
+            decide(conn, set_ids, decision, "qc scientist")
     settings = Settings(db_url=db_url, qc_output=tmp_path / "qc", run_dir=tmp_path / "run")
     yield {"engine": engine, "url": db_url, "settings": settings,
            "client": create_app(settings, engine, None).test_client()}
@@ -53,9 +62,13 @@ def filled(db_url: str, tmp_path: Path) -> Iterator[dict[str, Any]]:
 
 
 def sql_rows(engine: Engine, where: str = "", **params: Any) -> tuple[list[str], list[tuple]]:
-    """Column names (but ``id``) and rows of crires_flat read with plain SQL, in night, set_id, detector order."""
+    """Column names (but ``id``) and rows of crires_flat with the review decision in force on their set (``review``)
+    read with plain SQL, in night, set_id, detector order."""
     with engine.connect() as conn:
-        result = conn.execute(text(f"SELECT * FROM crires_flat {where} ORDER BY night, set_id, detector"), params)
+        result = conn.execute(text(
+            "SELECT * FROM (SELECT f.*, r.decision AS review FROM crires_flat f LEFT JOIN reviews r "
+            f"ON r.set_id = f.set_id AND r.replaced_by IS NULL) AS q {where} ORDER BY night, set_id, detector"),
+            params)
         names = list(result.keys())
         rows = [tuple(v for n, v in zip(names, row, strict=True) if n != "id") for row in result]
     return [n for n in names if n != "id"], rows
@@ -144,6 +157,35 @@ def test_verdict_filter_and_all_nights(filled: dict[str, Any]) -> None:
     assert [(r["set_id"], r["detector"]) for r in both] == [(r[set_id], r[detector]) for r in everything]
 
 
+@pytest.mark.parametrize(("query", "where"), [
+    ("score=fail", "score = 'fail'"),
+    ("score=ok&score=warn", "score IN ('ok', 'warn')"),
+    ("score=none", "score IS NULL"),
+    ("review=accepted", "review = 'accepted'"),
+    ("review=rejected&score=fail", "review = 'rejected' AND score = 'fail'"),
+    ("review=none", "review IS NULL"),
+    ("review=none&review=accepted", "(review IS NULL OR review = 'accepted')"),
+])
+def test_score_and_review_filters_select_what_sql_selects(filled: dict[str, Any], query: str, where: str) -> None:
+    names, rows = sql_rows(filled["engine"], f"WHERE {where}")
+    assert rows, where
+    got = filled["client"].get(f"/api/qc1?{query}").get_json()
+    key = names.index("set_id"), names.index("detector"), names.index("review")
+    assert [(r["set_id"], r["detector"], r["review"]) for r in got] == [tuple(row[i] for i in key) for row in rows]
+    html = filled["client"].get(f"/qc1?{query}&per_page=1000").get_data(as_text=True)
+    assert f"<b>{len(rows)}</b> rows" in html
+
+
+def test_the_cli_filters_on_score_and_review(filled: dict[str, Any]) -> None:
+    web = filled["client"].get("/qc1.csv?review=rejected&review=none&score=warn").get_data()
+    args = ["export", "--db", filled["url"], "--from", "2006-01-01", "--to", "2007-01-01", "--review", "rejected",
+            "--review", "none", "--score", "warn"]
+    shown = CliRunner().invoke(main, args, catch_exceptions=False)
+    assert shown.exit_code == 0 and shown.stdout_bytes == web and web.count(b"\n") > 1
+    refused = CliRunner().invoke(main, [*args, "--review", "approved"])
+    assert refused.exit_code == 2 and "review must be one of accepted, rejected, none, not 'approved'" in refused.stderr
+
+
 def test_the_cli_writes_the_web_export(filled: dict[str, Any], tmp_path: Path) -> None:
     client: FlaskClient = filled["client"]
     for kind, path in (("csv", f"/qc1.csv?{FILTER_QUERY}"), ("json", f"/api/qc1?{FILTER_QUERY}")):
@@ -178,6 +220,10 @@ def test_the_cli_refuses_unusable_filters(filled: dict[str, Any]) -> None:
     ("sort=mean_flux;drop table sets", "sort must be a column of crires_flat shown on the page, "
                                        "not 'mean_flux;drop table sets'"),
     ("dir=up", "dir must be asc or desc, not 'up'"),
+    ("score=bad", "score must be one of ok, warn, fail, none, not 'bad'"),
+    ("score=ok&score=OK", "score must be one of ok, warn, fail, none, not 'OK'"),
+    ("review=maybe", "review must be one of accepted, rejected, none, not 'maybe'"),
+    ("verdict=passed&verdict=pass", "verdict must be one of passed, failed, not_assessable, not 'pass'"),
 ])
 def test_unusable_filters_are_refused_with_the_reason(query: str, message: str, tmp_path: Path,
                                                       sqlite_url: str) -> None:
@@ -216,7 +262,7 @@ def test_data_dictionary_names_every_column_with_units(filled: dict[str, Any]) -
     columns = client.get("/api/qc1/columns").get_json()
     assert [c["name"] for c in columns] == header
     units = {c["name"]: c["unit"] for c in columns}
-    assert units == units_of(CRIRES) and units["dit"] == "s"
+    assert units == units_of(CRIRES) | {"review": ""} and units["dit"] == "s"
     assert all(c["description"] and c["type"] for c in columns)
     plus = {c["name"]: c for c in client.get("/api/qc1/columns?profile=crires%2B").get_json()}
     assert plus["bpm_outoforder"]["unit"] == "px" and plus["bpm_outoforder"]["type"] == "integer"

@@ -20,6 +20,10 @@ from flatqc.commands.operations import says_when_database_unreachable
 @click.option("--setting", multiple=True, help="Only this setting key (repeatable: any of them).")
 @click.option("--detector", multiple=True, help="Only this detector (repeatable).")
 @click.option("--verdict", multiple=True, help="Only this verdict: passed, failed, not_assessable (repeatable).")
+@click.option("--score", multiple=True, help="Only rows of this score: ok, warn, fail, none = not scored (repeatable).")
+@click.option("--review", multiple=True,
+              help="Only sets whose review decision in force is this: accepted, rejected, none = not reviewed "
+                   "(repeatable).")
 @click.option("--format", "kind", type=click.Choice(["csv", "json"]), default="csv", show_default=True,
               help="CSV with a header line, or a JSON array of row objects.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -27,7 +31,8 @@ from flatqc.commands.operations import says_when_database_unreachable
 @click.option("--db", "db_url", default=None, help="Database URL (default: FLATQC_DB_URL, sqlite:///./var/flatqc.db).")
 @says_when_database_unreachable
 def export(date_from: date, date_to: date, profile: str, setting: tuple[str, ...], detector: tuple[str, ...],
-           verdict: tuple[str, ...], kind: str, out: Path | None, db_url: str | None) -> None:
+           verdict: tuple[str, ...], score: tuple[str, ...], review: tuple[str, ...], kind: str, out: Path | None,
+           db_url: str | None) -> None:
     """Write the QC1 rows of the nights FROM..TO as CSV or JSON, every column of the profile's table.
 
     Rows come from a server-side cursor in batches and are written as they come, so memory stays flat over years
@@ -41,7 +46,8 @@ def export(date_from: date, date_to: date, profile: str, setting: tuple[str, ...
     from flatqc.settings import Settings
 
     args = {"profile": [profile], "from": [f"{date_from:%Y-%m-%d}"], "to": [f"{date_to:%Y-%m-%d}"],
-            "setting": list(setting), "detector": list(detector), "verdict": list(verdict)}
+            "setting": list(setting), "detector": list(detector), "verdict": list(verdict), "score": list(score),
+            "review": list(review)}
     try:
         query = parse_query(args)
     except BadQuery as exc:

@@ -13,7 +13,7 @@ import os
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ParamSpec
 
@@ -84,6 +84,7 @@ def up(workers: int | None) -> None:
     from flatqc.settings import Settings
     from flatqc.supervision import GaveUp, RunFolderTaken
     from flatqc.up import Service
+    from qc.thresholds import ThresholdFileError
 
     console = make_console()  # made when the command runs: it writes to the stream of that moment
     service = Service(Settings(), workers, web=True)
@@ -99,6 +100,9 @@ def up(workers: int | None) -> None:
         service.stop()
     except (RunFolderTaken, GaveUp) as exc:
         raise click.ClickException(str(exc)) from None
+    except ThresholdFileError as exc:
+        raise click.ClickException(f"threshold file broken: {exc} (FLATQC_THRESHOLDS_DIR): fix it, then start "
+                                   "again") from None
 
 
 @click.command()
@@ -208,7 +212,16 @@ def status(night: str | None, n_nights: int, as_json: bool, list_files: bool) ->
     from flatqc.files import shown
     from flatqc.queue import redis_connection, resolve_redis_url
     from flatqc.settings import Settings
-    from flatqc.status import SET_COLUMNS, nights, problem_files, queue_status, repair_events, waiting_files
+    from flatqc.status import (
+        SET_COLUMNS,
+        nights,
+        problem_files,
+        queue_status,
+        repair_events,
+        unscored_rows,
+        waiting_files,
+    )
+    from flatqc.threshold_files import folder_name, folder_state
 
     console = make_console()
     settings = Settings()
@@ -217,6 +230,8 @@ def status(night: str | None, n_nights: int, as_json: bool, list_files: bool) ->
     queue = queue_status(settings, redis_connection(url) if url else None)
     summary = nights(engine, n_nights)
     repair = repair_events(engine)
+    scoring = folder_state(settings, datetime.now(UTC).date())
+    unscored = unscored_rows(engine)
     demo_hint(engine, "status")
     night = night or (summary[0].night if summary else None)
     problems = problem_files(engine, night)
@@ -236,6 +251,7 @@ def status(night: str | None, n_nights: int, as_json: bool, list_files: bool) ->
             "repair": asdict(repair),
             "waiting_reasons": dict(Counter(r.reason or "" for r in waiting)),
             **({"waiting_files": [dict(r._mapping) for r in waiting]} if list_files else {}),
+            "thresholds": scoring.as_dict(), "unscored": asdict(unscored),
         }, indent=2, default=str))
         return
     table = Table(title="nights")
@@ -271,6 +287,16 @@ def status(night: str | None, n_nights: int, as_json: bool, list_files: bool) ->
             console.print(f"night {n.night} {n.backfill}")
     for row in open_sets:
         console.print(f"set {row.set_id} [bold]{row.state}[/]: {row.reason or ''}")
+    if scoring.in_force is not None:
+        console.print(f"thresholds {folder_name(scoring.folder)}: in force tonight ({scoring.night}) "
+                      f"{scoring.in_force.name}", markup=False, highlight=False)
+    else:
+        console.print(f"[red]thresholds broken: {escape(scoring.error or '')}; sets are stored without scores until "
+                      "it is fixed (flatqc thresholds)[/]", highlight=False)
+    if unscored.rows:
+        console.print(f"[yellow]{unscored.rows} QC1 rows not scored (nights {unscored.first_night}.."
+                      f"{unscored.last_night}): flatqc rescore --from {unscored.first_night} --to "
+                      f"{unscored.last_night}[/]", highlight=False)
     for reason, count in Counter(r.reason or "not grouped yet" for r in waiting).most_common():
         console.print(f"{count:6d} waiting  {reason}", markup=False, highlight=False)
     for entry in reasons:

@@ -14,8 +14,10 @@ from flatqc.batch import ProcessReport, cores, process_paths
 from flatqc.console import make_console, print_report
 from flatqc.db import ALERT, connect
 from flatqc.settings import Settings
+from flatqc.threshold_files import thresholds_of
 from qc.certify import sentence
 from qc.profiles import PROFILES
+from qc.thresholds import ThresholdFileError
 
 
 @click.command()
@@ -85,6 +87,11 @@ def process(paths: tuple[Path, ...], db_url: str | None, out: Path | None, refer
         Path(settings.db_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     engine = connect(settings.db_url)
     console = make_console(stderr=as_json)
+    try:
+        thresholds_of(settings)
+    except ThresholdFileError as exc:
+        console.print(f"threshold file broken: {exc}; sets are stored without scores (`flatqc rescore` scores them "
+                      "once it is fixed)", style="yellow", markup=False, highlight=False)
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("processing sets", total=None)
         report: ProcessReport = process_paths(

@@ -9,13 +9,14 @@ in review leaves the statistical thresholds and the last good set (:func:`reject
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, insert, select, update
+from sqlalchemy import ColumnElement, Subquery, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from flatqc.db import QC1_TABLES, reviews, utcnow
@@ -61,7 +62,7 @@ def decide(conn: Connection, set_ids: Sequence[str], decision: Decision | str, r
     reviewer = reviewer.strip()
     if not reviewer:
         raise TransitionRefused("a review decision needs the reviewer's name", None)
-    processed = _processed(conn, set_ids)
+    processed = processed_sets(conn, set_ids)
     unknown = [s for s in set_ids if s not in processed]
     if unknown:
         raise TransitionRefused(f"no QC1 rows for set(s) {', '.join(unknown)}: only processed sets are reviewed",
@@ -79,8 +80,8 @@ def decide(conn: Connection, set_ids: Sequence[str], decision: Decision | str, r
     return made
 
 
-def _processed(conn: Connection, set_ids: Iterable[str]) -> dict[str, tuple[str | None, str]]:
-    """``{set_id: (version, night)}`` of those of ``set_ids`` that have QC1 rows."""
+def processed_sets(conn: Connection, set_ids: Iterable[str]) -> dict[str, tuple[str | None, str]]:
+    """``{set_id: (version, night)}`` of those of ``set_ids`` that have QC1 rows (those a decision can be made on)."""
     wanted = list(set_ids)
     found: dict[str, tuple[str | None, str]] = {}
     for table in QC1_TABLES.values():
@@ -89,11 +90,28 @@ def _processed(conn: Connection, set_ids: Iterable[str]) -> dict[str, tuple[str 
     return found
 
 
+def sets_of_night(conn: Connection, night: str) -> list[str]:
+    """The sets of ``night`` that have QC1 rows (those a decision can be made on), earliest ``MJD-OBS`` first."""
+    found: dict[str, float] = {}
+    for table in QC1_TABLES.values():
+        query = (select(table.c.set_id, func.min(table.c.mjd_obs)).where(table.c.night == night)
+                 .group_by(table.c.set_id))
+        found |= {set_id: math.inf if mjd is None else mjd for set_id, mjd in conn.execute(query)}
+    return sorted(found, key=lambda set_id: (found[set_id], set_id))
+
+
 def in_force(conn: Connection, set_ids: Iterable[str]) -> dict[str, Review]:
     """The decision in force of each of ``set_ids`` that has one."""
     query = (select(reviews).where(reviews.c.set_id.in_(list(set_ids)), reviews.c.replaced_by.is_(None))
              .order_by(reviews.c.id))  # the newest wins should two decisions have been made at the same moment
     return {row.set_id: _review(row) for row in conn.execute(query)}
+
+
+def decisions_in_force() -> Subquery:
+    """SQL: ``(set_id, decision)`` of the decision in force on each reviewed set, one row per set (the newest should
+    two have been made at the same moment, as :func:`in_force`), to join to QC1 rows by ``set_id``."""
+    newest = select(func.max(reviews.c.id)).where(reviews.c.replaced_by.is_(None)).group_by(reviews.c.set_id)
+    return select(reviews.c.set_id, reviews.c.decision).where(reviews.c.id.in_(newest)).subquery("review_in_force")
 
 
 def history(conn: Connection, set_id: str) -> list[Review]:
