@@ -208,14 +208,6 @@ def set_known(engine: Engine, set_id: str) -> bool:
         return conn.execute(select(sets.c.id).where(sets.c.set_id == set_id).limit(1)).first() is not None
 
 
-def processed_sets(engine: Engine, night: str) -> list[str]:
-    """The ids of a night's sets that have QC1 rows (those a review can decide on), sorted."""
-    with engine.connect() as conn:
-        return sorted({set_id for table in QC1_TABLES.values()
-                       for set_id in conn.execute(select(table.c.set_id).where(table.c.night == night).distinct())
-                       .scalars()})
-
-
 def _neighbour_sets(conn: Connection, table: Table, row: dict[str, Any]) -> tuple[str | None, str | None]:
     """The set observed just before and just after ``row``'s set with the same setting."""
     if row["mjd_obs"] is None:

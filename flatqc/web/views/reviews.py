@@ -79,7 +79,8 @@ def review_set(set_id: str) -> Any:
 @page_and_api(blueprint, "/nights/<night>/review", methods=("POST",))
 def review_night(night: str) -> Any:
     """Accept or reject the ticked sets of a night (``set_ids``; the API: all its processed sets when absent)."""
-    processed = queries.processed_sets(backends().engine, night)
+    with backends().engine.connect() as conn:
+        processed = reviews.sets_of_night(conn, night)
     if not processed:
         abort(404, f"no processed set in night {night}")
     fields = posted()
