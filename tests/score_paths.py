@@ -18,15 +18,8 @@ from sqlalchemy import Engine, delete, insert, select
 
 from flatqc.db import QC1_TABLES, reviews, scores, sets
 from flatqc.lifecycle.reviews import decide
-from flatqc.scoring import (
-    ALL_PARAMETERS,
-    Rescored,
-    Thresholds,
-    load_thresholds,
-    rescore_set,
-    scored_parameters,
-    scored_rows,
-)
+from flatqc.scoring import Rescored, rescore_set, scored_rows
+from flatqc.threshold_files import ALL_PARAMETERS, Thresholds, load_thresholds, scored_parameters
 from qc.profiles import PROFILES
 from qc.scores import History, score_row
 from qc.thresholds import built_in_thresholds, file_in_force, parse_threshold_file

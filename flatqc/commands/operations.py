@@ -288,8 +288,8 @@ def status(night: str | None, n_nights: int, as_json: bool, list_files: bool) ->
     for row in open_sets:
         console.print(f"set {row.set_id} [bold]{row.state}[/]: {row.reason or ''}")
     if scoring.in_force is not None:
-        console.print(f"thresholds {folder_name(scoring.folder)}: in force tonight ({scoring.night}) "
-                      f"{scoring.in_force.name}", markup=False, highlight=False)
+        console.print(f"thresholds in force tonight ({scoring.night}): {scoring.in_force.name} (folder "
+                      f"{folder_name(scoring.folder)})", markup=False, highlight=False)
     else:
         console.print(f"[red]thresholds broken: {escape(scoring.error or '')}; sets are stored without scores until "
                       "it is fixed (flatqc thresholds)[/]", highlight=False)

@@ -82,10 +82,11 @@ def thresholds(night: datetime | None, as_json: bool) -> None:
 def rescore(date_from: date, date_to: date, db_url: str | None) -> None:
     """Score every set of the nights FROM..TO again against the threshold file in force for its night.
 
-    Sets go oldest MJD-OBS first, so each is scored against the history as already scored again; running it twice
-    changes nothing. Prints how many sets were scored, those whose scores changed (the set's score before -> after)
-    and the threshold files used. Sets stored without scores (a broken threshold file at the time) are scored
-    now. A broken file ends the command with exit status 1 and its error, before anything is written.
+    Sets go oldest MJD-OBS first, each against the file in force for its night and the earlier good rows the
+    database holds (sets rejected in review or failed left out); running it twice changes nothing. Prints how many
+    sets were scored, those whose scores changed (the set's score before -> after) and the threshold files used.
+    Sets stored without scores (a broken threshold file at the time) are scored now. A broken file ends the command
+    with exit status 1 and its error, before anything is written.
     """
     from rich.markup import escape
     from rich.progress import Progress
