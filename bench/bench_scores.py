@@ -77,13 +77,13 @@ kind = "statistical"
 """The threshold file in force for the whole history and the set: contract 5's limits as fixed thresholds, and
 statistical ones (90 days, >= 5 points, 3 / 5 spreads) on four parameters."""
 PAGES = {
-    "front page /": "/",
+    "front page / (board, nights)": "/",
+    "board /api/board": "/api/board",
     "night /nights/<last night>": "/nights/{night}",
     "trends, one setting, 30 d": "/trends?key={key}&days=30",
     "trends, one setting, 90 d": "/trends?key={key}",
 }
-"""Page name -> path (``{night}``: the history's last night, ``{key}``: the set's setting). ``/`` is the list of
-nights until the board (issue 22) takes its place; a board API is one more line here."""
+"""Page name -> path (``{night}``: the history's last night, ``{key}``: the set's setting)."""
 HISTORY_TABLES = (sets, crires_flat, scores, reviews)
 """The tables a generated history fills."""
 SCORING, NO_SCORING, SCORING_ALONE = "QC path, scoring", "QC path, no scoring", "scored_rows alone"
