@@ -19,11 +19,11 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 from sqlalchemy import create_engine, func, select, text
 
+from bench.common import pg_schema
 from bench.history import write_history
 from flatqc.db import connect, crires_flat
 
@@ -110,17 +110,8 @@ def main() -> None:
         work = Path(tmp)
         bench_database("sqlite", f"sqlite:///{work / 'flatqc.db'}", args.rows, args.kind, work)
         if args.pg:
-            schema = f"bench_{uuid.uuid4().hex[:8]}"
-            admin = create_engine(args.pg)
-            with admin.begin() as conn:
-                conn.execute(text(f"CREATE SCHEMA {schema}"))
-            try:
-                bench_database("postgresql", f"{args.pg}?options=-csearch_path%3D{schema}", args.rows, args.kind,
-                               work)
-            finally:
-                with admin.begin() as conn:
-                    conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-                admin.dispose()
+            with pg_schema(args.pg) as url:
+                bench_database("postgresql", url, args.rows, args.kind, work)
 
 
 if __name__ == "__main__":

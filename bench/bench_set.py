@@ -130,8 +130,14 @@ class Bench:
 
 def prepare(profile_name: str, work: Path) -> Bench:
     """Write the ``snr_pass`` set (4 flats, with reference) of a synthetic night and claim it in a new ledger."""
-    profile = profile_named(profile_name)
-    flatset, settings = snr_pass_set(profile.name, work)
+    flatset, settings = snr_pass_set(profile_named(profile_name).name, work)
+    return claim(flatset, settings, work)
+
+
+def claim(flatset: FlatSet, settings: Settings, work: Path) -> Bench:
+    """Claim ``flatset`` in the database of ``settings`` (its schema made if need be) as the watcher would, and
+    hand it to a job (``running``)."""
+    profile = profile_named(flatset.profile)
     reference = find_reference(settings.qc_reference, profile, settings.qc_config(profile.name),
                                flatset.setting_key)
     paths = [flatset.master.path, flatset.bpm.path, *(r.path for r in flatset.raws)]

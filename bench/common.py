@@ -1,16 +1,18 @@
 """What the benchmarks share: the set the per-set ones time, the timing, and the command line; the delivery of sets
-one by one and their latencies for the service ones."""
+one by one and their latencies for the service ones; a PostgreSQL schema of their own."""
 
 from __future__ import annotations
 
 import argparse
 import statistics
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import Engine
 
 from flatqc.batch import inspect_tree
@@ -96,3 +98,18 @@ def tree_settings(tree: Path, redis_url: str | None = None) -> Settings:
     return Settings(dfs_product=tree / "dfs_product", dfs_raw=tree / "dfs_raw", qc_reference=tree / "reference",
                     qc_output=tree / "qc", run_dir=tree / "run", db_url=f"sqlite:///{tree / 'flatqc.db'}",
                     redis_url=redis_url)
+
+
+@contextmanager
+def pg_schema(base_url: str) -> Iterator[str]:
+    """URL of a fresh schema of the PostgreSQL database ``base_url`` (its search_path), dropped at the end."""
+    schema = f"bench_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(base_url)
+    with admin.begin() as conn:
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    try:
+        yield f"{base_url}?options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
