@@ -102,7 +102,10 @@ def load_trends(engine: Engine, table: Table, columns: Sequence[str], key: str |
         window = {"keys": [key] if key is not None else list(newest),
                   "since": max(known) - days if days is not None and known else -math.inf}
         rows = conn.execute(rows_query(table, columns), window).all()
-        scored = conn.execute(bounds_query(table, columns), window).all()
+        window_sets = sorted({r[2] for r in rows})
+        scored = [s for chunk in range(0, len(window_sets), SET_IDS_PER_QUERY)
+                  for s in conn.execute(bounds_query(table, columns),
+                                        {"set_ids": window_sets[chunk:chunk + SET_IDS_PER_QUERY]}).all()]
     width = len(columns)
     numbers = np.array([r[3:4 + width] for r in rows], dtype=float).reshape(len(rows), 1 + width)  # None: NaN
     bounds = scored_bounds(rows, scored, columns)
@@ -159,13 +162,18 @@ def rows_query(table: Table, columns: tuple[str, ...]) -> Select[Any]:
             .order_by(table.c.setting_key, table.c.detector, table.c.mjd_obs))
 
 
+SET_IDS_PER_QUERY = 5000
+"""Set ids bound into one :func:`bounds_query` (SQLite allows 32766 parameters)."""
+
+
 @lru_cache(maxsize=16)
 def bounds_query(table: Table, columns: tuple[str, ...]) -> Select[Any]:
-    """The ``scores`` rows of the window's sets for ``columns`` (at most one statistical and one fixed threshold per
-    QC1 row and parameter, contract 9): set, detector, parameter, kind, low, centre, high; read set by set through
-    ``ix_scores_set``."""
-    window_sets = select(table.c.set_id).where(window_of(table))
+    """The ``scores`` rows of the sets ``:set_ids`` (the window's, as the rows query read them) for ``columns`` (at
+    most one statistical and one fixed threshold per QC1 row and parameter, contract 9): set, detector, parameter,
+    kind, low, centre, high; read set by set through ``ix_scores_set``. The ids are bound as a list: given the
+    window as a subquery, PostgreSQL hashed all of ``scores`` once the window held a few hundred sets."""
     return select(scores.c.set_id, scores.c.detector, scores.c.parameter, scores.c.kind, scores.c.low,
                   scores.c.centre, scores.c.high).where(
-        scores.c.set_id.in_(window_sets), scores.c.qc1_table == table.name, scores.c.parameter.in_(columns),
+        scores.c.set_id.in_(bindparam("set_ids", expanding=True)), scores.c.qc1_table == table.name,
+        scores.c.parameter.in_(columns),
         scores.c.kind.in_([k.value for k in KINDS]))
