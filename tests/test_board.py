@@ -20,7 +20,7 @@ from flatqc.settings import Settings
 from flatqc.web.app import create_app
 from tests.test_web import chromium, open_dashboard  # noqa: F401 - chromium: the fixture, shared
 
-SCREENS = Path(__file__).resolve().parents[1] / "screens"
+SCREENS = Path(__file__).resolve().parents[1] / "test-artifacts"
 A, B, C, D = "1090.400_25.000_Halogen", "3218.600_25.000_Halogen", "4092.900_25.000_Halogen", "2199.100_15.000_Halogen"
 P = "K2166_w_0.2"
 
