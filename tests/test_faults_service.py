@@ -453,6 +453,8 @@ def test_a_job_popped_by_a_worker_that_died_before_starting_it(night: Path, mani
         deliver(night, tree, (first.sets[0].name,), junk=False)
         wait_for(lambda: set_states(sqlite_url).get(first.sets[0].set_id) == "queued", 30, "the set to be queued")
         queue = job_queue(service.settings, connection)
+        # the ledger says queued once its transaction commits; the job reaches Redis just after
+        wait_for(lambda: len(queue.get_job_ids()) == 1, 30, "the job to reach the queue")
         (job_id,) = queue.get_job_ids()
         assert connection.lrem(queue.key, 1, job_id) == 1  # popped by a worker that died at once
         wait_for(lambda: any(e.event == "requeued" and "died before starting" in e.detail
