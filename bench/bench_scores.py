@@ -44,7 +44,8 @@ from bench.bench_set import Bench, claim
 from bench.common import pg_schema, snr_pass_set
 from bench.history import GeneratedHistory, generate_history, insert_history
 from flatqc.db import crires_flat, reviews, scores, sets
-from flatqc.scoring import scored_rows, thresholds_of
+from flatqc.scoring import scored_rows
+from flatqc.threshold_files import thresholds_of
 from flatqc.web import create_app
 from qc.profiles import CRIRES
 

@@ -21,7 +21,8 @@ from sqlalchemy.engine import Engine
 from flatqc.db import crires_flat, scores, sets
 from flatqc.last_good import GOOD_VERDICTS
 from flatqc.lifecycle import reviews
-from flatqc.scoring import Thresholds, longest_window, score_columns, scored_parameters
+from flatqc.scoring import longest_window, score_columns
+from flatqc.threshold_files import Thresholds, scored_parameters
 from qc.profiles import CRIRES
 from qc.records import QC1_NAMES
 from qc.scores import History, score_row

@@ -8,7 +8,7 @@ threshold files of ``FLATQC_THRESHOLDS_DIR`` are read by :mod:`flatqc.threshold_
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -19,10 +19,8 @@ from sqlalchemy.engine import Connection, Engine
 from flatqc.db import QC1_TABLES, scores
 from flatqc.last_good import good_set_rows
 from flatqc.threshold_files import Thresholds, scored_parameters
-from flatqc.threshold_files import load_thresholds as load_thresholds  # re-exported: read here before
-from flatqc.threshold_files import thresholds_of as thresholds_of  # re-exported: read here before
 from qc.profiles import InstrumentProfile, profile_for_table
-from qc.scores import EMPTY_HISTORY, History, RowScores, score_row, worst
+from qc.scores import EMPTY_HISTORY, History, RowScores, score_row, worst_text
 from qc.thresholds import ThresholdFile, ThresholdKind
 
 # History --------------------------------------------------------------------------------------------------------------
@@ -134,8 +132,8 @@ def rescore_set(engine: Engine, thresholds: Thresholds, table: Table, set_id: st
         for row in new:
             conn.execute(update(table).where(table.c.id == row["id"]).values(**{k: row[k] for k in columns}))
     changed = any(old[k] != row[k] for old, row in zip(rows, new, strict=True) for k in columns)
-    return Rescored(set_id, rows[0]["night"], profile.name, _worst_text(r["score"] for r in rows),
-                    _worst_text(r["score"] for r in new), file.name, changed)
+    return Rescored(set_id, rows[0]["night"], profile.name, worst_text(r["score"] for r in rows),
+                    worst_text(r["score"] for r in new), file.name, changed)
 
 
 def score_columns_of(profile: InstrumentProfile) -> tuple[str, ...]:
@@ -143,6 +141,3 @@ def score_columns_of(profile: InstrumentProfile) -> tuple[str, ...]:
     return (*(f"score_{p}" for p in scored_parameters(profile)), "score", "thresholds_file", "thresholds_sha256")
 
 
-def _worst_text(values: Iterable[str | None]) -> str | None:
-    found = worst(values)
-    return None if found is None else found.value

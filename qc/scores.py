@@ -158,6 +158,11 @@ def score_row(values: Mapping[str, float | int | None], detector: int, mjd_obs: 
     return RowScores(detector, tuple(scored))
 
 
+def worst_text(values: Iterable[Score | str | None]) -> str | None:
+    """The worst of ``values`` as stored (``ok``, ``warn``, ``fail``); None when none is scored."""
+    return _text(worst(values))
+
+
 def _number(value: float | int | None) -> float | None:
     return None if value is None else float(value)
 

@@ -10,8 +10,9 @@ from sqlalchemy.engine import Engine
 
 from bench.history import REJECTED_EVERY, write_history
 from flatqc.db import connect, crires_flat, reviews, scores
-from flatqc.scoring import load_thresholds, rescore_set
+from flatqc.scoring import rescore_set
 from flatqc.settings import Settings
+from flatqc.threshold_files import load_thresholds
 from qc.profiles import PROFILES
 
 THRESHOLDS = """\

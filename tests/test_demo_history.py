@@ -14,8 +14,8 @@ from sqlalchemy import func, select
 
 from flatqc.db import connect, crires_flat, sets
 from flatqc.demo import THRESHOLDS_FILE, prepare_history, write_config, write_thresholds
-from flatqc.scoring import thresholds_of
 from flatqc.settings import Settings
+from flatqc.threshold_files import thresholds_of
 from qc.synth_history import HISTORY_MANIFEST
 
 REQUIRED = {"fixed": {"parameter", "kind"}, "statistical": {"parameter", "kind"}}

@@ -22,7 +22,8 @@ from sqlalchemy import select
 from flatqc.db import connect, crires_flat
 from flatqc.last_good import find_last_good
 from flatqc.lifecycle.reviews import decide
-from flatqc.scoring import load_thresholds, rescore_set, sets_to_rescore
+from flatqc.scoring import rescore_set, sets_to_rescore
+from flatqc.threshold_files import load_thresholds
 from qc.scores import worst
 from tests.plain_scores import KEY, PlainRow, plain_worst
 from tests.score_paths import (

@@ -18,7 +18,8 @@ from sqlalchemy import select
 from flatqc.cli import main
 from flatqc.db import connect, crires_flat
 from flatqc.lifecycle.reviews import decide
-from flatqc.scoring import load_thresholds, rescore_set, sets_to_rescore
+from flatqc.scoring import rescore_set, sets_to_rescore
+from flatqc.threshold_files import load_thresholds
 from qc.synth import SetSpec, write_set
 from tests.plain_scores import PlainRow
 from tests.score_paths import CONFIGS, Scenario, stored_of

@@ -12,7 +12,8 @@ from sqlalchemy import insert
 from sqlalchemy.engine import Engine
 
 from flatqc.db import crires_flat, sets
-from flatqc.scoring import Thresholds, rescore_set, sets_to_rescore
+from flatqc.scoring import rescore_set, sets_to_rescore
+from flatqc.threshold_files import Thresholds
 from qc.config import QCConfig
 from qc.records import QC1_NAMES
 from qc.thresholds import built_in_thresholds, parse_threshold_file

@@ -16,17 +16,11 @@ from sqlalchemy.engine import Connection
 from flatqc.db import scores
 from flatqc.lifecycle import reviews
 from qc.numbers import format_number
-from qc.scores import RANK, Score, worst
+from qc.scores import RANK, Score, worst_text
 from qc.thresholds import ThresholdKind
 
 WORST_SHOWN = 5
 """Warn and fail values listed per set on the night page (the API lists them all)."""
-
-
-def rolled_up(values: Iterable[str | None]) -> str | None:
-    """The worst of ``values`` (scores as stored: ``ok``, ``warn``, ``fail`` or None) as text; None: none scored."""
-    found = worst(values)
-    return None if found is None else found.value
 
 
 def review_counts(states: Iterable[str]) -> dict[str, int]:
@@ -97,7 +91,7 @@ class Assessments:
         fail values (``worst_scores``), the review in force (``review``, None: not reviewed), ``review_state``
         (accepted, rejected or "not reviewed") and every decision, newest first (``reviews``)."""
         decision = self.in_force.get(set_id)
-        return {"score": rolled_up(row.get("score") for row in qc1),
+        return {"score": worst_text(row.get("score") for row in qc1),
                 "worst_scores": worst_values(self.details.get(set_id, [])),
                 "review": asdict(decision) if decision else None,
                 "review_state": decision.decision.value if decision else reviews.NOT_REVIEWED,

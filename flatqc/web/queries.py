@@ -33,6 +33,7 @@ from flatqc.web import assessment
 from qc.certify import sentence
 from qc.profiles import profile_named
 from qc.records import QC1_NAMES, Finding, FindingKind
+from qc.scores import worst_text
 from qc.times import mjd_to_datetime
 
 PATH_KEYS = ("path", "master_file", "bpm_file")
@@ -161,7 +162,7 @@ def night_detail(engine: Engine, night: str) -> dict[str, Any] | None:
     for entry in ordered:
         if entry["lane"] == Lane.BACKFILL:
             backfill.add(entry["state"])
-    return {"night": night, "sets": ordered, "score": assessment.rolled_up(e["score"] for e in ordered),
+    return {"night": night, "sets": ordered, "score": worst_text(e["score"] for e in ordered),
             "review_counts": assessment.review_counts(e["review_state"] for e in ordered if e["qc1"]),
             "files": problems, "waiting_files": waiting, "open_alerts": open_alerts,
             "previous_night": previous_night, "next_night": next_night, "instruments": instruments,
